@@ -1,0 +1,75 @@
+"""Opening databases: one pragma dict for SQLite, a URL for anything else.
+
+    db = open_database("./loom-data/sessions.db")          # SqliteDatabase, DEFAULT_PRAGMAS
+    db = open_database("sqlite:////srv/loom/sessions.db")   # the same, through playhouse.db_url
+    db = open_database("postgresql://loom@127.0.0.1:5432/loom")
+    check_pragmas(db)   # {'journal_mode': 'wal', 'foreign_keys': 1, ...}
+
+peewee applies the pragmas to every new connection, and connections are per thread,
+so each thread's connection runs with the same settings.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
+
+import peewee
+from playhouse import db_url
+
+# Applied in this order on every SQLite connection. journal_mode=wal is stored in
+# the file; the others are per connection.
+DEFAULT_PRAGMAS = {
+    "journal_mode": "wal",
+    "foreign_keys": 1,
+    "synchronous": "NORMAL",
+    "cache_size": 10000,
+    "busy_timeout": 5000,
+    "temp_store": "MEMORY",
+    "mmap_size": 268435456,
+    "automatic_index": 1,
+}
+
+
+def open_database(path_or_url, pragmas: dict | None = None) -> peewee.Database:
+    """A peewee database for a file path or a database URL.
+
+    `pragmas` override single entries of DEFAULT_PRAGMAS (SQLite only; they are
+    never passed to PostgreSQL):
+
+        open_database("/tmp/x.db", pragmas={"busy_timeout": 100})
+    """
+    target = os.fspath(path_or_url)
+    if "://" not in target:
+        _create_private_file(target)
+        return peewee.SqliteDatabase(target, pragmas=_merged(pragmas))
+    if urlparse(target).scheme.startswith("sqlite"):
+        return db_url.connect(target, pragmas=_merged(pragmas))
+    return db_url.connect(target, unquote_user=True, unquote_password=True)
+
+
+def is_sqlite(database: peewee.Database) -> bool:
+    return isinstance(database, peewee.SqliteDatabase)
+
+
+def check_pragmas(database: peewee.Database) -> dict:
+    """The values in force on this thread's connection, as SQLite reports them.
+
+        check_pragmas(db)["journal_mode"]   # 'wal'
+    """
+    if not is_sqlite(database):
+        raise NotImplementedError(
+            "check_pragmas needs SQLite, not %s" % type(database).__name__
+        )
+    return {name: database.pragma(name) for name in DEFAULT_PRAGMAS}
+
+
+def _merged(pragmas: dict | None) -> dict:
+    return {**DEFAULT_PRAGMAS, **(pragmas or {})}
+
+
+def _create_private_file(path: str) -> None:
+    # SQLite gives its -wal and -shm files the mode of the database file, so
+    # creating the file 0600 keeps all three private.
+    if path != ":memory:" and not os.path.exists(path):
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -1,0 +1,102 @@
+"""Each domain's schema history, applied with peewee's own playhouse.migrations.
+
+    upgrade(database, "sessions")    # ['0001_reference_schema', '0002_query_indexes']
+    upgrade(database, "sessions")    # [] : nothing pending
+    runner(database, "sessions").down("0002_query_indexes")
+
+The files are migrations/<domain>/NNNN_name.py, shipped as loom_models.migrations.
+Each domain keeps its history in its own table, so all domains can share one
+PostgreSQL database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+import sqlite3
+
+import peewee
+from playhouse.migrations import Runner
+
+from . import migrations
+from .db import is_sqlite
+from .errors import SchemaMismatchError
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = os.path.dirname(migrations.__file__)
+
+# Any constant will do: it only has to be the same in every process.
+_POSTGRES_LOCK_KEY = 0x6C6F6F6D  # "loom"
+
+
+def runner(database: peewee.Database, domain: str) -> Runner:
+    return Runner(database, os.path.join(MIGRATIONS_DIR, domain), table_name="schema_migration_%s" % domain)
+
+
+def upgrade(database: peewee.Database, domain: str) -> list[str]:
+    """Apply the pending migrations of `domain`; return their names.
+
+    Several processes may call this on one fresh database at once: they take
+    turns, and the history is written once.
+    """
+    history = runner(database, domain)
+    if not pending(history):
+        return []
+    _backup_before_migrating(database, domain)
+    with _exclusive(database):
+        if not pending(history):
+            return []
+        return history.up()
+
+
+def pending(history: Runner) -> list[str]:
+    """The migrations not yet applied; SchemaMismatchError if the database is ahead."""
+    status = history.status()
+    if any(m.path is None for m in status):
+        raise _mismatch(status)
+    return [m.name for m in status if not m.applied]
+
+
+def check_current(database: peewee.Database, domain: str) -> None:
+    """SchemaMismatchError unless the database is exactly at the code's version."""
+    status = runner(database, domain).status()
+    if any(m.path is None or not m.applied for m in status):
+        raise _mismatch(status)
+
+
+def _mismatch(status) -> SchemaMismatchError:
+    expected = max((m.idx for m in status if m.path is not None), default=0)
+    got = max((m.idx for m in status if m.applied), default=0)
+    return SchemaMismatchError("schema version mismatch: expected %d, got %d" % (expected, got))
+
+
+@contextlib.contextmanager
+def _exclusive(database: peewee.Database):
+    """A transaction that one process at a time can be in."""
+    if is_sqlite(database):
+        with database.atomic(lock_type="IMMEDIATE"):
+            yield
+    else:
+        with database.atomic():
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_POSTGRES_LOCK_KEY,))
+            yield
+
+
+def _backup_before_migrating(database: peewee.Database, domain: str) -> str | None:
+    """A consistent copy of a SQLite file that already holds tables, next to it."""
+    if not is_sqlite(database) or database.database == ":memory:" or not database.get_tables():
+        return None
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    path = "%s.%s-%d.pre-migration.bak" % (database.database, stamp, os.getpid())
+    try:
+        database.execute_sql("VACUUM INTO ?", (path,))
+    except (peewee.OperationalError, sqlite3.Error):
+        # Never leave a partial file that looks like a backup.
+        if os.path.exists(path):
+            os.remove(path)
+        raise
+    logger.warning("loom_models: backed up %s to %s before migrating %s", database.database, path, domain)
+    return path

@@ -1,0 +1,73 @@
+"""What every domain repository shares: its database, transactions, migrations.
+
+    repo = SessionRepository.open("./loom-data/sessions.db")   # opens, migrates, owns
+    repo = SessionRepository(database)                         # wraps an open database
+    repo.migrate()                                             # applies pending migrations
+    repo.close()
+
+Backend differences are settled here, once: on SQLite a write transaction takes
+the write lock up front (BEGIN IMMEDIATE), because a deferred transaction that
+reads and then writes fails with SQLITE_BUSY under concurrency whatever the busy
+timeout; on PostgreSQL a snapshot read uses REPEATABLE READ.
+"""
+
+from __future__ import annotations
+
+import peewee
+
+from . import migrator
+from .db import is_sqlite, open_database
+from .errors import storage_call
+
+
+class Repository:
+    domain: str  # the folder of its migrations, migrations/<domain>/
+
+    def __init__(self, database: peewee.Database):
+        self.database = database
+        self._owns_database = False
+        if is_sqlite(database):
+            self._write_options = {"lock_type": "IMMEDIATE"}
+            self._snapshot_options = {}
+        else:
+            self._write_options = {}
+            self._snapshot_options = {"isolation_level": "REPEATABLE READ"}
+
+    @classmethod
+    def open(cls, path_or_url):
+        """Open the database at a path or URL, apply pending migrations, own it."""
+        repository = cls(open_database(path_or_url))
+        repository._owns_database = True
+        try:
+            repository.migrate()
+        except BaseException:
+            repository.close()
+            raise
+        return repository
+
+    @storage_call
+    def migrate(self) -> list[str]:
+        """Apply this domain's pending migrations; return the names applied."""
+        return migrator.upgrade(self.database, self.domain)
+
+    @storage_call
+    def check_schema(self) -> None:
+        """SchemaMismatchError unless the database is at this code's version."""
+        migrator.check_current(self.database, self.domain)
+
+    def close(self) -> None:
+        """Close the database if this repository opened it. Safe to call twice."""
+        if self._owns_database:
+            self.database.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def _write(self):
+        return self.database.atomic(**self._write_options)
+
+    def _snapshot(self):
+        return self.database.atomic(**self._snapshot_options)

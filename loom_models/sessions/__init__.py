@@ -1,0 +1,16 @@
+"""The sessions domain: sessions.db."""
+
+from .models import Message, Session, ToolExecution
+from .repository import SessionRepository, SessionStats
+from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
+
+__all__ = [
+    "Message",
+    "MessageSchema",
+    "Session",
+    "SessionRepository",
+    "SessionSchema",
+    "SessionStats",
+    "ToolExecution",
+    "ToolExecutionSchema",
+]

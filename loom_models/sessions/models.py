@@ -1,0 +1,70 @@
+"""Sessions, their messages and tool executions: plain peewee models.
+
+    session = Session(id="sess_abc123", name="Support", context={"user": "john"})
+    message = Message(role="user", content="Where is my order?", token_count=7)
+    run = ToolExecution(tool_name="lookup_order", input={"order": 42}, result={"status": "shipped"})
+
+They need no database to be built; a SessionRepository stores and returns them.
+The columns are the reference implementation's (REFERENCE-FORMAT.md): times in
+INTEGER seconds, JSON values in `*_json` columns.
+"""
+
+import peewee
+
+from ..base import BaseModel
+from ..fields import JSONField, UnixTimeField
+
+ROLES = ("user", "assistant", "tool", "system")
+SESSION_CONTEXTS = ("direct", "coordinator", "shared")
+
+
+class Session(BaseModel):
+    id = peewee.TextField(primary_key=True)
+    name = peewee.TextField(null=True)
+    agent_id = peewee.TextField(null=True)
+    parent_session_id = peewee.TextField(null=True)
+    context = JSONField(column_name="context_json", null_as_json=True)
+    created_at = UnixTimeField()
+    updated_at = UnixTimeField()
+    total_cost_usd = peewee.DoubleField()
+    total_tokens = peewee.BigIntegerField()
+
+    # Set by SessionRepository.load_session: the messages in order, or None when
+    # they were not loaded.
+    messages = None
+
+    class Meta:
+        table_name = "sessions"
+
+
+class Message(BaseModel):
+    id = peewee.AutoField()
+    # backref="+": `Session.messages` is the loaded list above, not a query.
+    session = peewee.ForeignKeyField(Session, column_name="session_id", on_delete="CASCADE", backref="+")
+    role = peewee.TextField()
+    content = peewee.TextField()
+    tool_calls = JSONField(column_name="tool_calls_json")
+    tool_use_id = peewee.TextField(null=True)
+    tool_result = JSONField(column_name="tool_result_json")
+    session_context = peewee.TextField()
+    timestamp = UnixTimeField()
+    token_count = peewee.BigIntegerField()
+    cost_usd = peewee.DoubleField()
+    agent_id = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "messages"
+
+
+class ToolExecution(BaseModel):
+    id = peewee.AutoField()
+    session = peewee.ForeignKeyField(Session, column_name="session_id", on_delete="CASCADE", backref="+")
+    tool_name = peewee.TextField()
+    input = JSONField(column_name="input_json", null_as_json=True)
+    result = JSONField(column_name="result_json", null_as_json=True)
+    error = peewee.TextField(null=True)
+    execution_time_ms = peewee.BigIntegerField(null=True)
+    timestamp = UnixTimeField()
+
+    class Meta:
+        table_name = "tool_executions"

@@ -1,0 +1,286 @@
+"""SessionRepository: sessions, their messages with token and cost totals, tool executions.
+
+    from loom_models import open_storage
+    from loom_models.sessions import Message, Session
+
+    with open_storage("./loom-data") as storage:
+        sessions = storage.sessions
+        sessions.save_session(Session(id="sess_1", agent_id="support", context={"user": "john"}))
+        sessions.save_message("sess_1", Message(role="user", content="Hi", token_count=2))
+        sessions.save_message("sess_1", Message(role="assistant", content="Hello!", token_count=3))
+        session = sessions.load_session("sess_1")
+        print(session.total_tokens, [m.content for m in session.messages])   # 5 ['Hi', 'Hello!']
+        sessions.delete_session("sess_1")   # and its messages and tool executions
+
+Totals belong to the store: each message adds its tokens and cost to its session
+in the transaction that inserts it, so they stay exact with many writers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import peewee
+from peewee import Tuple, fn
+
+from ..base import bind_models
+from ..errors import ForeignKeyConstraintError, NotFoundError, storage_call
+from ..fields import utc_now
+from ..repository import Repository
+from ..validation import check_id, check_limit, cutoff_time, input_of, load
+from .models import Message, Session, ToolExecution
+from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
+
+_SESSION = SessionSchema()
+_MESSAGE = MessageSchema()
+_TOOL_EXECUTION = ToolExecutionSchema()
+
+# Rows per INSERT: well under every backend's limit on bound parameters.
+_INSERT_BATCH = 500
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionStats:
+    session_count: int
+    message_count: int
+    tool_execution_count: int
+    total_cost_usd: float
+    total_tokens: int
+
+
+class SessionRepository(Repository):
+    domain = "sessions"
+
+    def __init__(self, database: peewee.Database):
+        super().__init__(database)
+        self.Session, self.Message, self.ToolExecution = bind_models(database, [Session, Message, ToolExecution])
+
+    @storage_call
+    def save_session(self, session) -> Session:
+        """Insert or update a session; its creation time and totals are kept.
+
+            repo.save_session(Session(id="sess_1", name="Support", context={"user": "john"}))
+        """
+        values = load(_SESSION, input_of(session, _SESSION, "session"))
+        S = self.Session
+        query = (
+            S.insert(**values, updated_at=utc_now(), total_cost_usd=0.0, total_tokens=0)
+            .on_conflict(
+                conflict_target=[S.id],
+                preserve=[S.name, S.agent_id, S.parent_session_id, S.context, S.updated_at],
+            )
+            .returning(S)
+        )
+        with self._write():
+            return query.execute()[0]
+
+    @storage_call
+    def load_session(self, session_id: str, *, with_messages: bool = True) -> Session:
+        """The session, with `.messages` in order unless `with_messages=False`.
+
+            session = repo.load_session("sess_1")
+            session.messages[-1].content
+        """
+        check_id(session_id, "session_id")
+        with self._snapshot():
+            session = self.Session.get_or_none(self.Session.id == session_id)
+            if session is None:
+                raise NotFoundError("session not found: %s" % session_id)
+            if with_messages:
+                session.messages = list(self._messages_of(session_id).order_by(*self._chronological()))
+        return session
+
+    @storage_call
+    def list_sessions(self, *, agent_id: str | None = None, limit: int | None = 100, before=None) -> list[Session]:
+        """Sessions most recently updated first; `before` is the previous page's last one.
+
+            page = repo.list_sessions(agent_id="support", limit=20)
+            next_page = repo.list_sessions(agent_id="support", limit=20, before=page[-1])
+        """
+        S = self.Session
+        query = S.select().order_by(S.updated_at.desc(), S.id.desc()).limit(check_limit(limit))
+        if agent_id is not None:
+            query = query.where(S.agent_id == check_id(agent_id, "agent_id"))
+        if before is not None:
+            order = (S.updated_at, S.id)
+            query = query.where(Tuple(*order) < _row(order, self._session_position(before)))
+        return list(query)
+
+    @storage_call
+    def save_message(self, session_id: str, message) -> Message:
+        """Insert a message and add its tokens and cost to the session's totals.
+
+            saved = repo.save_message("sess_1", Message(role="user", content="Hi", token_count=2))
+            saved.id
+        """
+        return self.save_messages(session_id, [message])[0]
+
+    @storage_call
+    def save_messages(self, session_id: str, messages) -> list[Message]:
+        """`save_message` for many, in one transaction: all of them or none.
+
+            repo.save_messages("sess_1", [Message(role="user", content=text) for text in texts])
+        """
+        check_id(session_id, "session_id")
+        rows = [load(_MESSAGE, input_of(m, _MESSAGE, "message")) for m in messages]
+        if not rows:
+            return []
+        M = self.Message
+        ids = []
+        with self._write():
+            self._add_to_totals(session_id, rows)
+            for start in range(0, len(rows), _INSERT_BATCH):
+                batch = [{**row, "session": session_id} for row in rows[start : start + _INSERT_BATCH]]
+                ids.extend(row[0] for row in M.insert_many(batch).returning(M.id).tuples().execute())
+        # Ids come from an increasing sequence in insertion order.
+        return [M(id=i, session=session_id, **row) for i, row in zip(sorted(ids), rows)]
+
+    @storage_call
+    def load_messages(self, session_id: str, *, limit: int | None = None, before_id: int | None = None) -> list[Message]:
+        """Messages in order; with `limit`, the latest `limit` before message `before_id`.
+
+            latest = repo.load_messages("sess_1", limit=50)
+            earlier = repo.load_messages("sess_1", limit=50, before_id=latest[0].id)
+        """
+        check_id(session_id, "session_id")
+        query = self._messages_of(session_id)
+        if before_id is not None:
+            order = self._chronological()
+            query = query.where(Tuple(*order) < _row(order, self._message_position(session_id, before_id)))
+        if limit is None:
+            return list(query.order_by(*self._chronological()))
+        latest = query.order_by(*[f.desc() for f in self._chronological()]).limit(check_limit(limit))
+        return list(latest)[::-1]
+
+    def iter_messages(self, session_id: str, batch_size: int = 1000):
+        """All messages in order, read `batch_size` at a time; no lock is held between batches.
+
+            for message in repo.iter_messages("sess_1"):
+                index(message.content)
+        """
+        check_id(session_id, "session_id")
+        check_limit(batch_size, "batch_size")
+
+        def batches():
+            position = None
+            while True:
+                batch = self._messages_after(session_id, position, batch_size)
+                yield from batch
+                if len(batch) < batch_size:
+                    return
+                position = (batch[-1].timestamp, batch[-1].id)
+
+        return batches()
+
+    @storage_call
+    def save_tool_execution(self, session_id: str, execution) -> ToolExecution:
+        """Record a tool execution of the session.
+
+            repo.save_tool_execution("sess_1", ToolExecution(tool_name="search", input={"q": "loom"}))
+        """
+        check_id(session_id, "session_id")
+        values = load(_TOOL_EXECUTION, input_of(execution, _TOOL_EXECUTION, "execution"))
+        T = self.ToolExecution
+        with self._write():
+            execution_id = T.insert(**values, session=session_id).execute()
+        return T(id=execution_id, session=session_id, **values)
+
+    @storage_call
+    def load_tool_executions(self, session_id: str) -> list[ToolExecution]:
+        """The session's tool executions in order.
+
+            [run.tool_name for run in repo.load_tool_executions("sess_1")]
+        """
+        T = self.ToolExecution
+        query = T.select().where(T.session == check_id(session_id, "session_id"))
+        return list(query.order_by(T.timestamp, T.id))
+
+    @storage_call
+    def delete_session(self, session_id: str) -> bool:
+        """Delete a session with its messages and tool executions; False if absent.
+
+            repo.delete_session("sess_1")   # True
+        """
+        S = self.Session
+        with self._write():
+            return S.delete().where(S.id == check_id(session_id, "session_id")).execute() > 0
+
+    @storage_call
+    def delete_sessions_older_than(self, cutoff) -> int:
+        """Delete the sessions not updated since `cutoff` (a datetime or a timedelta).
+
+            repo.delete_sessions_older_than(timedelta(days=30))   # how many went
+        """
+        S = self.Session
+        with self._write():
+            return S.delete().where(S.updated_at < cutoff_time(cutoff)).execute()
+
+    @storage_call
+    def get_stats(self) -> SessionStats:
+        """Counts and totals, read in one statement (one consistent snapshot).
+
+            repo.get_stats().message_count
+        """
+        S, M, T = self.Session, self.Message, self.ToolExecution
+        every = fn.COUNT(peewee.SQL("*"))
+        query = peewee.Select(
+            columns=[
+                S.select(every),
+                M.select(every),
+                T.select(every),
+                S.select(fn.COALESCE(fn.SUM(S.total_cost_usd), 0.0)),
+                S.select(fn.COALESCE(fn.SUM(S.total_tokens), 0)),
+            ]
+        )
+        sessions, messages, executions, cost, tokens = self.database.execute(query).fetchone()
+        return SessionStats(sessions, messages, executions, float(cost), int(tokens))
+
+    def _add_to_totals(self, session_id: str, rows: list[dict]) -> None:
+        S = self.Session
+        updated = (
+            S.update(
+                total_tokens=S.total_tokens + sum(row["token_count"] for row in rows),
+                total_cost_usd=S.total_cost_usd + sum(row["cost_usd"] for row in rows),
+                updated_at=utc_now(),
+            )
+            .where(S.id == session_id)
+            .execute()
+        )
+        if not updated:
+            raise ForeignKeyConstraintError("session not found: %s" % session_id)
+
+    def _messages_of(self, session_id: str):
+        return self.Message.select().where(self.Message.session == session_id)
+
+    def _chronological(self):
+        return (self.Message.timestamp, self.Message.id)
+
+    @storage_call
+    def _messages_after(self, session_id: str, position, batch_size: int) -> list[Message]:
+        query = self._messages_of(session_id)
+        if position is not None:
+            query = query.where(Tuple(*self._chronological()) > _row(self._chronological(), position))
+        return list(query.order_by(*self._chronological()).limit(batch_size))
+
+    def _message_position(self, session_id: str, message_id) -> tuple:
+        M = self.Message
+        if isinstance(message_id, bool) or not isinstance(message_id, int):
+            raise NotFoundError("message not found: %r" % (message_id,))
+        found = M.select(M.timestamp, M.id).where(M.id == message_id, M.session == session_id).first()
+        if found is None:
+            raise NotFoundError("message not found: %s" % message_id)
+        return (found.timestamp, found.id)
+
+    def _session_position(self, before) -> tuple:
+        if isinstance(before, Session):
+            return (before.updated_at, before.id)
+        found = self.Session.get_or_none(self.Session.id == check_id(before, "before"))
+        if found is None:
+            raise NotFoundError("session not found: %s" % before)
+        return (found.updated_at, found.id)
+
+
+
+def _row(fields: tuple, values: tuple) -> Tuple:
+    """The row value `values`, each as its field's column stores it (for keyset pages)."""
+    return Tuple(*(field.db_value(value) for field, value in zip(fields, values)))

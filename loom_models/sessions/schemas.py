@@ -1,0 +1,76 @@
+"""Marshmallow schemas of the sessions domain: input validation and JSON.
+
+    SessionSchema().load({"id": "sess_1", "context": {"user": "john"}})   # checked values
+    MessageSchema().dump(message)   # {'id': 1, 'session_id': 'sess_1', 'role': 'user', ...}
+
+Loading fills the defaults and normalises values to what the database will give
+back (times in whole seconds, UTC). Dump-only fields are the store's own.
+"""
+
+import uuid
+
+import marshmallow
+from marshmallow import fields, validate
+
+from ..fields import utc_now
+from ..validation import JSONObject, JSONValue, Text, UnixTime, amount, count
+from .models import ROLES, SESSION_CONTEXTS
+
+
+def _id_text(**kwargs):
+    return Text(validate=validate.Length(1, 255), **kwargs)
+
+
+def new_session_id() -> str:
+    return "sess_" + uuid.uuid4().hex
+
+
+class SessionSchema(marshmallow.Schema):
+    id = _id_text(load_default=new_session_id)
+    name = Text(allow_none=True, load_default=None)
+    agent_id = _id_text(allow_none=True, load_default=None)
+    parent_session_id = _id_text(allow_none=True, load_default=None)
+    context = JSONObject(allow_none=True, load_default=None)
+    created_at = UnixTime(load_default=utc_now)
+    updated_at = UnixTime(dump_only=True)
+    total_cost_usd = fields.Float(dump_only=True)
+    total_tokens = fields.Integer(dump_only=True)
+    messages = fields.List(fields.Nested(lambda: MessageSchema()), dump_only=True)
+
+    @marshmallow.validates_schema
+    def _not_own_parent(self, data, **kwargs):
+        if data.get("parent_session_id") is not None and data["parent_session_id"] == data.get("id"):
+            raise marshmallow.ValidationError("A session cannot be its own parent.", "parent_session_id")
+
+
+class MessageSchema(marshmallow.Schema):
+    id = fields.Integer(dump_only=True)
+    session_id = fields.String(dump_only=True)
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
+    content = Text(load_default="")
+    tool_calls = JSONValue(allow_none=True, load_default=None)
+    tool_use_id = _id_text(allow_none=True, load_default=None)
+    tool_result = JSONValue(allow_none=True, load_default=None)
+    session_context = fields.String(load_default="direct", validate=validate.OneOf(SESSION_CONTEXTS))
+    agent_id = _id_text(allow_none=True, load_default=None)
+    timestamp = UnixTime(load_default=utc_now)
+    token_count = count(load_default=0)
+    cost_usd = amount(load_default=0.0)
+
+    @marshmallow.pre_load
+    def _empty_content(self, data, **kwargs):
+        # The reference reader scans content into a string: never NULL.
+        if data.get("content", "") is None:
+            data = {**data, "content": ""}
+        return data
+
+
+class ToolExecutionSchema(marshmallow.Schema):
+    id = fields.Integer(dump_only=True)
+    session_id = fields.String(dump_only=True)
+    tool_name = Text(required=True, validate=validate.Length(1, 255))
+    input = JSONValue(allow_none=True, load_default=None)
+    result = JSONValue(allow_none=True, load_default=None)
+    error = Text(allow_none=True, load_default=None)
+    execution_time_ms = count(allow_none=True, load_default=None)
+    timestamp = UnixTime(load_default=utc_now)

@@ -1,0 +1,64 @@
+"""open_storage: every domain's repository over one data directory or one database URL.
+
+    with open_storage("./loom-data") as storage:       # or $LOOM_DATA_DIR, else ./loom-data
+        storage.sessions.save_session(Session(id="sess_1"))
+
+    open_storage(database_url="postgresql://loom@127.0.0.1:5432/loom")   # all domains, one database
+"""
+
+from __future__ import annotations
+
+import os
+
+from .db import open_database
+from .errors import storage_call
+from .sessions import SessionRepository
+
+# domain -> (file in the data directory, repository class)
+DOMAINS = {
+    "sessions": ("sessions.db", SessionRepository),
+}
+
+
+class Storage:
+    """The repositories of every domain; closing it closes the databases it opened."""
+
+    def __init__(self, repositories: dict, databases: list):
+        self._repositories = repositories
+        self._databases = databases
+        self.sessions: SessionRepository = repositories["sessions"]
+
+    def close(self) -> None:
+        """Close the databases. Safe to call twice."""
+        for database in self._databases:
+            database.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+@storage_call
+def open_storage(data_dir=None, *, database_url: str | None = None, migrate: bool = True) -> Storage:
+    """Open (creating if needed) every domain's database and apply pending migrations.
+
+    With `migrate=False` the schemas must already be current (SchemaMismatchError).
+    """
+    if database_url is not None:
+        shared = open_database(database_url)
+        databases = {domain: shared for domain in DOMAINS}
+    else:
+        data_dir = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
+        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        databases = {domain: open_database(os.path.join(data_dir, name)) for domain, (name, _) in DOMAINS.items()}
+    repositories = {domain: cls(databases[domain]) for domain, (_, cls) in DOMAINS.items()}
+    storage = Storage(repositories, list({id(db): db for db in databases.values()}.values()))
+    try:
+        for repository in repositories.values():
+            repository.migrate() if migrate else repository.check_schema()
+    except BaseException:
+        storage.close()
+        raise
+    return storage

@@ -1,0 +1,141 @@
+"""What the domain schemas share: marshmallow fields for our columns, and input checks.
+
+    class NoteSchema(marshmallow.Schema):
+        text = Text(required=True)          # a str that any backend can store
+        data = JSONValue(load_default=None)  # JSON-serialisable, returned as stored
+        at = UnixTime(resolution=1)         # aware UTC datetime, whole seconds
+
+    values = load(NoteSchema(), {"text": "hi", "at": datetime.now()})
+    check_limit(0)   # ValidationError {'limit': ['Must be a positive integer.']}
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from collections.abc import Mapping
+
+import marshmallow
+import peewee
+from marshmallow import fields
+
+from .errors import ValidationError, translate
+from .fields import UTC, to_utc
+
+MAX_INT64 = 2**63 - 1
+
+
+class Text(fields.String):
+    """A str without NUL characters or lone surrogates: both backends store it as is."""
+
+    default_error_messages = {"unstorable": "Must not contain NUL characters or lone surrogates."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise self.make_error("unstorable")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.make_error("unstorable") from None
+        return text
+
+
+class JSONValue(fields.Raw):
+    """Any JSON value; it is loaded as it will read back (tuples become lists...)."""
+
+    default_error_messages = {"not_json": "Not a JSON-serialisable value: {error}."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        try:
+            return json.loads(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError, RecursionError) as error:
+            raise self.make_error("not_json", error=error) from None
+
+
+class JSONObject(JSONValue):
+    """A JSON object (a mapping with string keys) or None."""
+
+    default_error_messages = {"not_object": "Must be a JSON object."}
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if not isinstance(value, Mapping):
+            raise self.make_error("not_object")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class UnixTime(fields.AwareDateTime):
+    """An aware UTC datetime truncated to the column's unit (naive input is UTC)."""
+
+    def __init__(self, resolution: int = 1, load_default=marshmallow.missing, **kwargs):
+        self.unit_microseconds = 1_000_000 // resolution
+        if callable(load_default):  # a default is what the database will give back, too
+            load_default = _composed(self._truncated, load_default)
+        super().__init__(default_timezone=UTC, load_default=load_default, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return self._truncated(super()._deserialize(value, attr, data, **kwargs))
+
+    def _truncated(self, moment: datetime.datetime) -> datetime.datetime:
+        moment = to_utc(moment)
+        return moment.replace(microsecond=moment.microsecond // self.unit_microseconds * self.unit_microseconds)
+
+
+def _composed(outer, inner):
+    return lambda: outer(inner())
+
+
+def count(**kwargs) -> fields.Integer:
+    """A non-negative whole number that fits a 64-bit column."""
+    return fields.Integer(strict=True, validate=marshmallow.validate.Range(0, MAX_INT64), **kwargs)
+
+
+def amount(**kwargs) -> fields.Float:
+    """A finite, non-negative number (costs)."""
+    return fields.Float(allow_nan=False, validate=marshmallow.validate.Range(min=0), **kwargs)
+
+
+def load(schema: marshmallow.Schema, data: Mapping) -> dict:
+    """`schema.load(data)`, raising our ValidationError."""
+    try:
+        return schema.load(data)
+    except marshmallow.ValidationError as error:
+        raise translate(error) from error
+
+
+def input_of(obj, schema: marshmallow.Schema, what: str) -> dict:
+    """The loadable values of a model instance, or a mapping as given.
+
+    Fields the store owns (dump-only in the schema, such as totals) are dropped from
+    an instance, so a loaded object can be saved back; a mapping is checked whole.
+    """
+    if isinstance(obj, peewee.Model):
+        return {k: v for k, v in obj.__data__.items() if k in schema.load_fields}
+    if isinstance(obj, Mapping):
+        return dict(obj)
+    raise ValidationError({what: ["Expected a %s or a mapping, got %s." % (what, type(obj).__name__)]})
+
+
+def check_limit(limit, name: str = "limit") -> int | None:
+    """None, or a positive int; 0 and negatives never mean 'everything'."""
+    if limit is None:
+        return None
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_INT64:
+        raise ValidationError({name: ["Must be a positive integer."]})
+    return limit
+
+
+def check_id(value, name: str = "id") -> str:
+    """A non-empty id of text that the database can store."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ValidationError({name: ["Must be a non-empty string without NUL characters."]})
+    return value
+
+
+def cutoff_time(cutoff) -> datetime.datetime:
+    """A datetime, or a timedelta counted back from now."""
+    if isinstance(cutoff, datetime.timedelta):
+        return datetime.datetime.now(UTC) - cutoff
+    if isinstance(cutoff, datetime.datetime):
+        return to_utc(cutoff)
+    raise ValidationError({"cutoff": ["Must be a datetime or a timedelta."]})
