@@ -150,12 +150,14 @@ def translate(error: BaseException) -> LoomStorageError:
 
 
 def _driver_error(error: BaseException) -> BaseException:
-    # peewee re-raises a driver exception as its own class with the original
-    # as first argument; the original carries the SQLSTATE.
-    while isinstance(error, peewee.PeeweeException) and error.args and isinstance(
-        error.args[0], BaseException
-    ):
-        error = error.args[0]
+    # peewee re-raises a driver exception as its own class, keeping the original
+    # as `orig` or as the exception it was handling: the original carries the
+    # SQLSTATE.
+    while isinstance(error, peewee.PeeweeException):
+        inner = getattr(error, "orig", None) or error.__context__
+        if inner is None:
+            break
+        error = inner
     return error
 
 

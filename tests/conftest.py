@@ -1,0 +1,107 @@
+"""One contract suite, two backends.
+
+The `backend` fixture is SQLite (a file in the test's temporary directory) unless
+LOOM_TEST_DATABASE_URL names a PostgreSQL database; then each test gets a
+throw-away schema of its own in it, dropped afterwards. Tests check results
+through the backend's raw SQL, not through the repository under test.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import uuid
+from urllib.parse import quote
+
+import pytest
+
+from loom_models.db import open_database
+from loom_models.sessions import SessionRepository
+
+POSTGRES_URL = os.environ.get("LOOM_TEST_DATABASE_URL")
+
+
+class SQLiteBackend:
+    name = "sqlite"
+
+    def __init__(self, tmp_path):
+        self.target = str(tmp_path / "sessions.db")
+
+    def database(self, lock_timeout_ms: int | None = None):
+        pragmas = {"busy_timeout": lock_timeout_ms} if lock_timeout_ms else None
+        return open_database(self.target, pragmas=pragmas)
+
+    def sql(self, query: str, *params) -> list[tuple]:
+        with contextlib.closing(sqlite3.connect(self.target)) as connection:
+            with connection:
+                return connection.execute(query, params).fetchall()
+
+    @contextlib.contextmanager
+    def write_lock(self):
+        """Hold the database's write lock, as another writer would."""
+        with contextlib.closing(sqlite3.connect(self.target, isolation_level=None)) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            yield
+            connection.execute("ROLLBACK")
+
+    def close(self):
+        pass
+
+
+class PostgresBackend:
+    name = "postgres"
+
+    def __init__(self, url: str):
+        import psycopg2
+
+        self._psycopg2 = psycopg2
+        self.url = url
+        self.schema = "loom_test_" + uuid.uuid4().hex[:12]
+        self.target = self._url_with("-csearch_path=%s" % self.schema)
+        self.sql("CREATE SCHEMA %s" % self.schema, search_path=False)
+
+    def _url_with(self, options: str) -> str:
+        separator = "&" if "?" in self.url else "?"
+        return "%s%soptions=%s" % (self.url, separator, quote(options))
+
+    def database(self, lock_timeout_ms: int | None = None):
+        if not lock_timeout_ms:
+            return open_database(self.target)
+        return open_database(self._url_with("-csearch_path=%s -clock_timeout=%d" % (self.schema, lock_timeout_ms)))
+
+    def _connect(self, search_path: bool = True):
+        dsn = self.url.split("?")[0]
+        options = "-csearch_path=%s" % self.schema if search_path else ""
+        return self._psycopg2.connect(dsn, options=options)
+
+    def sql(self, query: str, *params, search_path: bool = True) -> list[tuple]:
+        with contextlib.closing(self._connect(search_path)) as connection:
+            with connection, connection.cursor() as cursor:
+                cursor.execute(query.replace("?", "%s"), params)
+                return cursor.fetchall() if cursor.description else []
+
+    @contextlib.contextmanager
+    def write_lock(self):
+        """Block writers of the sessions tables (readers go on), as a long writer would."""
+        with contextlib.closing(self._connect()) as connection:
+            with connection.cursor() as cursor:
+                cursor.execute("LOCK TABLE sessions, messages, tool_executions IN EXCLUSIVE MODE")
+                yield
+            connection.rollback()
+
+    def close(self):
+        self.sql("DROP SCHEMA %s CASCADE" % self.schema, search_path=False)
+
+
+@pytest.fixture
+def backend(tmp_path):
+    store = PostgresBackend(POSTGRES_URL) if POSTGRES_URL else SQLiteBackend(tmp_path)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def repo(backend):
+    with SessionRepository.open(backend.target) as repository:
+        yield repository

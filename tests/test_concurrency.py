@@ -1,0 +1,99 @@
+"""Many writers, in threads and processes; a lock held too long; two stores side by side."""
+
+import multiprocessing
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from loom_models import DatabaseLockedError, open_storage
+from loom_models.sessions import Message, Session, SessionRepository
+
+
+def _write_messages(target, session_id, count):
+    with SessionRepository.open(target) as repo:
+        for i in range(count):
+            repo.save_message(session_id, Message(role="user", content=str(i), token_count=3, cost_usd=0.125))
+
+
+def test_four_processes_writing_to_one_session_keep_exact_totals(backend):
+    with SessionRepository.open(backend.target) as repo:
+        repo.save_session(Session(id="shared"))
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_write_messages, args=(backend.target, "shared", 200)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    assert backend.sql("SELECT COUNT(*) FROM messages WHERE session_id = 'shared'")[0][0] == 800
+    assert backend.sql("SELECT total_tokens, total_cost_usd FROM sessions")[0] == (2400, 100.0)
+
+
+def test_eight_threads_writing_to_one_session_keep_exact_totals(repo, backend):
+    repo.save_session(Session(id="shared"))
+
+    def write(_):
+        for _ in range(50):
+            repo.save_message("shared", Message(role="user", token_count=1, cost_usd=0.5))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+
+    assert repo.get_stats().message_count == 400
+    assert backend.sql("SELECT total_tokens, total_cost_usd FROM sessions")[0] == (400, 200.0)
+
+
+def test_a_writer_held_past_the_timeout_gives_database_locked(backend):
+    with SessionRepository.open(backend.target) as owner:
+        owner.save_session(Session(id="sess_1"))
+    repo = SessionRepository(backend.database(lock_timeout_ms=100))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold():
+        with backend.write_lock():
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(10)
+    try:
+        with pytest.raises(DatabaseLockedError) as caught:
+            repo.save_message("sess_1", Message(role="user", content="blocked"))
+        assert caught.value.retryable
+        assert repo.load_messages("sess_1") == []  # readers are not blocked
+    finally:
+        release.set()
+        holder.join()
+
+    repo.save_message("sess_1", Message(role="user", content="after"))
+    assert [m.content for m in repo.load_messages("sess_1")] == ["after"]
+    repo.database.close()
+
+
+def test_two_stores_in_one_process_never_interfere(tmp_path):
+    with open_storage(tmp_path / "a") as a, open_storage(tmp_path / "b") as b:
+        errors = []
+
+        def use(storage, name):
+            try:
+                for i in range(100):
+                    storage.sessions.save_session(Session(id="%s%d" % (name, i)))
+                    storage.sessions.save_message("%s%d" % (name, i), Message(role="user", content=name))
+                    message = storage.sessions.load_messages("%s%d" % (name, i))[0]
+                    assert message.content == name and message.session.id == "%s%d" % (name, i)
+            except Exception as error:  # reported below, with the other thread's
+                errors.append(error)
+
+        threads = [threading.Thread(target=use, args=(s, n)) for s, n in ((a, "a"), (b, "b"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+        assert errors == []
+        assert {s.id[0] for s in a.sessions.list_sessions(limit=None)} == {"a"}
+        assert {s.id[0] for s in b.sessions.list_sessions(limit=None)} == {"b"}
+        assert a.sessions.get_stats().message_count == b.sessions.get_stats().message_count == 100

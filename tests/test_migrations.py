@@ -1,0 +1,150 @@
+"""Schema history: the reference layout, up/down/up, a database ahead of the code,
+a backup before migrating data, and many processes opening one fresh store."""
+
+import datetime
+import glob
+import logging
+import multiprocessing
+import os
+import sqlite3
+
+import pytest
+
+from loom_models import SchemaMismatchError, open_storage
+from loom_models.migrator import MIGRATIONS_DIR, runner
+from loom_models.sessions import Message, Session, SessionRepository
+
+APPLIED = ["0001_reference_schema", "0002_query_indexes"]
+
+# Column order of REFERENCE-FORMAT.md.
+REFERENCE_COLUMNS = {
+    "sessions": [
+        "id", "name", "agent_id", "parent_session_id", "context_json", "created_at", "updated_at",
+        "total_cost_usd", "total_tokens",
+    ],
+    "messages": [
+        "id", "session_id", "role", "content", "tool_calls_json", "tool_use_id", "tool_result_json",
+        "session_context", "timestamp", "token_count", "cost_usd", "agent_id",
+    ],
+    "tool_executions": [
+        "id", "session_id", "tool_name", "input_json", "result_json", "error", "execution_time_ms", "timestamp",
+    ],
+}
+
+
+def columns(backend, table):
+    if backend.name == "sqlite":
+        return [row[1] for row in backend.sql("SELECT * FROM pragma_table_info(?)", table)]
+    return [
+        row[0]
+        for row in backend.sql(
+            "SELECT column_name FROM information_schema.columns"
+            " WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position",
+            table,
+        )
+    ]
+
+
+def history(backend):
+    return [row[0] for row in backend.sql("SELECT name FROM schema_migration_sessions ORDER BY name")]
+
+
+def test_a_fresh_database_gets_the_reference_tables_and_a_history(backend):
+    with SessionRepository.open(backend.target):
+        pass
+
+    for table, expected in REFERENCE_COLUMNS.items():
+        assert columns(backend, table) == expected
+    assert history(backend) == APPLIED
+
+
+def test_opening_again_applies_nothing(backend):
+    with SessionRepository.open(backend.target) as repo:
+        assert repo.migrate() == []
+
+
+def test_up_down_up_keeps_working(backend):
+    with SessionRepository.open(backend.target) as repo:
+        history_runner = runner(repo.database, "sessions")
+
+        assert history_runner.down() == ["0002_query_indexes"]
+        assert history_runner.down() == ["0001_reference_schema"]
+        assert history(backend) == []
+        assert "sessions" not in repo.database.get_tables()
+
+        assert repo.migrate() == APPLIED
+        repo.save_session(Session(id="again"))
+        repo.save_message("again", Message(role="user", content="still works"))
+        assert [m.content for m in repo.load_session("again").messages] == ["still works"]
+
+
+def test_a_database_ahead_of_the_code_is_refused(backend):
+    with SessionRepository.open(backend.target):
+        pass
+    backend.sql("INSERT INTO schema_migration_sessions (name, applied) VALUES ('0007_from_the_future', ?)",
+                datetime.datetime.now())
+
+    with pytest.raises(SchemaMismatchError, match="^schema version mismatch: expected 2, got 7$"):
+        SessionRepository.open(backend.target)
+
+
+def test_without_migrate_an_old_database_is_refused(tmp_path):
+    with pytest.raises(SchemaMismatchError, match="expected 2, got 0"):
+        open_storage(tmp_path, migrate=False)
+    with open_storage(tmp_path):
+        pass
+    with open_storage(tmp_path, migrate=False) as storage:
+        assert storage.sessions.list_sessions() == []
+
+
+def test_migration_files_never_import_live_models():
+    files = glob.glob(os.path.join(MIGRATIONS_DIR, "*", "[0-9]*.py"))
+
+    assert len(files) >= 2
+    for path in files:
+        with open(path) as source:
+            assert "loom_models" not in source.read(), path
+
+
+def test_data_is_backed_up_before_it_is_migrated(tmp_path, caplog):
+    path = tmp_path / "sessions.db"
+    with SessionRepository.open(path) as repo:
+        repo.save_session(Session(id="keep_me"))
+        runner(repo.database, "sessions").down()  # as if written by an older release
+
+    with caplog.at_level(logging.WARNING, logger="loom_models"):
+        with SessionRepository.open(path) as repo:
+            assert repo.load_session("keep_me").id == "keep_me"
+
+    (backup,) = glob.glob(str(tmp_path / "sessions.db.*.pre-migration.bak"))
+    assert backup in caplog.text
+    with sqlite3.connect(backup) as copy:
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert copy.execute("SELECT id FROM sessions").fetchall() == [("keep_me",)]
+        assert copy.execute("SELECT name FROM schema_migration_sessions").fetchall() == [(APPLIED[0],)]
+
+
+def test_a_fresh_database_is_not_backed_up(tmp_path):
+    with SessionRepository.open(tmp_path / "sessions.db"):
+        pass
+    assert glob.glob(str(tmp_path / "*.bak")) == []
+
+
+def _open_together(target, barrier):
+    barrier.wait()
+    with SessionRepository.open(target) as repo:
+        repo.save_session(Session(id="from_%d" % os.getpid()))
+
+
+def test_many_processes_open_one_fresh_database_at_once(backend):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=_open_together, args=(backend.target, barrier)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    assert history(backend) == APPLIED
+    assert backend.sql("SELECT COUNT(*) FROM sessions")[0][0] == 4

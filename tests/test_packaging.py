@@ -1,0 +1,46 @@
+"""A wheel carries the migrations inside the package and can migrate a database."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = """
+import loom_models, sqlite3, sys
+from loom_models import open_storage
+assert loom_models.__file__.startswith(sys.argv[1]), loom_models.__file__
+with open_storage(sys.argv[2]) as storage:
+    applied = storage.sessions.database.execute_sql("SELECT name FROM schema_migration_sessions ORDER BY name")
+    print([name for name, in applied], storage.sessions.get_stats().session_count)
+"""
+
+
+def run(*command, **kwargs):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, **kwargs)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
+    source = tmp_path / "source"
+    shutil.copytree(
+        ROOT,
+        source,
+        ignore=shutil.ignore_patterns(".git", ".venv", ".ci-venv", ".tox", "build", "dist", "*.egg-info", "__pycache__"),
+    )
+    run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source))
+    (wheel,) = (tmp_path / "dist").glob("loom_models-*.whl")
+    site = tmp_path / "site"
+    run(sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel))
+
+    assert (site / "loom_models" / "migrations" / "sessions" / "0001_reference_schema.py").exists()
+    assert not (site / "migrations").exists()  # no top-level package of that name
+
+    output = run(
+        sys.executable, "-c", CHILD, str(site), str(tmp_path / "data"),
+        cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+    )
+    assert output == "['0001_reference_schema', '0002_query_indexes'] 0\n"
+    assert (tmp_path / "data" / "sessions.db").exists()

@@ -1,0 +1,91 @@
+"""Every query the sessions repository makes is served by an index (SQLite's plans)."""
+
+import datetime
+import logging
+
+import pytest
+
+from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
+
+
+class QueryLog(logging.Handler):
+    """Collects the (sql, params) that peewee logs for each statement it runs."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.queries = []
+
+    def emit(self, record):
+        if isinstance(record.msg, tuple):
+            self.queries.append(record.msg)
+
+
+@pytest.fixture
+def sessions(tmp_path):
+    with SessionRepository.open(tmp_path / "sessions.db") as repo:
+        for i in range(3):
+            repo.save_session(Session(id="s%d" % i, agent_id="a", parent_session_id="s0" if i else None))
+            repo.save_messages("s%d" % i, [Message(role="user", content="m")] * 5)
+            repo.save_tool_execution("s%d" % i, ToolExecution(tool_name="t"))
+        repo.database.execute_sql("ANALYZE")
+        yield repo
+
+
+def statements_of(repo, call):
+    log, logger = QueryLog(), logging.getLogger("peewee")
+    level = logger.level
+    logger.addHandler(log)
+    logger.setLevel(logging.DEBUG)
+    try:
+        call(repo)
+    finally:
+        logger.removeHandler(log)
+        logger.setLevel(level)
+    return [(sql, params) for sql, params in log.queries if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE"))]
+
+
+def plan(repo, sql, params):
+    return [row[-1] for row in repo.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
+
+
+CALLS = {
+    "load_session": lambda r: r.load_session("s1"),
+    "list_sessions": lambda r: r.list_sessions(limit=2),
+    "list_sessions by agent": lambda r: r.list_sessions(agent_id="a", limit=2),
+    "list_sessions page": lambda r: r.list_sessions(agent_id="a", limit=2, before="s1"),
+    "list_sessions page, all agents": lambda r: r.list_sessions(limit=2, before="s1"),
+    "load_messages": lambda r: r.load_messages("s1"),
+    "load_messages latest": lambda r: r.load_messages("s1", limit=2),
+    "load_messages before": lambda r: r.load_messages("s1", limit=2, before_id=8),
+    "iter_messages": lambda r: list(r.iter_messages("s1", batch_size=2)),
+    "save_message": lambda r: r.save_message("s1", Message(role="user")),
+    "load_tool_executions": lambda r: r.load_tool_executions("s1"),
+    "delete_sessions_older_than": lambda r: r.delete_sessions_older_than(datetime.timedelta(days=1)),
+    "delete_session": lambda r: r.delete_session("s0"),
+}
+
+
+def needless_work(sql, step):
+    """A plan step that reads more than the answer: a scan, or a sort.
+
+    Walking an index in order under a LIMIT (the newest sessions) reads no more.
+    """
+    ordered_walk = "USING" in step and "INDEX" in step and " LIMIT " in sql
+    return "TEMP B-TREE" in step or (step.startswith("SCAN") and not ordered_walk)
+
+
+@pytest.mark.parametrize("name", list(CALLS))
+def test_no_table_scan_and_no_sort(sessions, name):
+    statements = statements_of(sessions, CALLS[name])
+
+    assert statements, "the call ran no query"
+    for sql, params in statements:
+        steps = plan(sessions, sql, params)
+        assert not [s for s in steps if needless_work(sql, s)], (sql, steps)
+
+
+def test_a_cascading_delete_finds_children_by_index(sessions):
+    # SQLite plans the foreign key actions of a delete as these lookups.
+    for table, column in [("messages", "session_id"), ("tool_executions", "session_id"), ("sessions", "parent_session_id")]:
+        steps = plan(sessions, "SELECT 1 FROM %s WHERE %s = ?" % (table, column), ("s0",))
+        assert steps and all("USING" in s and "INDEX" in s for s in steps), steps

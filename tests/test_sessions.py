@@ -1,0 +1,418 @@
+"""The SessionRepository contract, on whichever backend the `backend` fixture gives."""
+
+import datetime
+import json
+import math
+
+import pytest
+
+from loom_models import ForeignKeyConstraintError, NotFoundError, ValidationError
+from loom_models.sessions import Message, Session, SessionSchema, ToolExecution, MessageSchema
+
+UTC = datetime.timezone.utc
+
+
+def at(seconds: int) -> datetime.datetime:
+    return datetime.datetime(2026, 1, 1, tzinfo=UTC) + datetime.timedelta(seconds=seconds)
+
+
+def message_count(backend, session_id):
+    return backend.sql("SELECT COUNT(*) FROM messages WHERE session_id = ?", session_id)[0][0]
+
+
+def totals(backend, session_id):
+    return backend.sql("SELECT total_tokens, total_cost_usd FROM sessions WHERE id = ?", session_id)[0]
+
+
+# -- sessions ---------------------------------------------------------------------------
+
+
+def test_save_session_returns_the_stored_row(repo, backend):
+    saved = repo.save_session(Session(id="sess_1", name="Support", agent_id="a1", context={"user": "john"}))
+
+    assert isinstance(saved, Session)
+    assert (saved.id, saved.name, saved.agent_id, saved.context) == ("sess_1", "Support", "a1", {"user": "john"})
+    assert (saved.total_tokens, saved.total_cost_usd) == (0, 0)
+    assert saved.created_at.tzinfo is not None and saved.created_at.microsecond == 0
+    row = backend.sql("SELECT name, agent_id, created_at, updated_at FROM sessions WHERE id = 'sess_1'")[0]
+    assert row == ("Support", "a1", int(saved.created_at.timestamp()), int(saved.updated_at.timestamp()))
+
+
+def test_save_session_accepts_a_mapping_and_generates_an_id(repo):
+    saved = repo.save_session({"name": "no id given"})
+
+    assert saved.id.startswith("sess_")
+    assert repo.load_session(saved.id).name == "no id given"
+
+
+def test_save_session_again_updates_but_keeps_creation_time_and_totals(repo, backend):
+    repo.save_session(Session(id="sess_1", name="first", created_at=at(0)))
+    repo.save_message("sess_1", Message(role="user", content="hi", token_count=5, cost_usd=0.25))
+    loaded = repo.load_session("sess_1", with_messages=False)
+
+    loaded.name, loaded.context = "second", {"k": [1, 2]}
+    loaded.total_tokens, loaded.total_cost_usd, loaded.created_at = 999, 99.0, at(500)
+    saved = repo.save_session(loaded)
+
+    assert (saved.name, saved.context, saved.created_at) == ("second", {"k": [1, 2]}, at(0))
+    assert (saved.total_tokens, saved.total_cost_usd) == (5, 0.25)
+    assert totals(backend, "sess_1") == (5, 0.25)
+    assert backend.sql("SELECT created_at FROM sessions")[0][0] == int(at(0).timestamp())
+
+
+def test_load_session_with_and_without_messages(repo):
+    repo.save_session(Session(id="sess_1"))
+    repo.save_messages("sess_1", [Message(role="user", content="a"), Message(role="assistant", content="b")])
+
+    assert [m.content for m in repo.load_session("sess_1").messages] == ["a", "b"]
+    assert repo.load_session("sess_1", with_messages=False).messages is None
+
+
+def test_load_missing_session_is_not_found(repo):
+    with pytest.raises(NotFoundError, match="^session not found: nope$"):
+        repo.load_session("nope")
+
+
+def test_list_sessions_most_recently_updated_first_with_agent_filter(repo, backend):
+    for i, agent in enumerate(["a", "b", "a", "b", "a"]):
+        repo.save_session(Session(id="s%d" % i, agent_id=agent))
+    for i in range(5):  # distinct update times, s4 the most recent
+        backend.sql("UPDATE sessions SET updated_at = ? WHERE id = ?", 1000 + i, "s%d" % i)
+
+    assert [s.id for s in repo.list_sessions()] == ["s4", "s3", "s2", "s1", "s0"]
+    assert [s.id for s in repo.list_sessions(agent_id="a")] == ["s4", "s2", "s0"]
+    assert [s.id for s in repo.list_sessions(limit=2)] == ["s4", "s3"]
+
+
+def test_list_sessions_pages_by_keyset_without_gaps_or_repeats(repo, backend):
+    for i in range(7):
+        repo.save_session(Session(id="s%d" % i))
+    backend.sql("UPDATE sessions SET updated_at = 1000")  # all tied: the id decides
+
+    pages, before = [], None
+    while True:
+        page = repo.list_sessions(limit=3, before=before)
+        if not page:
+            break
+        pages.append([s.id for s in page])
+        before = page[-1]
+    assert pages == [["s6", "s5", "s4"], ["s3", "s2", "s1"], ["s0"]]
+    assert [s.id for s in repo.list_sessions(limit=3, before="s4")] == ["s3", "s2", "s1"]
+
+
+@pytest.mark.parametrize("limit", [0, -1, 1.5, "10", True])
+def test_list_sessions_rejects_bad_limits(repo, limit):
+    with pytest.raises(ValidationError) as error:
+        repo.list_sessions(limit=limit)
+    assert "limit" in error.value.messages
+
+
+def test_list_sessions_before_an_unknown_session_is_not_found(repo):
+    with pytest.raises(NotFoundError):
+        repo.list_sessions(before="missing")
+
+
+# -- messages and totals --------------------------------------------------------------------
+
+
+def test_save_message_adds_to_totals_and_bumps_updated_at(repo, backend):
+    repo.save_session(Session(id="sess_1"))
+    backend.sql("UPDATE sessions SET updated_at = 0")
+
+    saved = repo.save_message("sess_1", Message(role="user", content="hi", token_count=7, cost_usd=0.5))
+    repo.save_message("sess_1", Message(role="assistant", content="yo", token_count=3, cost_usd=0.25))
+
+    assert isinstance(saved, Message) and saved.id is not None and saved.session_id == "sess_1"
+    assert totals(backend, "sess_1") == (10, 0.75)
+    assert backend.sql("SELECT updated_at FROM sessions")[0][0] > 0
+    assert backend.sql("SELECT role, content, token_count FROM messages WHERE id = ?", saved.id) == [("user", "hi", 7)]
+
+
+def test_save_message_to_a_missing_session_is_a_foreign_key_error(repo, backend):
+    with pytest.raises(ForeignKeyConstraintError, match="session not found: ghost"):
+        repo.save_message("ghost", Message(role="user", content="hi"))
+    assert backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 0
+
+
+def test_save_messages_is_all_or_nothing(repo, backend):
+    repo.save_session(Session(id="sess_1"))
+    batch = [Message(role="user", content="ok", token_count=1), Message(role="wizard", content="bad")]
+
+    with pytest.raises(ValidationError) as error:
+        repo.save_messages("sess_1", batch)
+
+    assert "role" in error.value.messages
+    assert message_count(backend, "sess_1") == 0
+    assert totals(backend, "sess_1") == (0, 0)
+
+
+def test_save_messages_returns_ids_in_order_across_insert_batches(repo, backend):
+    repo.save_session(Session(id="sess_1"))
+    saved = repo.save_messages("sess_1", [Message(role="user", content=str(i), token_count=1) for i in range(1203)])
+
+    stored = dict(backend.sql("SELECT id, content FROM messages"))
+    assert [stored[m.id] for m in saved] == [str(i) for i in range(1203)]
+    assert totals(backend, "sess_1")[0] == 1203
+
+
+def test_messages_are_ordered_by_timestamp_then_id(repo):
+    repo.save_session(Session(id="sess_1"))
+    for content, second in [("c", 30), ("a", 10), ("b1", 20), ("b2", 20)]:
+        repo.save_message("sess_1", Message(role="user", content=content, timestamp=at(second)))
+
+    assert [m.content for m in repo.load_messages("sess_1")] == ["a", "b1", "b2", "c"]
+    assert [m.content for m in repo.iter_messages("sess_1", batch_size=1)] == ["a", "b1", "b2", "c"]
+
+
+def test_load_messages_pages_backwards_from_the_latest(repo):
+    repo.save_session(Session(id="sess_1"))
+    saved = repo.save_messages("sess_1", [Message(role="user", content=str(i), timestamp=at(i // 2)) for i in range(10)])
+
+    latest = repo.load_messages("sess_1", limit=4)
+    earlier = repo.load_messages("sess_1", limit=4, before_id=latest[0].id)
+    first = repo.load_messages("sess_1", limit=4, before_id=earlier[0].id)
+
+    assert [m.content for m in latest] == ["6", "7", "8", "9"]
+    assert [m.content for m in earlier] == ["2", "3", "4", "5"]
+    assert [m.content for m in first] == ["0", "1"]
+    assert [m.id for m in repo.load_messages("sess_1", before_id=saved[3].id)] == [m.id for m in saved[:3]]
+
+
+def test_load_messages_before_an_unknown_message_is_not_found(repo):
+    repo.save_session(Session(id="sess_1"))
+    with pytest.raises(NotFoundError, match="message not found: 12345"):
+        repo.load_messages("sess_1", before_id=12345)
+
+
+def test_iter_messages_reads_everything_in_batches(repo):
+    repo.save_session(Session(id="sess_1"))
+    repo.save_messages("sess_1", [Message(role="user", content=str(i), timestamp=at(i % 3)) for i in range(25)])
+
+    contents = [m.content for m in repo.iter_messages("sess_1", batch_size=4)]
+
+    assert sorted(contents, key=int) == [str(i) for i in range(25)]
+    assert contents == [m.content for m in repo.load_messages("sess_1")]
+
+
+def test_iter_messages_checks_its_arguments_at_once(repo):
+    with pytest.raises(ValidationError):
+        repo.iter_messages("sess_1", batch_size=0)
+
+
+def test_load_messages_of_a_session_without_any(repo):
+    assert repo.load_messages("nobody") == []
+
+
+# -- tool executions -----------------------------------------------------------------------
+
+
+def test_tool_executions_round_trip_in_order(repo):
+    repo.save_session(Session(id="sess_1"))
+    repo.save_tool_execution(
+        "sess_1", ToolExecution(tool_name="b", input={"q": 1}, result=[1, 2], execution_time_ms=12, timestamp=at(5))
+    )
+    repo.save_tool_execution("sess_1", ToolExecution(tool_name="a", error="boom", timestamp=at(1)))
+
+    runs = repo.load_tool_executions("sess_1")
+
+    assert [(r.tool_name, r.input, r.result, r.error) for r in runs] == [
+        ("a", None, None, "boom"),
+        ("b", {"q": 1}, [1, 2], None),
+    ]
+    assert runs[1].execution_time_ms == 12 and runs[1].timestamp == at(5)
+
+
+def test_tool_execution_for_a_missing_session_is_a_foreign_key_error(repo, backend):
+    with pytest.raises(ForeignKeyConstraintError):
+        repo.save_tool_execution("ghost", ToolExecution(tool_name="x"))
+    assert backend.sql("SELECT COUNT(*) FROM tool_executions")[0][0] == 0
+
+
+# -- deleting ------------------------------------------------------------------------------
+
+
+def test_delete_session_cascades_and_unlinks_children(repo, backend):
+    repo.save_session(Session(id="parent"))
+    repo.save_session(Session(id="child", parent_session_id="parent"))
+    repo.save_message("parent", Message(role="user", content="hi"))
+    repo.save_tool_execution("parent", ToolExecution(tool_name="x"))
+
+    assert repo.delete_session("parent") is True
+    assert repo.delete_session("parent") is False
+
+    assert message_count(backend, "parent") == 0
+    assert backend.sql("SELECT COUNT(*) FROM tool_executions")[0][0] == 0
+    assert backend.sql("SELECT id, parent_session_id FROM sessions") == [("child", None)]
+
+
+def test_a_parent_must_exist(repo):
+    with pytest.raises(ForeignKeyConstraintError):
+        repo.save_session(Session(id="child", parent_session_id="missing"))
+
+
+def test_delete_sessions_older_than(repo, backend):
+    for i in range(4):
+        repo.save_session(Session(id="s%d" % i))
+        repo.save_message("s%d" % i, Message(role="user"))
+    backend.sql("UPDATE sessions SET updated_at = ?", int(at(0).timestamp()))
+    backend.sql("UPDATE sessions SET updated_at = ? WHERE id IN ('s2', 's3')", int(at(100).timestamp()))
+
+    assert repo.delete_sessions_older_than(at(50)) == 2
+    assert repo.delete_sessions_older_than(datetime.timedelta(days=1)) == 2
+    assert backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 0
+
+
+def test_delete_sessions_older_than_rejects_other_cutoffs(repo):
+    with pytest.raises(ValidationError):
+        repo.delete_sessions_older_than("yesterday")
+
+
+# -- stats ---------------------------------------------------------------------------------
+
+
+def test_get_stats(repo):
+    assert tuple(vars(repo.get_stats()).values()) == (0, 0, 0, 0.0, 0)
+    for sid in ("a", "b"):
+        repo.save_session(Session(id=sid))
+        repo.save_messages(sid, [Message(role="user", token_count=2, cost_usd=0.5)] * 3)
+    repo.save_tool_execution("a", ToolExecution(tool_name="t"))
+
+    stats = repo.get_stats()
+
+    assert (stats.session_count, stats.message_count, stats.tool_execution_count) == (2, 6, 1)
+    assert (stats.total_tokens, stats.total_cost_usd) == (12, 3.0)
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+BAD_MESSAGES = [
+    ({"role": "wizard"}, "role"),
+    ({"role": "user", "token_count": -1}, "token_count"),
+    ({"role": "user", "token_count": 2**63}, "token_count"),
+    ({"role": "user", "cost_usd": math.nan}, "cost_usd"),
+    ({"role": "user", "cost_usd": -0.5}, "cost_usd"),
+    ({"role": "user", "content": "nul \x00 inside"}, "content"),
+    ({"role": "user", "content": "lone \ud800 surrogate"}, "content"),
+    ({"role": "user", "tool_calls": [object()]}, "tool_calls"),
+    ({"role": "user", "tool_result": {"x": math.inf}}, "tool_result"),
+    ({"role": "user", "session_context": "global"}, "session_context"),
+    ({"role": "user", "timestamp": "not a time"}, "timestamp"),
+    ({"content": "no role"}, "role"),
+    ({"role": "user", "colour": "blue"}, "colour"),
+]
+
+
+@pytest.mark.parametrize("message, field", BAD_MESSAGES)
+def test_bad_messages_are_rejected_and_nothing_is_written(repo, backend, message, field):
+    repo.save_session(Session(id="sess_1"))
+
+    with pytest.raises(ValidationError) as error:
+        repo.save_message("sess_1", message)
+
+    assert field in error.value.messages
+    assert message_count(backend, "sess_1") == 0
+    assert totals(backend, "sess_1") == (0, 0)
+
+
+@pytest.mark.parametrize(
+    "session, field",
+    [
+        ({"id": "s", "context": {"x": {1, 2}}}, "context"),
+        ({"id": "s", "context": ["not", "a", "map"]}, "context"),
+        ({"id": ""}, "id"),
+        ({"id": "s", "parent_session_id": "s"}, "parent_session_id"),
+        ({"id": "s", "total_tokens": 5}, "total_tokens"),
+    ],
+)
+def test_bad_sessions_are_rejected(repo, backend, session, field):
+    with pytest.raises(ValidationError) as error:
+        repo.save_session(session)
+    assert field in error.value.messages
+    assert backend.sql("SELECT COUNT(*) FROM sessions")[0][0] == 0
+
+
+@pytest.mark.parametrize("not_a_session", [None, 42, "sess_1", ["id", "x"]])
+def test_save_session_rejects_what_is_not_a_session(repo, not_a_session):
+    with pytest.raises(ValidationError):
+        repo.save_session(not_a_session)
+
+
+@pytest.mark.parametrize("session_id", [None, "", 5, "a\x00b"])
+def test_bad_session_ids_are_validation_errors(repo, session_id):
+    with pytest.raises(ValidationError):
+        repo.load_session(session_id)
+    with pytest.raises(ValidationError):
+        repo.save_message(session_id, Message(role="user"))
+
+
+# -- what lands on disk --------------------------------------------------------------------
+
+
+def test_rows_follow_the_reference_conventions(repo, backend):
+    repo.save_session(Session(id="sess_1"))  # no context
+    repo.save_message("sess_1", Message(role="user", content=None, timestamp=at(7) + datetime.timedelta(microseconds=999)))
+    repo.save_tool_execution("sess_1", ToolExecution(tool_name="t"))
+
+    assert backend.sql("SELECT context_json IS NULL FROM sessions") == [(False,)] or backend.sql(
+        "SELECT context_json IS NULL FROM sessions"
+    ) == [(0,)]
+    content, tool_calls_null, timestamp = backend.sql("SELECT content, tool_calls_json IS NULL, timestamp FROM messages")[0]
+    assert content == "" and tool_calls_null in (True, 1) and timestamp == int(at(7).timestamp())
+    assert backend.sql("SELECT input_json IS NULL FROM tool_executions")[0][0] in (False, 0)
+
+
+def test_rows_written_by_the_reference_implementation_are_read(repo, backend):
+    backend.sql(
+        "INSERT INTO sessions (id, name, agent_id, parent_session_id, context_json, created_at, updated_at,"
+        " total_cost_usd, total_tokens) VALUES ('ref', NULL, NULL, NULL, 'null', 1767225600, 1767225601, 0.5, 12)"
+    )
+    backend.sql(
+        "INSERT INTO messages (session_id, role, content, tool_calls_json, session_context, timestamp, token_count,"
+        " cost_usd) VALUES ('ref', 'assistant', '', ?, 'coordinator', 1767225601, 12, 0.5)",
+        json.dumps([{"ID": "t1", "Name": "search", "Input": {"q": "x"}, "ThoughtSignature": ""}]),
+    )
+
+    session = repo.load_session("ref")
+
+    assert session.context is None and session.created_at == at(0) and session.total_tokens == 12
+    (message,) = session.messages
+    assert message.tool_calls == [{"ID": "t1", "Name": "search", "Input": {"q": "x"}, "ThoughtSignature": ""}]
+    assert (message.session_context, message.timestamp) == ("coordinator", at(1))
+
+
+def test_returned_objects_match_a_reload(repo):
+    repo.save_session(Session(id="sess_1", context={"t": (1, 2)}))
+    saved = repo.save_message(
+        "sess_1",
+        Message(role="tool", content="r", tool_calls=[{"ID": 1}], tool_use_id="t1", tool_result={"ok": True},
+                agent_id="a", token_count=3, cost_usd=0.125, timestamp=at(3) + datetime.timedelta(milliseconds=600)),
+    )
+
+    (loaded,) = repo.load_messages("sess_1")
+
+    assert saved.__data__ == loaded.__data__
+    assert repo.load_session("sess_1").context == {"t": [1, 2]}
+
+
+# -- models and schemas --------------------------------------------------------------------
+
+
+def test_models_are_built_without_a_database():
+    session = Session(id="sess_abc123", context={"user": "john"})
+    message = Message(role="user", content="hi")
+
+    assert session.context == {"user": "john"} and session.messages is None
+    assert message.content == "hi"
+
+
+def test_schemas_dump_json(repo):
+    repo.save_session(Session(id="sess_1", context={"a": 1}))
+    repo.save_message("sess_1", Message(role="user", content="hi", timestamp=at(1)))
+
+    dumped = json.loads(json.dumps(SessionSchema().dump(repo.load_session("sess_1"))))
+
+    assert dumped["id"] == "sess_1" and dumped["context"] == {"a": 1}
+    assert dumped["messages"][0]["content"] == "hi"
+    assert dumped["messages"][0]["session_id"] == "sess_1"
+    assert dumped["messages"][0]["timestamp"] == "2026-01-01T00:00:01+00:00"
+    assert MessageSchema().load({"role": "user", "timestamp": "2026-01-01T00:00:01Z"})["timestamp"] == at(1)

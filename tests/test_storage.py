@@ -1,0 +1,69 @@
+"""open_storage: the data directory, its permissions, URLs, closing, and the README."""
+
+import os
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from loom_models import open_storage
+from loom_models.sessions import Session
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+def test_creates_a_private_data_directory(tmp_path):
+    data_dir = tmp_path / "new" / "loom-data"
+
+    with open_storage(data_dir) as storage:
+        storage.sessions.save_session(Session(id="s"))
+
+    assert mode(data_dir) == 0o700
+    assert mode(data_dir / "sessions.db") == 0o600
+
+
+def test_defaults_to_the_environment_then_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with open_storage():
+        pass
+    assert (tmp_path / "loom-data" / "sessions.db").exists()
+
+    monkeypatch.setenv("LOOM_DATA_DIR", str(tmp_path / "from-env"))
+    with open_storage():
+        pass
+    assert (tmp_path / "from-env" / "sessions.db").exists()
+
+
+def test_a_database_url_holds_every_domain(backend):
+    url = backend.target if "://" in backend.target else "sqlite:///" + backend.target
+
+    with open_storage(database_url=url) as storage:
+        storage.sessions.save_session(Session(id="via_url"))
+
+    assert backend.sql("SELECT id FROM sessions") == [("via_url",)]
+
+
+def test_close_twice(tmp_path):
+    storage = open_storage(tmp_path)
+    storage.sessions.save_session(Session(id="s"))
+    storage.close()
+    storage.close()
+
+    with open_storage(tmp_path) as again:
+        assert again.sessions.load_session("s").id == "s"
+
+
+def test_the_readme_example_runs(tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    example = re.search(r"## Use\n\n```python\n(.*?)```", readme, re.S).group(1)
+
+    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "12 ['Where is my order?', 'On its way.']\n"
+    assert (tmp_path / "loom-data" / "sessions.db").exists()
