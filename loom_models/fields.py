@@ -2,14 +2,17 @@
 
     created_at = UnixTimeField()                 # INTEGER seconds <-> aware UTC datetime
     created_at = UnixTimeField(resolution=1000)  # INTEGER milliseconds
-    context = JSONField(column_name="context_json", null_as_json=True)  # None -> 'null'
+    context = JSONField(column_name="context_json", none_as="null")  # None -> 'null'
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 
 import peewee
+
+from .errors import DatabaseCorruptError
 
 UTC = datetime.timezone.utc
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=UTC)
@@ -46,18 +49,29 @@ def to_utc(value: datetime.datetime) -> datetime.datetime:
     return value.astimezone(UTC)
 
 
-class JSONField(peewee.JSONField):
-    """peewee's portable JSON field (TEXT on SQLite, JSONB on PostgreSQL).
+class JSONField(peewee.TextField):
+    """A JSON value in a TEXT column, on every backend: the reference layout.
 
-    With `null_as_json=True`, None is stored as the JSON text `null`, never as SQL
-    NULL: the reference implementation's reader scans such columns into a string.
+    `none_as` is what None is stored as, by the reference implementation's
+    convention for the column: SQL NULL (None), the JSON text "null", or "".
+    We never query inside these values, so TEXT serves both backends alike.
     """
 
-    def __init__(self, null_as_json: bool = False, **kwargs):
-        self.null_as_json = null_as_json
+    def __init__(self, none_as: str | None = None, **kwargs):
+        self.none_as = none_as
         super().__init__(null=True, **kwargs)
 
     def db_value(self, value):
-        if value is None and self.null_as_json and self._wrap is not None:
-            return self._wrap(None)
-        return super().db_value(value)
+        if value is None:
+            return self.none_as
+        return json.dumps(value, separators=(",", ":"))
+
+    def python_value(self, value):
+        if value is None or value == "":
+            return None
+        try:
+            return json.loads(value)
+        except ValueError:
+            raise DatabaseCorruptError(
+                "invalid JSON in %s.%s: %.60r" % (self.model._meta.table_name, self.column_name, value)
+            ) from None

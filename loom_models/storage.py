@@ -24,9 +24,8 @@ class Storage:
     """The repositories of every domain; closing it closes the databases it opened."""
 
     def __init__(self, repositories: dict, databases: list):
-        self._repositories = repositories
-        self._databases = databases
         self.sessions: SessionRepository = repositories["sessions"]
+        self._databases = databases
 
     def close(self) -> None:
         """Close the databases. Safe to call twice."""

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from loom_models import ForeignKeyConstraintError, NotFoundError, ValidationError
+from loom_models import DatabaseCorruptError, ForeignKeyConstraintError, NotFoundError, ValidationError
 from loom_models.sessions import Message, Session, SessionSchema, ToolExecution, MessageSchema
 
 UTC = datetime.timezone.utc
@@ -416,3 +416,11 @@ def test_schemas_dump_json(repo):
     assert dumped["messages"][0]["session_id"] == "sess_1"
     assert dumped["messages"][0]["timestamp"] == "2026-01-01T00:00:01+00:00"
     assert MessageSchema().load({"role": "user", "timestamp": "2026-01-01T00:00:01Z"})["timestamp"] == at(1)
+
+
+def test_json_that_is_not_json_on_disk_is_corruption_not_garbage(repo, backend):
+    repo.save_session(Session(id="sess_1"))
+    backend.sql("UPDATE sessions SET context_json = '{broken'")
+
+    with pytest.raises(DatabaseCorruptError, match="sessions.context_json"):
+        repo.load_session("sess_1")
