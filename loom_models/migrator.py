@@ -22,7 +22,7 @@ from playhouse.migrations import Runner
 
 from . import migrations
 from .db import is_sqlite
-from .errors import SchemaMismatchError
+from .errors import ForeignKeyConstraintError, SchemaMismatchError
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +39,18 @@ def runner(database: peewee.Database, domain: str) -> Runner:
 def upgrade(database: peewee.Database, domain: str) -> list[str]:
     """Apply the pending migrations of `domain`; return their names.
 
-    Several processes may call this on one fresh database at once: they take
-    turns, and the history is written once.
+    Several processes may call this on one database at once: they take turns,
+    and the history is written once. A SQLite database that already holds data
+    is first copied next to itself (see `_backup`).
     """
     history = runner(database, domain)
     if not pending(history):
         return []
-    _backup_before_migrating(database, domain)
     with _exclusive(database):
-        if not pending(history):
-            return []
-        return history.up()
+        todo = pending(history)
+        if todo and is_sqlite(database) and set(database.get_tables()) - {history.table_name}:
+            _backup(database, domain)
+        return history.up() if todo else []
 
 
 def pending(history: Runner) -> list[str]:
@@ -75,28 +76,41 @@ def _mismatch(status) -> SchemaMismatchError:
 
 @contextlib.contextmanager
 def _exclusive(database: peewee.Database):
-    """A transaction that one process at a time can be in."""
-    if is_sqlite(database):
-        with database.atomic(lock_type="IMMEDIATE"):
-            yield
-    else:
+    """A transaction that one process at a time can be in, to migrate in."""
+    if not is_sqlite(database):
         with database.atomic():
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_POSTGRES_LOCK_KEY,))
             yield
+        return
+    # A migration that rebuilds a table drops it, which with foreign keys on
+    # cascades into its children. SQLite ignores the pragma inside a
+    # transaction, so the keys go off before BEGIN and are checked before COMMIT.
+    enforced = database.pragma("foreign_keys")
+    database.pragma("foreign_keys", 0)
+    try:
+        with database.atomic(lock_type="IMMEDIATE"):
+            yield
+            if database.execute_sql("PRAGMA foreign_key_check").fetchone():
+                raise ForeignKeyConstraintError("a migration left rows whose foreign keys match nothing")
+    finally:
+        database.pragma("foreign_keys", enforced)
 
 
-def _backup_before_migrating(database: peewee.Database, domain: str) -> str | None:
-    """A consistent copy of a SQLite file that already holds tables, next to it."""
-    if not is_sqlite(database) or database.database == ":memory:" or not database.get_tables():
-        return None
+def _backup(database: peewee.SqliteDatabase, domain: str) -> None:
+    """Copy the database next to itself with SQLite's online backup API.
+
+    Called while this connection holds the write lock, so the copy is exactly
+    what the migrations start from; it reads through a second connection because
+    the backup API cannot read from a connection that is writing.
+    """
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     path = "%s.%s-%d.pre-migration.bak" % (database.database, stamp, os.getpid())
+    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # ours alone
     try:
-        database.execute_sql("VACUUM INTO ?", (path,))
-    except (peewee.OperationalError, sqlite3.Error):
-        # Never leave a partial file that looks like a backup.
-        if os.path.exists(path):
-            os.remove(path)
+        with contextlib.closing(sqlite3.connect(database.database)) as source:
+            with contextlib.closing(sqlite3.connect(path)) as copy:
+                source.backup(copy)
+    except BaseException:
+        os.remove(path)  # never leave a partial file that looks like a backup
         raise
     logger.warning("loom_models: backed up %s to %s before migrating %s", database.database, path, domain)
-    return path

@@ -6,11 +6,14 @@ import glob
 import logging
 import multiprocessing
 import os
+import shutil
 import sqlite3
+import stat
 
 import pytest
 
 from loom_models import SchemaMismatchError, open_storage
+from loom_models import migrator
 from loom_models.migrator import MIGRATIONS_DIR, runner
 from loom_models.sessions import Message, Session, SessionRepository
 
@@ -118,6 +121,7 @@ def test_data_is_backed_up_before_it_is_migrated(tmp_path, caplog):
 
     (backup,) = glob.glob(str(tmp_path / "sessions.db.*.pre-migration.bak"))
     assert backup in caplog.text
+    assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
     with sqlite3.connect(backup) as copy:
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert copy.execute("SELECT id FROM sessions").fetchall() == [("keep_me",)]
@@ -148,3 +152,54 @@ def test_many_processes_open_one_fresh_database_at_once(backend):
     assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
     assert history(backend) == APPLIED
     assert backend.sql("SELECT COUNT(*) FROM sessions")[0][0] == 4
+
+
+REBUILD = """
+from peewee import TextField
+
+def up(migrator, db):
+    # On SQLite this rebuilds the table: create a copy, move the rows, drop, rename.
+    migrator.migrate(migrator.add_column_default("sessions", "name", "untitled"))
+
+def down(migrator, db):
+    migrator.migrate(migrator.drop_column_default("sessions", "name"))
+"""
+
+
+def test_a_migration_that_rebuilds_a_table_keeps_its_children(backend, tmp_path, monkeypatch):
+    with SessionRepository.open(backend.target) as repo:
+        repo.save_session(Session(id="parent"))
+        repo.save_session(Session(id="child", parent_session_id="parent"))
+        repo.save_messages("parent", [Message(role="user", content="keep")] * 3)
+    shutil.copytree(os.path.join(MIGRATIONS_DIR, "sessions"), tmp_path / "migrations" / "sessions")
+    (tmp_path / "migrations" / "sessions" / "0003_name_default.py").write_text(REBUILD)
+    monkeypatch.setattr(migrator, "MIGRATIONS_DIR", str(tmp_path / "migrations"))
+
+    with SessionRepository.open(backend.target) as repo:
+        assert history(backend)[-1] == "0003_name_default"
+        assert len(repo.load_session("parent").messages) == 3
+        assert repo.load_session("child").parent_session_id == "parent"
+        if backend.name == "sqlite":
+            assert repo.database.pragma("foreign_keys") == 1
+            assert repo.database.execute_sql("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_many_processes_opening_a_database_with_data_back_it_up_once(tmp_path):
+    path = tmp_path / "sessions.db"
+    with SessionRepository.open(path) as repo:
+        repo.save_session(Session(id="keep_me"))
+        runner(repo.database, "sessions").down()
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    workers = [context.Process(target=_open_together, args=(str(path), barrier)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+
+    assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
+    assert len(glob.glob(str(tmp_path / "*.pre-migration.bak"))) == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [(n,) for n in APPLIED]
+        assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (5,)
