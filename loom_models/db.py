@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 import peewee
 from playhouse import db_url
 
+from .errors import ValidationError
+
 # Applied in this order on every SQLite connection. journal_mode=wal is stored in
 # the file; the others are per connection.
 DEFAULT_PRAGMAS = {
@@ -39,13 +41,19 @@ def open_database(path_or_url, pragmas: dict | None = None) -> peewee.Database:
 
         open_database("/tmp/x.db", pragmas={"busy_timeout": 100})
     """
+    if not isinstance(path_or_url, (str, os.PathLike)) or not os.fspath(path_or_url):
+        raise ValidationError({"path_or_url": ["Must be a file path or a database URL."]})
     target = os.fspath(path_or_url)
     if "://" not in target:
         _create_private_file(target)
         return peewee.SqliteDatabase(target, pragmas=_merged(pragmas))
-    if urlparse(target).scheme.startswith("sqlite"):
+    scheme = urlparse(target).scheme
+    if scheme.startswith("sqlite"):
+        _create_private_file(urlparse(target).path[1:])
         return db_url.connect(target, pragmas=_merged(pragmas))
-    return db_url.connect(target, unquote_user=True, unquote_password=True)
+    if scheme.startswith("postgres"):
+        return db_url.connect(target, unquote_user=True, unquote_password=True)
+    raise ValidationError({"path_or_url": ["Unsupported database URL scheme %r." % scheme]})
 
 
 def is_sqlite(database: peewee.Database) -> bool:
@@ -71,5 +79,5 @@ def _merged(pragmas: dict | None) -> dict:
 def _create_private_file(path: str) -> None:
     # SQLite gives its -wal and -shm files the mode of the database file, so
     # creating the file 0600 keeps all three private.
-    if path != ":memory:" and not os.path.exists(path):
+    if path and path != ":memory:" and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

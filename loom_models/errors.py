@@ -13,6 +13,7 @@ exception as `__cause__`.
 
 from __future__ import annotations
 
+import errno
 import functools
 import sqlite3
 
@@ -119,12 +120,17 @@ _POSTGRES_CODES = {
     "23503": ForeignKeyConstraintError,
     "23505": ConflictError,
     "53100": DiskFullError,
+    "53300": DatabaseLockedError,  # too_many_connections: wait and retry
     "XX001": DatabaseCorruptError,  # data_corrupted
     "XX002": DatabaseCorruptError,  # index_corrupted
 }
-_POSTGRES_CLASSES = {"22": ValidationError, "23": ValidationError, "53": DiskFullError}
+_POSTGRES_CLASSES = {"22": ValidationError, "23": ValidationError}
 
-_DRIVER_ERRORS: tuple = (peewee.PeeweeException, sqlite3.Error)
+_DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
+
+# What a repository call may meet below it: the drivers' errors, and the file
+# system's when it creates a data directory or a backup.
+_DRIVER_ERRORS: tuple = (peewee.PeeweeException, sqlite3.Error, OSError)
 if psycopg2 is not None:
     _DRIVER_ERRORS += (psycopg2.Error,)
 
@@ -135,6 +141,8 @@ def translate(error: BaseException) -> LoomStorageError:
         return error
     if isinstance(error, marshmallow.ValidationError):
         return ValidationError(error.normalized_messages())
+    if isinstance(error, OSError):
+        return (DiskFullError if error.errno in _DISK_FULL_ERRNOS else LoomStorageError)(str(error))
     driver = _driver_error(error)
     sqlstate = getattr(driver, "pgcode", None) or getattr(driver, "sqlstate", None)
     if sqlstate:

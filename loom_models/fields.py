@@ -40,7 +40,10 @@ class UnixTimeField(peewee.BigIntegerField):
     def python_value(self, value):
         if value is None:
             return None
-        return EPOCH + value * self.unit
+        try:
+            return EPOCH + value * self.unit
+        except (TypeError, OverflowError):
+            raise corrupt(self, "a time", value) from None
 
 
 def to_utc(value: datetime.datetime) -> datetime.datetime:
@@ -71,7 +74,12 @@ class JSONField(peewee.TextField):
             return None
         try:
             return json.loads(value)
-        except ValueError:
-            raise DatabaseCorruptError(
-                "invalid JSON in %s.%s: %.60r" % (self.model._meta.table_name, self.column_name, value)
-            ) from None
+        except (TypeError, ValueError):
+            raise corrupt(self, "JSON", value) from None
+
+
+def corrupt(field: peewee.Field, expected: str, value) -> DatabaseCorruptError:
+    # Never garbage, never a row skipped in silence: say where it is.
+    return DatabaseCorruptError(
+        "not %s in %s.%s: %.60r" % (expected, field.model._meta.table_name, field.column_name, value)
+    )

@@ -34,8 +34,12 @@ class Repository:
             self._snapshot_options = {"isolation_level": "REPEATABLE READ"}
 
     @classmethod
+    @storage_call
     def open(cls, path_or_url):
-        """Open the database at a path or URL, apply pending migrations, own it."""
+        """Open the database at a path or URL, apply pending migrations, own it.
+
+            with SessionRepository.open("./loom-data/sessions.db") as repo: ...
+        """
         repository = cls(open_database(path_or_url))
         repository._owns_database = True
         try:
@@ -47,16 +51,25 @@ class Repository:
 
     @storage_call
     def migrate(self) -> list[str]:
-        """Apply this domain's pending migrations; return the names applied."""
+        """Apply this domain's pending migrations; return the names applied.
+
+            SessionRepository(open_database(path)).migrate()   # ['0001_...', ...]
+        """
         return migrator.upgrade(self.database, self.domain)
 
     @storage_call
     def check_schema(self) -> None:
-        """SchemaMismatchError unless the database is at this code's version."""
+        """SchemaMismatchError unless the database is at this code's version.
+
+            repo.check_schema()   # before serving from a database migrated elsewhere
+        """
         migrator.check_current(self.database, self.domain)
 
     def close(self) -> None:
-        """Close the database if this repository opened it. Safe to call twice."""
+        """Close the database if this repository opened it. Safe to call twice.
+
+            repo.close()
+        """
         if self._owns_database:
             self.database.close()
 

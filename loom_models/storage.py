@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from .db import open_database
-from .errors import storage_call
+from .errors import ValidationError, storage_call
 from .sessions import SessionRepository
 
 # domain -> (file in the data directory, repository class)
@@ -46,6 +46,8 @@ def open_storage(data_dir=None, *, database_url: str | None = None, migrate: boo
     With `migrate=False` the schemas must already be current (SchemaMismatchError).
     """
     if database_url is not None:
+        if not isinstance(database_url, str) or "://" not in database_url:
+            raise ValidationError({"database_url": ["Must be a URL such as postgresql://user@host/db."]})
         shared = open_database(database_url)
         databases = {domain: shared for domain in DOMAINS}
     else:

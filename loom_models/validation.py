@@ -25,19 +25,26 @@ from .fields import UTC, to_utc
 MAX_INT64 = 2**63 - 1
 
 
+def storable(text: str) -> bool:
+    """Whether both backends store `text` as it is: no NUL, no lone surrogates."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Text(fields.String):
-    """A str without NUL characters or lone surrogates: both backends store it as is."""
+    """A str that both backends store as it is."""
 
     default_error_messages = {"unstorable": "Must not contain NUL characters or lone surrogates."}
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
-        if "\x00" in text:
+        if not storable(text):
             raise self.make_error("unstorable")
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise self.make_error("unstorable") from None
         return text
 
 
@@ -74,7 +81,10 @@ class UnixTime(fields.AwareDateTime):
         super().__init__(default_timezone=UTC, load_default=load_default, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        return self._truncated(super()._deserialize(value, attr, data, **kwargs))
+        try:
+            return self._truncated(super()._deserialize(value, attr, data, **kwargs))
+        except OverflowError:  # in UTC it falls outside the years 1-9999
+            raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from None
 
     def _truncated(self, moment: datetime.datetime) -> datetime.datetime:
         moment = to_utc(moment)
@@ -85,14 +95,14 @@ def _composed(outer, inner):
     return lambda: outer(inner())
 
 
-def count(**kwargs) -> fields.Integer:
-    """A non-negative whole number that fits a 64-bit column."""
-    return fields.Integer(strict=True, validate=marshmallow.validate.Range(0, MAX_INT64), **kwargs)
+def count(maximum: int = MAX_INT64, **kwargs) -> fields.Integer:
+    """A whole number from 0 to `maximum` (by default, what a 64-bit column holds)."""
+    return fields.Integer(strict=True, validate=marshmallow.validate.Range(0, maximum), **kwargs)
 
 
-def amount(**kwargs) -> fields.Float:
-    """A finite, non-negative number (costs)."""
-    return fields.Float(allow_nan=False, validate=marshmallow.validate.Range(min=0), **kwargs)
+def amount(maximum: float, **kwargs) -> fields.Float:
+    """A finite number from 0 to `maximum` (costs)."""
+    return fields.Float(allow_nan=False, validate=marshmallow.validate.Range(0, maximum), **kwargs)
 
 
 def load(schema: marshmallow.Schema, data: Mapping) -> dict:
@@ -116,26 +126,37 @@ def input_of(obj, schema: marshmallow.Schema, what: str) -> dict:
     raise ValidationError({what: ["Expected a %s or a mapping, got %s." % (what, type(obj).__name__)]})
 
 
+def check_positive(value, name: str) -> int:
+    """A positive int that fits a 64-bit column (a row id, a batch size)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT64:
+        raise ValidationError({name: ["Must be a positive integer."]})
+    return value
+
+
 def check_limit(limit, name: str = "limit") -> int | None:
     """None, or a positive int; 0 and negatives never mean 'everything'."""
-    if limit is None:
-        return None
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= MAX_INT64:
-        raise ValidationError({name: ["Must be a positive integer."]})
-    return limit
+    return None if limit is None else check_positive(limit, name)
 
 
 def check_id(value, name: str = "id") -> str:
-    """A non-empty id of text that the database can store."""
-    if not isinstance(value, str) or not value or "\x00" in value:
-        raise ValidationError({name: ["Must be a non-empty string without NUL characters."]})
+    """An id: 1 to 255 characters that both backends store as they are."""
+    if not isinstance(value, str) or not 0 < len(value) <= 255 or not storable(value):
+        raise ValidationError({name: ["Must be a string of 1 to 255 characters, without NUL or lone surrogates."]})
     return value
 
 
 def cutoff_time(cutoff) -> datetime.datetime:
-    """A datetime, or a timedelta counted back from now."""
-    if isinstance(cutoff, datetime.timedelta):
-        return datetime.datetime.now(UTC) - cutoff
-    if isinstance(cutoff, datetime.datetime):
-        return to_utc(cutoff)
-    raise ValidationError({"cutoff": ["Must be a datetime or a timedelta."]})
+    """A moment in the past: a datetime, or a timedelta counted back from now.
+
+    A cutoff in the future would match every row, which is never what a
+    retention call means (a sign slip, `-timedelta(days=30)`, most likely).
+    """
+    now = datetime.datetime.now(UTC)
+    try:
+        if isinstance(cutoff, datetime.timedelta):
+            cutoff = now - cutoff
+        if isinstance(cutoff, datetime.datetime) and to_utc(cutoff) <= now:
+            return to_utc(cutoff)
+    except OverflowError:
+        pass
+    raise ValidationError({"cutoff": ["Must be a past datetime, or a timedelta of 0 or more."]})

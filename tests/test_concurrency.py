@@ -3,11 +3,12 @@
 import multiprocessing
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 
 from loom_models import DatabaseLockedError, open_storage
-from loom_models.sessions import Message, Session, SessionRepository
+from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
 
 
 def _write_messages(target, session_id, count):
@@ -97,3 +98,25 @@ def test_two_stores_in_one_process_never_interfere(tmp_path):
         assert {s.id[0] for s in a.sessions.list_sessions(limit=None)} == {"a"}
         assert {s.id[0] for s in b.sessions.list_sessions(limit=None)} == {"b"}
         assert a.sessions.get_stats().message_count == b.sessions.get_stats().message_count == 100
+
+
+WRITES = {
+    "save_session": lambda r: r.save_session(Session(id="w")),
+    "save_message": lambda r: r.save_message("w", Message(role="user")),
+    "save_messages": lambda r: r.save_messages("w", [Message(role="user")] * 2),
+    "save_tool_execution": lambda r: r.save_tool_execution("w", ToolExecution(tool_name="t")),
+    "delete_sessions_older_than": lambda r: r.delete_sessions_older_than(timedelta(days=1)),
+    "delete_session": lambda r: r.delete_session("w"),
+}
+
+
+def test_every_write_takes_the_sqlite_write_lock_up_front(tmp_path):
+    # A deferred transaction that reads before it writes fails with SQLITE_BUSY
+    # under concurrency, whatever the busy timeout.
+    with SessionRepository.open(tmp_path / "sessions.db") as repo:
+        statements = []
+        repo.database.connection().set_trace_callback(statements.append)
+        for name, write in WRITES.items():
+            statements.clear()
+            write(repo)
+            assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT", (name, statements)

@@ -76,6 +76,8 @@ class FakePostgresError(Exception):
         ("23502", errors.ValidationError),
         ("22P05", errors.ValidationError),
         ("53100", errors.DiskFullError),
+        ("53300", errors.DatabaseLockedError),
+        ("53200", errors.LoomStorageError),
         ("XX001", errors.DatabaseCorruptError),
         ("42P01", errors.LoomStorageError),
     ],
@@ -111,3 +113,17 @@ def test_a_file_that_is_not_a_database_is_corrupt(tmp_path):
     with pytest.raises(errors.DatabaseCorruptError) as caught:
         SessionRepository.open(path)
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
+
+
+def test_os_errors_are_translated():
+    assert type(errors.translate(OSError(28, "No space left on device"))) is errors.DiskFullError
+    assert type(errors.translate(FileNotFoundError(2, "No such file"))) is errors.LoomStorageError
+
+
+def test_opening_what_cannot_be_opened(tmp_path):
+    with pytest.raises(errors.LoomStorageError) as caught:
+        SessionRepository.open(tmp_path / "missing" / "sessions.db")
+    assert isinstance(caught.value.__cause__, FileNotFoundError)
+    for target in (None, "", 42, "mysqlx://host/db"):
+        with pytest.raises(errors.ValidationError):
+            SessionRepository.open(target)

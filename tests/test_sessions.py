@@ -110,6 +110,8 @@ def test_list_sessions_rejects_bad_limits(repo, limit):
 def test_list_sessions_before_an_unknown_session_is_not_found(repo):
     with pytest.raises(NotFoundError):
         repo.list_sessions(before="missing")
+    with pytest.raises(NotFoundError):
+        repo.list_sessions(before=Session(id="never_saved"))
 
 
 # -- messages and totals --------------------------------------------------------------------
@@ -262,9 +264,18 @@ def test_delete_sessions_older_than(repo, backend):
     assert backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 0
 
 
-def test_delete_sessions_older_than_rejects_other_cutoffs(repo):
-    with pytest.raises(ValidationError):
-        repo.delete_sessions_older_than("yesterday")
+@pytest.mark.parametrize(
+    "cutoff",
+    ["yesterday", None, datetime.timedelta(days=-1), datetime.timedelta.max, datetime.datetime.max.replace(tzinfo=UTC)],
+)
+def test_delete_sessions_older_than_rejects_other_cutoffs(repo, backend, cutoff):
+    repo.save_session(Session(id="s"))
+
+    with pytest.raises(ValidationError) as error:
+        repo.delete_sessions_older_than(cutoff)
+
+    assert "cutoff" in error.value.messages
+    assert backend.sql("SELECT COUNT(*) FROM sessions")[0][0] == 1
 
 
 # -- stats ---------------------------------------------------------------------------------
@@ -288,7 +299,8 @@ def test_get_stats(repo):
 BAD_MESSAGES = [
     ({"role": "wizard"}, "role"),
     ({"role": "user", "token_count": -1}, "token_count"),
-    ({"role": "user", "token_count": 2**63}, "token_count"),
+    ({"role": "user", "token_count": 2**31}, "token_count"),
+    ({"role": "user", "cost_usd": 1e308}, "cost_usd"),
     ({"role": "user", "cost_usd": math.nan}, "cost_usd"),
     ({"role": "user", "cost_usd": -0.5}, "cost_usd"),
     ({"role": "user", "content": "nul \x00 inside"}, "content"),
@@ -297,6 +309,8 @@ BAD_MESSAGES = [
     ({"role": "user", "tool_result": {"x": math.inf}}, "tool_result"),
     ({"role": "user", "session_context": "global"}, "session_context"),
     ({"role": "user", "timestamp": "not a time"}, "timestamp"),
+    ({"role": "user", "timestamp": datetime.datetime.max.replace(tzinfo=datetime.timezone(-datetime.timedelta(hours=14)))},
+     "timestamp"),
     ({"content": "no role"}, "role"),
     ({"role": "user", "colour": "blue"}, "colour"),
 ]
@@ -337,12 +351,43 @@ def test_save_session_rejects_what_is_not_a_session(repo, not_a_session):
         repo.save_session(not_a_session)
 
 
-@pytest.mark.parametrize("session_id", [None, "", 5, "a\x00b"])
-def test_bad_session_ids_are_validation_errors(repo, session_id):
+@pytest.mark.parametrize("session_id", [None, "", 5, "a\x00b", "lone \ud800", "x" * 256])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda repo, sid: repo.load_session(sid),
+        lambda repo, sid: repo.save_message(sid, Message(role="user")),
+        lambda repo, sid: repo.load_messages(sid),
+        lambda repo, sid: repo.iter_messages(sid),
+        lambda repo, sid: repo.load_tool_executions(sid),
+        lambda repo, sid: repo.delete_session(sid),
+    ],
+)
+def test_bad_session_ids_are_validation_errors(repo, session_id, call):
     with pytest.raises(ValidationError):
-        repo.load_session(session_id)
+        call(repo, session_id)
+
+
+@pytest.mark.parametrize("bad_id", ["", 5, "a\x00b", "lone \ud800", "x" * 256])
+def test_bad_ids_as_list_filters_are_validation_errors(repo, bad_id):
     with pytest.raises(ValidationError):
-        repo.save_message(session_id, Message(role="user"))
+        repo.list_sessions(agent_id=bad_id)
+    with pytest.raises(ValidationError):
+        repo.list_sessions(before=bad_id)
+
+
+@pytest.mark.parametrize("before_id", ["1", 1.0, 0, -5, 2**70, True])
+def test_bad_message_ids_are_validation_errors(repo, before_id):
+    with pytest.raises(ValidationError) as error:
+        repo.load_messages("sess_1", before_id=before_id)
+    assert "before_id" in error.value.messages
+
+
+@pytest.mark.parametrize("messages", [None, 5, Message(role="user"), "user"])
+def test_save_messages_needs_a_list(repo, messages):
+    repo.save_session(Session(id="sess_1"))
+    with pytest.raises(ValidationError):
+        repo.save_messages("sess_1", messages)
 
 
 # -- what lands on disk --------------------------------------------------------------------
@@ -353,12 +398,11 @@ def test_rows_follow_the_reference_conventions(repo, backend):
     repo.save_message("sess_1", Message(role="user", content=None, timestamp=at(7) + datetime.timedelta(microseconds=999)))
     repo.save_tool_execution("sess_1", ToolExecution(tool_name="t"))
 
-    assert backend.sql("SELECT context_json IS NULL FROM sessions") == [(False,)] or backend.sql(
-        "SELECT context_json IS NULL FROM sessions"
-    ) == [(0,)]
-    content, tool_calls_null, timestamp = backend.sql("SELECT content, tool_calls_json IS NULL, timestamp FROM messages")[0]
-    assert content == "" and tool_calls_null in (True, 1) and timestamp == int(at(7).timestamp())
-    assert backend.sql("SELECT input_json IS NULL FROM tool_executions")[0][0] in (False, 0)
+    assert backend.sql("SELECT context_json FROM sessions") == [("null",)]
+    assert backend.sql("SELECT content, tool_calls_json, tool_result_json, timestamp FROM messages") == [
+        ("", None, None, int(at(7).timestamp()))
+    ]
+    assert backend.sql("SELECT input_json, result_json, error FROM tool_executions") == [("null", "null", None)]
 
 
 def test_rows_written_by_the_reference_implementation_are_read(repo, backend):
@@ -418,9 +462,17 @@ def test_schemas_dump_json(repo):
     assert MessageSchema().load({"role": "user", "timestamp": "2026-01-01T00:00:01Z"})["timestamp"] == at(1)
 
 
+def test_a_time_that_is_no_time_on_disk_is_corruption(repo, backend):
+    repo.save_session(Session(id="sess_1"))
+    backend.sql("UPDATE sessions SET created_at = ?", 10**16)  # milliseconds where seconds belong
+
+    with pytest.raises(DatabaseCorruptError, match="not a time in sessions.created_at"):
+        repo.load_session("sess_1")
+
+
 def test_json_that_is_not_json_on_disk_is_corruption_not_garbage(repo, backend):
     repo.save_session(Session(id="sess_1"))
     backend.sql("UPDATE sessions SET context_json = '{broken'")
 
-    with pytest.raises(DatabaseCorruptError, match="sessions.context_json"):
+    with pytest.raises(DatabaseCorruptError, match="not JSON in sessions.context_json"):
         repo.load_session("sess_1")

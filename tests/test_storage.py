@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from loom_models import open_storage
+import pytest
+
+from loom_models import LoomStorageError, ValidationError, open_storage
 from loom_models.sessions import Session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +69,22 @@ def test_the_readme_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "12 ['Where is my order?', 'On its way.']\n"
     assert (tmp_path / "loom-data" / "sessions.db").exists()
+
+
+def test_a_database_url_must_be_a_url(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValidationError):
+        open_storage(database_url="nonsense")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_directory_that_is_a_file(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(LoomStorageError):
+        open_storage(tmp_path / "file")
+
+
+def test_a_sqlite_url_file_is_private_too(tmp_path):
+    with open_storage(database_url="sqlite:///%s" % (tmp_path / "all.db")):
+        pass
+    assert mode(tmp_path / "all.db") == 0o600

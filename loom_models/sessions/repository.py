@@ -19,15 +19,16 @@ in the transaction that inserts it, so they stay exact with many writers.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 
 import peewee
 from peewee import Tuple, fn
 
 from ..base import bind_models
-from ..errors import ForeignKeyConstraintError, NotFoundError, storage_call
+from ..errors import ForeignKeyConstraintError, NotFoundError, ValidationError, storage_call
 from ..fields import utc_now
 from ..repository import Repository
-from ..validation import check_id, check_limit, cutoff_time, input_of, load
+from ..validation import check_id, check_limit, check_positive, cutoff_time, input_of, load
 from .models import Message, Session, ToolExecution
 from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
 
@@ -122,6 +123,8 @@ class SessionRepository(Repository):
             repo.save_messages("sess_1", [Message(role="user", content=text) for text in texts])
         """
         check_id(session_id, "session_id")
+        if not isinstance(messages, (list, tuple)):
+            raise ValidationError({"messages": ["Must be a list of messages."]})
         rows = [load(_MESSAGE, input_of(m, _MESSAGE, "message")) for m in messages]
         if not rows:
             return []
@@ -159,7 +162,7 @@ class SessionRepository(Repository):
                 index(message.content)
         """
         check_id(session_id, "session_id")
-        check_limit(batch_size, "batch_size")
+        check_positive(batch_size, "batch_size")
 
         def batches():
             position = None
@@ -264,21 +267,21 @@ class SessionRepository(Repository):
 
     def _message_position(self, session_id: str, message_id) -> tuple:
         M = self.Message
-        if isinstance(message_id, bool) or not isinstance(message_id, int):
-            raise NotFoundError("message not found: %r" % (message_id,))
+        check_positive(message_id, "before_id")
         found = M.select(M.timestamp, M.id).where(M.id == message_id, M.session == session_id).first()
         if found is None:
             raise NotFoundError("message not found: %s" % message_id)
         return (found.timestamp, found.id)
 
     def _session_position(self, before) -> tuple:
-        if isinstance(before, Session):
-            return (before.updated_at, before.id)
-        found = self.Session.get_or_none(self.Session.id == check_id(before, "before"))
+        # A page's last session carries its position; a bare id is looked up.
+        if isinstance(before, Session) and isinstance(before.updated_at, datetime.datetime):
+            return (before.updated_at, check_id(before.id, "before"))
+        session_id = check_id(before.id if isinstance(before, Session) else before, "before")
+        found = self.Session.get_or_none(self.Session.id == session_id)
         if found is None:
-            raise NotFoundError("session not found: %s" % before)
+            raise NotFoundError("session not found: %s" % session_id)
         return (found.updated_at, found.id)
-
 
 
 def _row(fields: tuple, values: tuple) -> Tuple:

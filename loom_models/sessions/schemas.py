@@ -17,6 +17,11 @@ from ..validation import JSONObject, JSONValue, Text, UnixTime, amount, count
 from .models import ROLES, SESSION_CONTEXTS
 
 
+# Bounds on one message that keep a session's totals exact in 64 bits and finite.
+MAX_MESSAGE_TOKENS = 2**31 - 1
+MAX_MESSAGE_COST_USD = 1e9
+
+
 def _id_text(**kwargs):
     return Text(validate=validate.Length(1, 255), **kwargs)
 
@@ -54,8 +59,8 @@ class MessageSchema(marshmallow.Schema):
     session_context = fields.String(load_default="direct", validate=validate.OneOf(SESSION_CONTEXTS))
     agent_id = _id_text(allow_none=True, load_default=None)
     timestamp = UnixTime(load_default=utc_now)
-    token_count = count(load_default=0)
-    cost_usd = amount(load_default=0.0)
+    token_count = count(MAX_MESSAGE_TOKENS, load_default=0)
+    cost_usd = amount(MAX_MESSAGE_COST_USD, load_default=0.0)
 
     @marshmallow.pre_load
     def _empty_content(self, data, **kwargs):

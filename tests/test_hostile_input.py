@@ -1,0 +1,101 @@
+"""Whatever a caller passes, a repository call succeeds or raises a LoomStorageError:
+never a raw driver, encoding or arithmetic error, and never a partial write."""
+
+import datetime
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from loom_models import LoomStorageError
+from loom_models.sessions import Message, Session, SessionRepository
+
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**80), max_value=2**80),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(),
+    st.binary(max_size=20),
+    st.datetimes(timezones=st.none() | st.timezones()),
+    st.timedeltas(),
+)
+anything = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=8)
+
+MESSAGE_FIELDS = ["role", "content", "tool_calls", "tool_use_id", "tool_result", "session_context", "agent_id",
+                  "timestamp", "token_count", "cost_usd"]
+SESSION_FIELDS = ["id", "name", "agent_id", "parent_session_id", "context", "created_at"]
+
+
+def records(fields):
+    return st.dictionaries(st.sampled_from(fields), anything, max_size=len(fields))
+
+
+hostile = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture
+def seeded(repo):
+    repo.save_session(Session(id="sess_1"))
+    repo.save_message("sess_1", Message(role="user", content="seed", token_count=1))
+    return repo
+
+
+def only_storage_errors(call):
+    try:
+        return call()
+    except LoomStorageError:
+        return None
+
+
+def unchanged(backend):
+    return backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 1 and backend.sql(
+        "SELECT total_tokens FROM sessions WHERE id = 'sess_1'"
+    ) == [(1,)]
+
+
+@hostile
+@given(message=records(MESSAGE_FIELDS))
+def test_save_message(seeded, backend, message):
+    saved = only_storage_errors(lambda: seeded.save_message("sess_1", message))
+    if saved is None:
+        assert unchanged(backend)
+    else:
+        (reloaded,) = [m for m in seeded.load_messages("sess_1") if m.id == saved.id]
+        assert reloaded.__data__ == saved.__data__
+        seeded.delete_session("sess_1")
+        seeded.save_session(Session(id="sess_1"))
+        seeded.save_message("sess_1", Message(role="user", content="seed", token_count=1))
+
+
+@hostile
+@given(session=records(SESSION_FIELDS))
+def test_save_session(seeded, session):
+    saved = only_storage_errors(lambda: seeded.save_session(session))
+    if saved is not None:
+        assert seeded.load_session(saved.id, with_messages=False).__data__ == saved.__data__
+
+
+@hostile
+@given(value=anything)
+def test_every_argument_of_the_read_and_delete_calls(seeded, backend, value):
+    calls = [
+        lambda: seeded.load_session(value),
+        lambda: seeded.load_session("sess_1", with_messages=value),
+        lambda: seeded.list_sessions(agent_id=value),
+        lambda: seeded.list_sessions(limit=value),
+        lambda: seeded.list_sessions(before=value),
+        lambda: seeded.load_messages(value),
+        lambda: seeded.load_messages("sess_1", limit=value),
+        lambda: seeded.load_messages("sess_1", before_id=value),
+        lambda: list(seeded.iter_messages("sess_1", batch_size=value)),
+        lambda: seeded.load_tool_executions(value),
+        lambda: seeded.save_messages("sess_1", value),
+        lambda: seeded.save_tool_execution("sess_1", value),
+        lambda: seeded.delete_sessions_older_than(value),
+    ]
+    for call in calls:
+        only_storage_errors(call)
+    if not (isinstance(value, datetime.timedelta) or isinstance(value, datetime.datetime)):
+        assert unchanged(backend)
+    only_storage_errors(lambda: seeded.delete_session(value))
