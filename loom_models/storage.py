@@ -2,6 +2,7 @@
 
     with open_storage("./loom-data") as storage:       # or $LOOM_DATA_DIR, else ./loom-data
         storage.sessions.save_session(Session(id="sess_1"))
+        storage.hitl.store(HumanRequest(agent_id="a", session_id="sess_1", question="Deploy?"))
 
     open_storage(database_url="postgresql://loom@127.0.0.1:5432/loom")   # all domains, one database
 """
@@ -12,11 +13,13 @@ import os
 
 from .db import open_database
 from .errors import ValidationError, storage_call
+from .hitl import HumanRequestRepository
 from .sessions import SessionRepository
 
 # domain -> (file in the data directory, repository class)
 DOMAINS = {
     "sessions": ("sessions.db", SessionRepository),
+    "hitl": ("hitl.db", HumanRequestRepository),
 }
 
 
@@ -25,6 +28,7 @@ class Storage:
 
     def __init__(self, repositories: dict, databases: list):
         self.sessions: SessionRepository = repositories["sessions"]
+        self.hitl: HumanRequestRepository = repositories["hitl"]
         self._databases = databases
 
     def close(self) -> None:

@@ -95,9 +95,9 @@ def _composed(outer, inner):
     return lambda: outer(inner())
 
 
-def count(maximum: int = MAX_INT64, **kwargs) -> fields.Integer:
-    """A whole number from 0 to `maximum` (by default, what a 64-bit column holds)."""
-    return fields.Integer(strict=True, validate=marshmallow.validate.Range(0, maximum), **kwargs)
+def count(maximum: int = MAX_INT64, minimum: int = 0, **kwargs) -> fields.Integer:
+    """A whole number from `minimum` to `maximum` (by default, what a 64-bit column holds)."""
+    return fields.Integer(strict=True, validate=marshmallow.validate.Range(minimum, maximum), **kwargs)
 
 
 def amount(maximum: float, **kwargs) -> fields.Float:

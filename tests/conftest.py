@@ -1,8 +1,8 @@
 """One contract suite, two backends.
 
-The `backend` fixture is SQLite (a file in the test's temporary directory) unless
-LOOM_TEST_DATABASE_URL names a PostgreSQL database; then each test gets a
-throw-away schema of its own in it, dropped afterwards. Tests check results
+The `backend` fixture is SQLite (one file in the test's temporary directory, for
+every domain) unless LOOM_TEST_DATABASE_URL names a PostgreSQL database; then each
+test gets a throw-away schema of its own in it, dropped afterwards. Tests check results
 through the backend's raw SQL, not through the repository under test.
 """
 
@@ -17,6 +17,7 @@ from urllib.parse import quote
 import pytest
 
 from loom_models.db import open_database
+from loom_models.hitl import HumanRequestRepository
 from loom_models.sessions import SessionRepository
 
 POSTGRES_URL = os.environ.get("LOOM_TEST_DATABASE_URL")
@@ -26,7 +27,7 @@ class SQLiteBackend:
     name = "sqlite"
 
     def __init__(self, tmp_path):
-        self.target = str(tmp_path / "sessions.db")
+        self.target = str(tmp_path / "loom.db")
 
     def database(self, lock_timeout_ms: int | None = None):
         pragmas = {"busy_timeout": lock_timeout_ms} if lock_timeout_ms else None
@@ -38,7 +39,7 @@ class SQLiteBackend:
                 return connection.execute(query, params).fetchall()
 
     @contextlib.contextmanager
-    def write_lock(self):
+    def write_lock(self, tables=()):
         """Hold the database's write lock, as another writer would."""
         with contextlib.closing(sqlite3.connect(self.target, isolation_level=None)) as connection:
             connection.execute("BEGIN IMMEDIATE")
@@ -82,11 +83,11 @@ class PostgresBackend:
                 return cursor.fetchall() if cursor.description else []
 
     @contextlib.contextmanager
-    def write_lock(self):
-        """Block writers of the sessions tables (readers go on), as a long writer would."""
+    def write_lock(self, tables=("sessions", "messages", "tool_executions")):
+        """Block writers of these tables (readers go on), as a long writer would."""
         with contextlib.closing(self._connect()) as connection:
             with connection.cursor() as cursor:
-                cursor.execute("LOCK TABLE sessions, messages, tool_executions IN EXCLUSIVE MODE")
+                cursor.execute("LOCK TABLE %s IN EXCLUSIVE MODE" % ", ".join(tables))
                 yield
             connection.rollback()
 
@@ -104,4 +105,10 @@ def backend(tmp_path):
 @pytest.fixture
 def repo(backend):
     with SessionRepository.open(backend.target) as repository:
+        yield repository
+
+
+@pytest.fixture
+def hitl(backend):
+    with HumanRequestRepository.open(backend.target) as repository:
         yield repository

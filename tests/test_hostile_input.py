@@ -99,3 +99,43 @@ def test_every_argument_of_the_read_and_delete_calls(seeded, backend, value):
     if not (isinstance(value, datetime.timedelta) or isinstance(value, datetime.datetime)):
         assert unchanged(backend)
     only_storage_errors(lambda: seeded.delete_session(value))
+
+
+REQUEST_FIELDS = ["id", "agent_id", "session_id", "question", "context", "request_type", "priority", "timeout_ms",
+                  "created_at", "status"]
+
+
+@hostile
+@given(values=records(REQUEST_FIELDS))
+def test_store_a_request(hitl, values):
+    stored = only_storage_errors(lambda: hitl.store(values))
+    if stored is not None:
+        assert hitl.get(stored.id).__data__ == stored.__data__
+        hitl.delete_older_than(datetime.timedelta(0))
+
+
+@hostile
+@given(value=anything)
+def test_every_argument_of_the_hitl_calls(hitl, backend, value):
+    if not backend.sql("SELECT 1 FROM human_requests WHERE id = 'req_1'"):
+        hitl.store({"id": "req_1", "agent_id": "a", "session_id": "s", "question": "q"})
+        hitl.store({"id": "req_done", "agent_id": "a", "session_id": "s", "question": "q"})
+        hitl.respond_to_request("req_done", "approved", "", "x")  # waiting on it returns at once
+    calls = [
+        lambda: hitl.get(value),
+        lambda: hitl.list_pending(agent_id=value),
+        lambda: hitl.list_pending(session_id=value),
+        lambda: hitl.list_pending(limit=value),
+        lambda: hitl.list_by_session(value),
+        lambda: hitl.respond_to_request(value, "approved", "", "x"),
+        lambda: hitl.respond_to_request("req_1", value, "", "x"),
+        lambda: hitl.respond_to_request("req_1", "approved", value, "x"),
+        lambda: hitl.respond_to_request("req_1", "approved", "", value),
+        lambda: hitl.respond_to_request("req_1", "approved", "", "x", response_data=value),
+        lambda: hitl.expire_overdue(value),
+        lambda: hitl.wait_for_response("req_done", timeout=value),
+        lambda: hitl.wait_for_response("req_done", poll_interval=value),
+        lambda: hitl.delete_older_than(value),
+    ]
+    for call in calls:
+        only_storage_errors(call)

@@ -1,10 +1,11 @@
-"""Every query the sessions repository makes is served by an index (SQLite's plans)."""
+"""Every query the repositories make is served by an index (SQLite's plans)."""
 
 import datetime
 import logging
 
 import pytest
 
+from loom_models.hitl import HumanRequest, HumanRequestRepository
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
 
 
@@ -89,3 +90,43 @@ def test_a_cascading_delete_finds_children_by_index(sessions):
     for table, column in [("messages", "session_id"), ("tool_executions", "session_id"), ("sessions", "parent_session_id")]:
         steps = plan(sessions, "SELECT 1 FROM %s WHERE %s = ?" % (table, column), ("s0",))
         assert steps and all("USING" in s and "INDEX" in s for s in steps), steps
+
+
+@pytest.fixture
+def requests(tmp_path):
+    with HumanRequestRepository.open(tmp_path / "hitl.db") as repo:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        for i in range(40):
+            repo.store(HumanRequest(id="r%d" % i, agent_id="a%d" % (i % 3), session_id="s%d" % (i % 4),
+                                    question="?", priority=("low", "high")[i % 2],
+                                    created_at=now - datetime.timedelta(hours=i), timeout_ms=10**10))
+        for i in range(0, 40, 3):
+            repo.respond_to_request("r%d" % i, "approved", "", "x")
+        repo.database.execute_sql("ANALYZE")
+        yield repo
+
+
+HITL_CALLS = {
+    "list_pending": lambda r: r.list_pending(limit=50),
+    "list_pending by agent": lambda r: r.list_pending(agent_id="a1", limit=50),
+    "list_pending by session": lambda r: r.list_pending(session_id="s1", limit=50),
+    "list_pending by agent and session": lambda r: r.list_pending(agent_id="a1", session_id="s1"),
+    "list_by_session": lambda r: r.list_by_session("s1"),
+    "get": lambda r: r.get("r1"),
+    "respond_to_request": lambda r: r.respond_to_request("r1", "approved", "", "x"),
+    "a refused answer": lambda r: pytest.raises(Exception, r.respond_to_request, "r0", "approved", "", "x"),
+    "expire_overdue": lambda r: r.expire_overdue(),
+    "delete_older_than": lambda r: r.delete_older_than(datetime.timedelta(hours=20)),
+}
+
+
+@pytest.mark.parametrize("name", list(HITL_CALLS))
+def test_hitl_queries_use_their_indexes(requests, name):
+    statements = statements_of(requests, HITL_CALLS[name])
+
+    assert statements, "the call ran no query"
+    for sql, params in statements:
+        steps = plan(requests, sql, params)
+        assert not [s for s in steps if needless_work(sql, s)], (sql, steps)
+        if "'pending'" in sql and "WHERE" in sql and "id\" = " not in sql:
+            assert any("pending" in s for s in steps), ("a pending query misses the partial index", sql, steps)

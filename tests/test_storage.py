@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from loom_models import LoomStorageError, ValidationError, open_storage
+from loom_models.hitl import HumanRequest
 from loom_models.sessions import Session
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,9 +25,11 @@ def test_creates_a_private_data_directory(tmp_path):
 
     with open_storage(data_dir) as storage:
         storage.sessions.save_session(Session(id="s"))
+        storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="ok?"))
 
     assert mode(data_dir) == 0o700
-    assert mode(data_dir / "sessions.db") == 0o600
+    for name in ("sessions.db", "hitl.db"):
+        assert mode(data_dir / name) == 0o600
 
 
 def test_defaults_to_the_environment_then_the_working_directory(tmp_path, monkeypatch):
@@ -46,8 +49,11 @@ def test_a_database_url_holds_every_domain(backend):
 
     with open_storage(database_url=url) as storage:
         storage.sessions.save_session(Session(id="via_url"))
+        storage.hitl.store(HumanRequest(id="req_url", agent_id="a", session_id="via_url", question="ok?"))
 
     assert backend.sql("SELECT id FROM sessions") == [("via_url",)]
+    assert backend.sql("SELECT id FROM human_requests") == [("req_url",)]
+    assert backend.sql("SELECT COUNT(*) FROM schema_migration_hitl") == [(2,)]
 
 
 def test_close_twice(tmp_path):

@@ -1,0 +1,245 @@
+"""HumanRequestRepository: requests that wait for a person, decided exactly once.
+
+    from loom_models import open_storage
+    from loom_models.hitl import HumanRequest
+
+    with open_storage("./loom-data") as storage:
+        hitl = storage.hitl
+        request = hitl.store(HumanRequest(agent_id="billing", session_id="sess_1",
+                                          question="Refund 120 EUR?", priority="high", timeout_ms=60_000))
+        # ... in a web UI, a CLI or a chat bot, in another process:
+        hitl.respond_to_request(request.id, "approved", "Go ahead", responded_by="alice")
+        # ... back in the agent:
+        decided = hitl.wait_for_response(request.id)
+        print(decided.status, decided.responded_by)   # approved alice
+
+An answer is one compare-and-set: of several racing responders exactly one wins,
+and nothing is approved after its deadline.
+"""
+
+from __future__ import annotations
+
+import datetime
+import math
+import time
+
+import peewee
+from peewee import SQL, fn
+
+from ..base import bind_models
+from ..errors import ConflictError, NotFoundError, RequestExpiredError, ValidationError, storage_call
+from ..fields import utc_now
+from ..repository import Repository
+from ..validation import check_id, check_limit, cutoff_time, input_of, load
+from .models import ANSWERS, EXPIRED_BY, STATUSES, HumanRequest
+from .schemas import HumanRequestSchema, ResponseSchema
+
+_REQUEST = HumanRequestSchema()
+_RESPONSE = ResponseSchema()
+
+# Written exactly as the partial indexes of migration 0002 are, so that SQLite
+# uses them: the status as a literal, the rank as the same expression.
+_PENDING = SQL("status = 'pending'")
+_RANK = SQL("CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END")
+
+
+class HumanRequestRepository(Repository):
+    domain = "hitl"
+
+    def __init__(self, database: peewee.Database):
+        super().__init__(database)
+        (self.HumanRequest,) = bind_models(database, [HumanRequest])
+
+    @storage_call
+    def store(self, request) -> HumanRequest:
+        """File a pending request; it expires `timeout_ms` after `created_at`.
+
+            request = hitl.store(HumanRequest(agent_id="a", session_id="s", question="Deploy?"))
+        """
+        values = load(_REQUEST, input_of(request, _REQUEST, "request"))
+        row = {
+            **values,
+            "expires_at": values["created_at"] + datetime.timedelta(milliseconds=values["timeout_ms"]),
+            "status": "pending",
+            "response": "",
+            "response_data": None,
+            "responded_at": None,
+            "responded_by": "",
+        }
+        H = self.HumanRequest
+        with self._write():
+            inserted = H.insert(**row).on_conflict_ignore().as_rowcount().execute()
+        if not inserted:
+            raise ConflictError("request already exists: %s" % row["id"])
+        return H(**row)
+
+    @storage_call
+    def get(self, request_id: str) -> HumanRequest:
+        """The request, whatever its status.
+
+            hitl.get("req_1").status
+        """
+        H = self.HumanRequest
+        found = H.get_or_none(H.id == check_id(request_id, "request_id"))
+        if found is None:
+            raise NotFoundError("request not found: %s" % request_id)
+        return found
+
+    @storage_call
+    def list_pending(
+        self, *, agent_id: str | None = None, session_id: str | None = None, limit: int | None = None
+    ) -> list[HumanRequest]:
+        """Pending requests not yet past their deadline: critical first, then oldest first.
+
+            for request in hitl.list_pending(agent_id="billing", limit=50): ...
+        """
+        H = self.HumanRequest
+        # "+ 0" keeps SQLite off the expiry index, which would need a sort: the
+        # pending index walks the requests in the order asked for.
+        unexpired = (H.expires_at + 0) > H.expires_at.db_value(utc_now())
+        query = H.select().where(_PENDING, unexpired)
+        if agent_id is not None:
+            query = query.where(H.agent_id == check_id(agent_id, "agent_id"))
+        if session_id is not None:
+            query = query.where(H.session_id == check_id(session_id, "session_id"))
+        return list(query.order_by(_RANK, H.created_at, H.id).limit(check_limit(limit)))
+
+    @storage_call
+    def list_by_session(self, session_id: str) -> list[HumanRequest]:
+        """Every request of a session, whatever its status, newest first.
+
+            [r.status for r in hitl.list_by_session("sess_1")]
+        """
+        H = self.HumanRequest
+        query = H.select().where(H.session_id == check_id(session_id, "session_id"))
+        return list(query.order_by(H.created_at.desc(), H.id.desc()))
+
+    @storage_call
+    def respond_to_request(
+        self, request_id: str, status: str, response: str, responded_by: str, response_data=None
+    ) -> HumanRequest:
+        """Decide a pending request: approved or rejected (approval), responded (input, selection).
+
+            hitl.respond_to_request("req_1", "rejected", "Not today", responded_by="alice")
+
+        ConflictError names the status of a request decided already; past its
+        deadline the request becomes expired and RequestExpiredError is raised.
+        """
+        check_id(request_id, "request_id")
+        answer = load(
+            _RESPONSE,
+            {"status": status, "response": response, "responded_by": responded_by, "response_data": response_data},
+        )
+        H = self.HumanRequest
+        now = utc_now()
+        decide = (
+            H.update(**answer, responded_at=now)
+            .where(H.id == request_id, _PENDING, H.expires_at > now, self._answerable_by(answer["status"]))
+            .returning(H)
+        )
+        with self._write():
+            decided = list(decide.execute())
+            # Raised after the commit, which keeps an expiry that the refusal recorded.
+            refusal = None if decided else self._refusal(request_id, now)
+        if refusal is not None:
+            raise refusal
+        return decided[0]
+
+    @storage_call
+    def expire_overdue(self, now: datetime.datetime | None = None) -> int:
+        """Mark every pending request past its deadline expired; return how many.
+
+            hitl.expire_overdue()   # a sweep; list_pending never needs one
+        """
+        if now is not None and not isinstance(now, datetime.datetime):
+            raise ValidationError({"now": ["Must be a datetime."]})
+        with self._write():
+            return self._expire(self.HumanRequest.expires_at <= (now or utc_now()))
+
+    def wait_for_response(self, request_id: str, timeout: float | None = None, poll_interval: float = 0.5):
+        """Block until the request is decided, polling every `poll_interval` seconds.
+
+            decided = hitl.wait_for_response("req_1", timeout=30)
+
+        At the request's deadline it is marked expired and returned so. With a
+        `timeout` (seconds), give up waiting then and return it as it is.
+        """
+        _check_seconds(poll_interval, "poll_interval", allow_zero=False)
+        if timeout is not None:
+            _check_seconds(timeout, "timeout", allow_zero=True)
+        give_up = None if timeout is None else time.monotonic() + timeout
+        while True:
+            request = self.get(request_id)
+            if request.status != "pending":
+                return request
+            until_deadline = (request.expires_at - utc_now()).total_seconds()
+            if until_deadline <= 0:
+                return self._expire_one(request_id)
+            pause = min(poll_interval, until_deadline)
+            if give_up is not None:
+                if time.monotonic() >= give_up:
+                    return request
+                pause = min(pause, give_up - time.monotonic())
+            time.sleep(max(pause, 0))
+
+    @storage_call
+    def delete_older_than(self, cutoff) -> int:
+        """Purge decided requests created before `cutoff` (a datetime or timedelta); never a pending one.
+
+            hitl.delete_older_than(timedelta(days=90))
+        """
+        H = self.HumanRequest
+        with self._write():
+            return H.delete().where(H.status != "pending", H.created_at < cutoff_time(cutoff)).execute()
+
+    @storage_call
+    def get_stats(self) -> dict[str, int]:
+        """Requests per status, counting a pending request past its deadline as expired.
+
+            hitl.get_stats()   # {'pending': 2, 'approved': 5, 'rejected': 1, 'responded': 0, 'expired': 3}
+        """
+        H = self.HumanRequest
+        with self._snapshot():  # both counts from one moment; each read from an index alone
+            counts = dict(H.select(H.status, fn.COUNT(SQL("*"))).group_by(H.status).tuples())
+            overdue = H.select(fn.COUNT(SQL("*"))).where(_PENDING, H.expires_at <= utc_now()).scalar()
+        counts = {**dict.fromkeys(STATUSES, 0), **counts}
+        counts["pending"] -= overdue
+        counts["expired"] += overdue
+        return counts
+
+    def _answerable_by(self, status: str):
+        # Types a status may not answer; unknown types on disk take any answer.
+        refused = [kind for kind, answers in ANSWERS.items() if status not in answers]
+        return self.HumanRequest.request_type.not_in(refused)
+
+    def _refusal(self, request_id: str, now: datetime.datetime) -> Exception:
+        """Why an answer was refused; an overdue request is marked expired on the way."""
+        request = self.HumanRequest.get_or_none(self.HumanRequest.id == request_id)
+        if request is None:
+            return NotFoundError("request not found: %s" % request_id)
+        if request.status != "pending":
+            return ConflictError("request %s is already %s" % (request_id, request.status))
+        if request.expires_at <= now:
+            self._expire(self.HumanRequest.id == request_id)
+            return RequestExpiredError("request expired: %s" % request_id)
+        return ValidationError(
+            {"status": ["A %s request is answered with %s." % (request.request_type, " or ".join(ANSWERS[request.request_type]))]}
+        )
+
+    @storage_call
+    def _expire_one(self, request_id: str) -> HumanRequest:
+        H = self.HumanRequest
+        with self._write():
+            self._expire((H.id == request_id) & (H.expires_at <= utc_now()))
+        return self.get(request_id)
+
+    def _expire(self, which) -> int:
+        H = self.HumanRequest
+        now = utc_now()
+        return H.update(status="expired", responded_at=now, responded_by=EXPIRED_BY).where(_PENDING, which).execute()
+
+
+def _check_seconds(value, name: str, *, allow_zero: bool) -> None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not number or value < 0 or (value == 0 and not allow_zero):
+        raise ValidationError({name: ["Must be a finite number of seconds%s." % ("" if allow_zero else " above 0")]})

@@ -1,0 +1,66 @@
+"""Marshmallow schemas of the hitl domain: a new request, an answer, and JSON.
+
+    HumanRequestSchema().load({"agent_id": "a", "session_id": "s", "question": "Deploy?"})
+    ResponseSchema().load({"status": "approved", "responded_by": "alice"})
+    HumanRequestSchema().dump(request)   # JSON-ready, times in ISO 8601
+
+What the store decides (status, expiry, the answer) is dump-only in a request.
+"""
+
+import uuid
+
+import marshmallow
+from marshmallow import fields, validate
+
+from ..fields import utc_now
+from ..validation import JSONValue, Text, UnixTime, count
+from .models import PRIORITIES, REQUEST_TYPES
+
+# At most a century: the deadline must stay a date that both backends can store.
+MAX_TIMEOUT_MS = 100 * 365 * 24 * 3600 * 1000
+DEFAULT_TIMEOUT_MS = 5 * 60 * 1000
+
+
+def new_request_id() -> str:
+    return "req_" + uuid.uuid4().hex
+
+
+def _id_text(**kwargs):
+    return Text(validate=validate.Length(1, 255), **kwargs)
+
+
+def _not_blank(text: str) -> None:
+    if not text.strip():
+        raise marshmallow.ValidationError("Must not be empty.")
+
+
+class HumanRequestSchema(marshmallow.Schema):
+    id = _id_text(load_default=new_request_id)
+    agent_id = _id_text(required=True)
+    session_id = _id_text(required=True)
+    question = Text(required=True, validate=_not_blank)
+    context = JSONValue(allow_none=True, load_default=None)
+    request_type = fields.String(load_default="approval", validate=validate.OneOf(REQUEST_TYPES))
+    priority = fields.String(load_default="medium", validate=validate.OneOf(PRIORITIES))
+    timeout_ms = count(MAX_TIMEOUT_MS, minimum=1, load_default=DEFAULT_TIMEOUT_MS)
+    created_at = UnixTime(resolution=1000, load_default=utc_now)
+    expires_at = UnixTime(resolution=1000, dump_only=True)
+    status = fields.String(dump_only=True)
+    response = fields.String(dump_only=True)
+    response_data = fields.Raw(dump_only=True)
+    responded_at = UnixTime(resolution=1000, dump_only=True)
+    responded_by = fields.String(dump_only=True)
+
+
+class ResponseSchema(marshmallow.Schema):
+    """A person's answer to a request."""
+
+    status = fields.String(required=True, validate=validate.OneOf(("approved", "rejected", "responded")))
+    response = Text(load_default="")
+    responded_by = _id_text(required=True)
+    response_data = JSONValue(allow_none=True, load_default=None)
+
+    @marshmallow.pre_load
+    def _empty_response(self, data, **kwargs):
+        # The reference reader scans the response into a string: never NULL.
+        return {**data, "response": ""} if data.get("response", "") is None else data

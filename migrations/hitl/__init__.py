@@ -1,0 +1,1 @@
+"""Migrations of the human-in-the-loop database (hitl.db)."""

@@ -1,0 +1,427 @@
+"""The HumanRequestRepository contract, on whichever backend the `backend` fixture gives."""
+
+import datetime
+import multiprocessing
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from loom_models import ConflictError, NotFoundError, RequestExpiredError, ValidationError
+from loom_models.hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema
+
+UTC = datetime.timezone.utc
+
+
+def ago(seconds: float) -> datetime.datetime:
+    return datetime.datetime.now(UTC) - datetime.timedelta(seconds=seconds)
+
+
+def ms(moment: datetime.datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def request(**overrides) -> HumanRequest:
+    values = {"agent_id": "agent", "session_id": "sess_1", "question": "Deploy to production?"}
+    return HumanRequest(**{**values, **overrides})
+
+
+def overdue(**overrides) -> HumanRequest:
+    """A request whose deadline passed a minute ago."""
+    return request(created_at=ago(120), timeout_ms=60_000, **overrides)
+
+
+def row(backend, request_id, columns="*"):
+    return backend.sql("SELECT %s FROM human_requests WHERE id = ?" % columns, request_id)[0]
+
+
+# -- storing -------------------------------------------------------------------------------
+
+
+def test_store_files_a_pending_request_in_the_reference_layout(hitl, backend):
+    created = datetime.datetime(2030, 1, 2, 3, 4, 5, 678_901, tzinfo=UTC)
+    stored = hitl.store(request(id="req_1", created_at=created, timeout_ms=90_000, context={"sql": "DELETE"}))
+
+    assert isinstance(stored, HumanRequest)
+    assert (stored.status, stored.response, stored.responded_by, stored.response_data) == ("pending", "", "", None)
+    assert stored.created_at == created.replace(microsecond=678_000)
+    assert stored.expires_at == stored.created_at + datetime.timedelta(seconds=90)
+    assert row(backend, "req_1", "created_at, expires_at, timeout_ms, context_json") == (
+        ms(created), ms(created) + 90_000, 90_000, '{"sql":"DELETE"}'
+    )
+    assert row(backend, "req_1", "status, response, responded_by, response_data_json, responded_at") == (
+        "pending", "", "", "", None
+    )
+    assert hitl.get("req_1").__data__ == stored.__data__
+
+
+def test_store_fills_sensible_defaults(hitl):
+    stored = hitl.store({"agent_id": "a", "session_id": "s", "question": "Proceed?"})
+
+    assert stored.id.startswith("req_")
+    assert (stored.request_type, stored.priority, stored.timeout_ms, stored.context) == ("approval", "medium", 300_000, None)
+
+
+def test_a_duplicate_id_is_a_conflict_and_changes_nothing(hitl, backend):
+    hitl.store(request(id="req_1", question="first"))
+
+    with pytest.raises(ConflictError, match="request already exists: req_1"):
+        hitl.store(request(id="req_1", question="second"))
+    assert row(backend, "req_1", "question") == ("first",)
+
+
+BAD_REQUESTS = [
+    ({"request_type": "decision"}, "request_type"),
+    ({"priority": "urgent"}, "priority"),
+    ({"question": ""}, "question"),
+    ({"question": "   "}, "question"),
+    ({"timeout_ms": 0}, "timeout_ms"),
+    ({"timeout_ms": -5}, "timeout_ms"),
+    ({"timeout_ms": 10**20}, "timeout_ms"),
+    ({"timeout_ms": 1.5}, "timeout_ms"),
+    ({"context": {"when": datetime.datetime.now()}}, "context"),
+    ({"agent_id": None}, "agent_id"),
+    ({"session_id": ""}, "session_id"),
+    ({"question": "NUL \x00"}, "question"),
+    ({"status": "approved"}, "status"),
+]
+
+
+@pytest.mark.parametrize("change, field", BAD_REQUESTS)
+def test_bad_requests_are_rejected_and_nothing_is_written(hitl, backend, change, field):
+    values = {"agent_id": "agent", "session_id": "sess_1", "question": "Deploy?", **change}
+
+    with pytest.raises(ValidationError) as error:
+        hitl.store(values)
+
+    assert field in error.value.messages
+    assert backend.sql("SELECT COUNT(*) FROM human_requests") == [(0,)]
+
+
+def test_get_a_missing_request_is_not_found(hitl):
+    with pytest.raises(NotFoundError, match="^request not found: req_x$"):
+        hitl.get("req_x")
+
+
+# -- listing -------------------------------------------------------------------------------
+
+
+def test_list_pending_orders_by_priority_then_age(hitl):
+    for name, priority, age in [
+        ("low_old", "low", 50), ("high_new", "high", 10), ("critical", "critical", 5),
+        ("medium", "medium", 30), ("high_old", "high", 40),
+    ]:
+        hitl.store(request(id=name, priority=priority, created_at=ago(age)))
+
+    assert [r.id for r in hitl.list_pending()] == ["critical", "high_old", "high_new", "medium", "low_old"]
+    assert [r.id for r in hitl.list_pending(limit=2)] == ["critical", "high_old"]
+
+
+def test_list_pending_never_returns_an_expired_or_decided_request(hitl):
+    hitl.store(request(id="open"))
+    hitl.store(overdue(id="late"))  # no sweep has run
+    hitl.store(request(id="done"))
+    hitl.respond_to_request("done", "approved", "", responded_by="alice")
+
+    assert [r.id for r in hitl.list_pending()] == ["open"]
+
+
+def test_list_pending_filters_by_agent_and_session(hitl):
+    for i, (agent, session) in enumerate([("a", "s1"), ("a", "s2"), ("b", "s1")]):
+        hitl.store(request(id="r%d" % i, agent_id=agent, session_id=session, created_at=ago(10 - i)))
+
+    assert [r.id for r in hitl.list_pending(agent_id="a")] == ["r0", "r1"]
+    assert [r.id for r in hitl.list_pending(session_id="s1")] == ["r0", "r2"]
+    assert [r.id for r in hitl.list_pending(agent_id="a", session_id="s1")] == ["r0"]
+
+
+@pytest.mark.parametrize("limit", [0, -1, "5"])
+def test_list_pending_rejects_bad_limits(hitl, limit):
+    with pytest.raises(ValidationError):
+        hitl.list_pending(limit=limit)
+
+
+def test_list_by_session_gives_every_status_newest_first(hitl):
+    hitl.store(request(id="old", created_at=ago(30)))
+    hitl.store(request(id="mid", created_at=ago(20)))
+    hitl.store(request(id="new", created_at=ago(10)))
+    hitl.store(request(id="elsewhere", session_id="other"))
+    hitl.respond_to_request("mid", "rejected", "no", responded_by="bob")
+
+    assert [(r.id, r.status) for r in hitl.list_by_session("sess_1")] == [
+        ("new", "pending"), ("mid", "rejected"), ("old", "pending")
+    ]
+
+
+# -- answering -----------------------------------------------------------------------------
+
+
+def test_approve_records_the_audit_trail(hitl, backend):
+    hitl.store(request(id="req_1"))
+
+    decided = hitl.respond_to_request("req_1", "approved", "Go ahead", "alice", response_data={"ticket": 7})
+
+    assert (decided.status, decided.response, decided.responded_by) == ("approved", "Go ahead", "alice")
+    assert decided.response_data == {"ticket": 7}
+    assert decided.responded_at is not None
+    assert row(backend, "req_1", "status, response, responded_by, response_data_json, responded_at") == (
+        "approved", "Go ahead", "alice", '{"ticket":7}', ms(decided.responded_at)
+    )
+
+
+@pytest.mark.parametrize(
+    "request_type, status, accepted",
+    [
+        ("approval", "approved", True), ("approval", "rejected", True), ("approval", "responded", False),
+        ("input", "responded", True), ("input", "approved", False),
+        ("selection", "responded", True), ("selection", "rejected", False),
+    ],
+)
+def test_each_request_type_takes_its_own_answers(hitl, backend, request_type, status, accepted):
+    hitl.store(request(id="req_1", request_type=request_type))
+
+    if accepted:
+        assert hitl.respond_to_request("req_1", status, "answer", "alice").status == status
+    else:
+        with pytest.raises(ValidationError) as error:
+            hitl.respond_to_request("req_1", status, "answer", "alice")
+        assert "status" in error.value.messages
+        assert row(backend, "req_1", "status, responded_by") == ("pending", "")
+
+
+@pytest.mark.parametrize(
+    "answer, field",
+    [
+        ({"status": "pending"}, "status"),
+        ({"status": "expired"}, "status"),
+        ({"status": "maybe"}, "status"),
+        ({"responded_by": ""}, "responded_by"),
+        ({"response_data": {1, 2}}, "response_data"),
+        ({"response": 5}, "response"),
+    ],
+)
+def test_bad_answers_are_rejected(hitl, backend, answer, field):
+    hitl.store(request(id="req_1"))
+    arguments = {"status": "approved", "response": "", "responded_by": "alice", **answer}
+
+    with pytest.raises(ValidationError) as error:
+        hitl.respond_to_request("req_1", **arguments)
+
+    assert field in error.value.messages
+    assert row(backend, "req_1", "status") == ("pending",)
+
+
+def test_a_decided_request_cannot_be_decided_again(hitl, backend):
+    hitl.store(request(id="req_1"))
+    hitl.respond_to_request("req_1", "rejected", "no", "alice")
+
+    with pytest.raises(ConflictError, match="req_1 is already rejected"):
+        hitl.respond_to_request("req_1", "approved", "yes", "mallory")
+    assert row(backend, "req_1", "status, responded_by") == ("rejected", "alice")
+
+
+def test_answering_a_missing_request_is_not_found(hitl):
+    with pytest.raises(NotFoundError, match="request not found: nope"):
+        hitl.respond_to_request("nope", "approved", "", "alice")
+
+
+def test_a_late_answer_expires_the_request(hitl, backend):
+    hitl.store(overdue(id="req_1"))
+
+    with pytest.raises(RequestExpiredError, match="request expired: req_1"):
+        hitl.respond_to_request("req_1", "approved", "too late", "alice")
+
+    assert row(backend, "req_1", "status, responded_by, response") == ("expired", "system:expiry", "")
+    with pytest.raises(ConflictError, match="already expired"):
+        hitl.respond_to_request("req_1", "approved", "too late", "alice")
+
+
+def test_eight_threads_racing_to_answer_one_request(hitl, backend):
+    hitl.store(request(id="req_1"))
+    outcomes, start = [], threading.Barrier(8)
+
+    def answer(i):
+        start.wait()
+        try:
+            hitl.respond_to_request("req_1", "approved" if i % 2 else "rejected", "", "person%d" % i)
+            outcomes.append("won")
+        except ConflictError as error:
+            outcomes.append(str(error))
+
+    threads = [threading.Thread(target=answer, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    status, winner = row(backend, "req_1", "status, responded_by")
+    assert outcomes.count("won") == 1
+    assert sorted(o for o in outcomes if o != "won") == ["request req_1 is already %s" % status] * 7
+    assert winner.startswith("person")
+
+
+def _race(target, index, barrier, results):
+    repository = HumanRequestRepository.open(target)
+    barrier.wait()
+    try:
+        repository.respond_to_request("req_1", "approved", "", "process%d" % index)
+        results.put("won")
+    except ConflictError as error:
+        results.put(str(error))
+    finally:
+        repository.close()
+
+
+def test_four_processes_racing_to_answer_one_request(hitl, backend):
+    hitl.store(request(id="req_1"))
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(4), context.Queue()
+    workers = [context.Process(target=_race, args=(backend.target, i, barrier, results)) for i in range(4)]
+    for worker in workers:
+        worker.start()
+    outcomes = sorted(results.get(timeout=60) for _ in workers)
+    for worker in workers:
+        worker.join(60)
+
+    assert [w.exitcode for w in workers] == [0, 0, 0, 0]
+    assert outcomes == ["request req_1 is already approved"] * 3 + ["won"]
+    assert row(backend, "req_1", "status") == ("approved",)
+
+
+# -- expiry, waiting, retention, stats -------------------------------------------------------
+
+
+def test_expire_overdue_sweeps_only_overdue_pending_requests(hitl, backend):
+    hitl.store(overdue(id="late1"))
+    hitl.store(overdue(id="late2"))
+    hitl.store(request(id="open"))
+    hitl.store(overdue(id="decided"))
+    backend.sql("UPDATE human_requests SET status = 'approved' WHERE id = 'decided'")
+
+    assert hitl.expire_overdue() == 2
+    assert hitl.expire_overdue() == 0
+
+    rows = dict(backend.sql("SELECT id, status || ':' || responded_by FROM human_requests"))
+    assert rows == {"late1": "expired:system:expiry", "late2": "expired:system:expiry",
+                    "open": "pending:", "decided": "approved:"}
+
+
+def test_expire_overdue_at_a_given_time(hitl):
+    hitl.store(request(id="r", timeout_ms=60_000))
+
+    assert hitl.expire_overdue(now=datetime.datetime.now(UTC) + datetime.timedelta(minutes=2)) == 1
+    assert hitl.get("r").status == "expired"
+    with pytest.raises(ValidationError):
+        hitl.expire_overdue(now="tomorrow")
+
+
+DECIDE_LATER = """
+import sys, time
+from loom_models.hitl import HumanRequestRepository
+time.sleep(float(sys.argv[2]))
+with HumanRequestRepository.open(sys.argv[1]) as hitl:
+    hitl.respond_to_request("req_1", "approved", "from elsewhere", "carol")
+"""
+
+
+def test_wait_for_response_sees_another_process_decide(hitl, backend):
+    hitl.store(request(id="req_1"))
+    decider = subprocess.Popen([sys.executable, "-c", DECIDE_LATER, backend.target, "1.0"])
+    try:
+        decided = hitl.wait_for_response("req_1", poll_interval=0.1)
+        returned_at = datetime.datetime.now(UTC)
+    finally:
+        decider.wait(60)
+
+    assert decider.returncode == 0
+    assert (decided.status, decided.responded_by) == ("approved", "carol")
+    lag = (returned_at - decided.responded_at).total_seconds()
+    assert lag < 0.1 + 0.5  # one poll interval, plus slack for a loaded machine
+
+
+def test_wait_for_response_expires_the_request_at_its_deadline(hitl, backend):
+    hitl.store(request(id="req_1", timeout_ms=300))
+
+    decided = hitl.wait_for_response("req_1", poll_interval=0.05)
+
+    assert (decided.status, decided.responded_by) == ("expired", "system:expiry")
+    assert row(backend, "req_1", "status") == ("expired",)
+
+
+def test_wait_for_response_gives_up_after_its_timeout(hitl):
+    hitl.store(request(id="req_1", timeout_ms=60_000))
+
+    assert hitl.wait_for_response("req_1", timeout=0.2, poll_interval=0.05).status == "pending"
+    for bad in ({"timeout": -1}, {"poll_interval": 0}, {"poll_interval": float("nan")}, {"timeout": "1"}):
+        with pytest.raises(ValidationError):
+            hitl.wait_for_response("req_1", **bad)
+
+
+def test_delete_older_than_purges_decided_requests_only(hitl, backend):
+    hitl.store(request(id="old_pending", created_at=ago(3600), timeout_ms=10**9))
+    hitl.store(request(id="old_approved", created_at=ago(3600), timeout_ms=10**9))
+    hitl.store(overdue(id="old_expired"))
+    hitl.store(request(id="new_rejected"))
+    hitl.respond_to_request("old_approved", "approved", "", "alice")
+    hitl.respond_to_request("new_rejected", "rejected", "", "alice")
+    hitl.expire_overdue()
+
+    assert hitl.delete_older_than(datetime.timedelta(seconds=100)) == 2
+    assert sorted(r for r, in backend.sql("SELECT id FROM human_requests")) == ["new_rejected", "old_pending"]
+    with pytest.raises(ValidationError):
+        hitl.delete_older_than(datetime.timedelta(days=-1))
+
+
+def test_get_stats_counts_per_status(hitl):
+    assert hitl.get_stats() == {"pending": 0, "approved": 0, "rejected": 0, "responded": 0, "expired": 0}
+    hitl.store(request(id="a"))
+    hitl.store(request(id="b"))
+    hitl.store(request(id="c", request_type="input"))
+    hitl.store(overdue(id="late"))  # pending on disk, expired in fact
+    hitl.respond_to_request("a", "approved", "", "x")
+    hitl.respond_to_request("c", "responded", "42", "x")
+
+    assert hitl.get_stats() == {"pending": 1, "approved": 1, "rejected": 0, "responded": 1, "expired": 1}
+
+
+# -- restarts and the reference implementation's rows ----------------------------------------
+
+
+def test_requests_and_answers_survive_a_restart(backend):
+    with HumanRequestRepository.open(backend.target) as first:
+        first.store(request(id="req_1", context={"amount": 120}))
+        answered = first.respond_to_request("req_1", "approved", "ok", "alice", response_data=[1, 2])
+
+    with HumanRequestRepository.open(backend.target) as again:
+        assert again.get("req_1").__data__ == answered.__data__
+
+
+def test_rows_written_by_the_reference_implementation_are_read(hitl, backend):
+    created = ms(ago(10))
+    backend.sql(
+        "INSERT INTO human_requests VALUES ('ref', 'a', 's', 'Proceed', 'null', 'decision', 'normal', 60000, ?, ?,"
+        " 'pending', '', '', NULL, '')",
+        created, created + 60_000,
+    )
+    backend.sql(
+        "INSERT INTO human_requests VALUES ('old', 'a', 's', 'Proceed', '{\"k\":1}', 'approval', 'high', 1000, ?, ?,"
+        " 'timeout', '', '', ?, 'system')",
+        created, created + 1000, created + 1000,
+    )
+
+    (pending,) = hitl.list_pending()
+    assert (pending.id, pending.request_type, pending.priority, pending.context) == ("ref", "decision", "normal", None)
+    assert hitl.get("old").status == "timeout" and hitl.get("old").context == {"k": 1}
+    assert hitl.respond_to_request("ref", "approved", "", "alice").status == "approved"
+    assert hitl.get_stats()["timeout"] == 1
+
+
+def test_schema_dumps_json(hitl):
+    stored = hitl.store(request(id="req_1", created_at=datetime.datetime(2030, 1, 1, tzinfo=UTC), timeout_ms=1000))
+
+    dumped = HumanRequestSchema().dump(stored)
+
+    assert dumped["created_at"] == "2030-01-01T00:00:00+00:00"
+    assert dumped["expires_at"] == "2030-01-01T00:00:01+00:00"
+    assert (dumped["status"], dumped["responded_at"]) == ("pending", None)
