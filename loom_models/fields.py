@@ -2,6 +2,7 @@
 
     created_at = UnixTimeField()                 # INTEGER seconds <-> aware UTC datetime
     created_at = UnixTimeField(resolution=1000)  # INTEGER milliseconds
+    expires_at = UnixTimeField(none_as=0)        # 0 <-> None
     context = JSONField(column_name="context_json", none_as="null")  # None -> 'null'
 """
 
@@ -26,19 +27,22 @@ class UnixTimeField(peewee.BigIntegerField):
     """An aware UTC datetime stored as whole Unix time units (1 = seconds, 1000 = ms).
 
     A naive datetime is taken to be UTC. Sub-unit precision is dropped (floored).
+    `none_as` is what None is stored as where the reference uses a number for
+    "no time" (0 for a reference that never expires).
     """
 
-    def __init__(self, resolution: int = 1, **kwargs):
+    def __init__(self, resolution: int = 1, none_as: int | None = None, **kwargs):
         self.unit = datetime.timedelta(seconds=1) / resolution
+        self.none_as = none_as
         super().__init__(**kwargs)
 
     def db_value(self, value):
         if isinstance(value, datetime.datetime):
             return (to_utc(value) - EPOCH) // self.unit
-        return value
+        return self.none_as if value is None else value
 
     def python_value(self, value):
-        if value is None:
+        if value is None or value == self.none_as:
             return None
         try:
             return EPOCH + value * self.unit

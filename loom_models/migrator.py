@@ -16,6 +16,7 @@ import datetime
 import logging
 import os
 import sqlite3
+import tempfile
 
 import peewee
 from playhouse.migrations import Runner
@@ -48,7 +49,7 @@ def upgrade(database: peewee.Database, domain: str) -> list[str]:
         return []
     with _exclusive(database):
         todo = pending(history)
-        if todo and is_sqlite(database) and set(database.get_tables()) - {history.table_name}:
+        if todo and is_sqlite(database) and _holds_data(database):
             _backup(database, domain)
         return history.up() if todo else []
 
@@ -96,6 +97,12 @@ def _exclusive(database: peewee.Database):
         database.pragma("foreign_keys", enforced)
 
 
+def _holds_data(database: peewee.SqliteDatabase) -> bool:
+    """Whether any table but a migration history has a row."""
+    tables = [t for t in database.get_tables() if not t.startswith("schema_migration")]
+    return any(database.execute(peewee.Table(t).select(peewee.SQL("1")).limit(1)).fetchone() for t in tables)
+
+
 def _backup(database: peewee.SqliteDatabase, domain: str) -> None:
     """Copy the database next to itself with SQLite's online backup API.
 
@@ -104,8 +111,10 @@ def _backup(database: peewee.SqliteDatabase, domain: str) -> None:
     the backup API cannot read from a connection that is writing.
     """
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    path = "%s.%s-%d.pre-migration.bak" % (database.database, stamp, os.getpid())
-    os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))  # ours alone
+    directory, name = os.path.split(os.path.abspath(database.database))
+    # mkstemp: a new name of our own, created 0600 like the database.
+    handle, path = tempfile.mkstemp(prefix="%s.%s.pre-%s-" % (name, stamp, domain), suffix=".bak", dir=directory)
+    os.close(handle)
     try:
         with contextlib.closing(sqlite3.connect(database.database)) as source:
             with contextlib.closing(sqlite3.connect(path)) as copy:

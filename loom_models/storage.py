@@ -3,6 +3,7 @@
     with open_storage("./loom-data") as storage:       # or $LOOM_DATA_DIR, else ./loom-data
         storage.sessions.save_session(Session(id="sess_1"))
         storage.hitl.store(HumanRequest(agent_id="a", session_id="sess_1", question="Deploy?"))
+        storage.references.store(b"a large document")
 
     open_storage(database_url="postgresql://loom@127.0.0.1:5432/loom")   # all domains, one database
 """
@@ -14,12 +15,14 @@ import os
 from .db import open_database
 from .errors import ValidationError, storage_call
 from .hitl import HumanRequestRepository
+from .references import ReferenceRepository
 from .sessions import SessionRepository
 
 # domain -> (file in the data directory, repository class)
 DOMAINS = {
     "sessions": ("sessions.db", SessionRepository),
     "hitl": ("hitl.db", HumanRequestRepository),
+    "references": ("references.db", ReferenceRepository),
 }
 
 
@@ -29,10 +32,14 @@ class Storage:
     def __init__(self, repositories: dict, databases: list):
         self.sessions: SessionRepository = repositories["sessions"]
         self.hitl: HumanRequestRepository = repositories["hitl"]
+        self.references: ReferenceRepository = repositories["references"]
+        self._repositories = list(repositories.values())
         self._databases = databases
 
     def close(self) -> None:
-        """Close the databases. Safe to call twice."""
+        """Stop the garbage collector and close the databases. Safe to call twice."""
+        for repository in self._repositories:
+            repository.close()
         for database in self._databases:
             database.close()
 
@@ -44,8 +51,11 @@ class Storage:
 
 
 @storage_call
-def open_storage(data_dir=None, *, database_url: str | None = None, migrate: bool = True) -> Storage:
-    """Open (creating if needed) every domain's database and apply pending migrations.
+def open_storage(
+    data_dir=None, *, database_url: str | None = None, gc_interval: float | None = 300, migrate: bool = True
+) -> Storage:
+    """Open (creating if needed) every domain's database, apply pending migrations,
+    and collect expired references every `gc_interval` seconds (0 or None: never).
 
     With `migrate=False` the schemas must already be current (SchemaMismatchError).
     """
@@ -63,6 +73,8 @@ def open_storage(data_dir=None, *, database_url: str | None = None, migrate: boo
     try:
         for repository in repositories.values():
             repository.migrate() if migrate else repository.check_schema()
+        if gc_interval:
+            storage.references.start_collector(gc_interval)
     except BaseException:
         storage.close()
         raise

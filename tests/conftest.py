@@ -18,6 +18,7 @@ import pytest
 
 from loom_models.db import open_database
 from loom_models.hitl import HumanRequestRepository
+from loom_models.references import ReferenceRepository
 from loom_models.sessions import SessionRepository
 
 POSTGRES_URL = os.environ.get("LOOM_TEST_DATABASE_URL")
@@ -111,4 +112,10 @@ def repo(backend):
 @pytest.fixture
 def hitl(backend):
     with HumanRequestRepository.open(backend.target) as repository:
+        yield repository
+
+
+@pytest.fixture
+def references(backend):
+    with ReferenceRepository.open(backend.target) as repository:
         yield repository

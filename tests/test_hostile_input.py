@@ -139,3 +139,30 @@ def test_every_argument_of_the_hitl_calls(hitl, backend, value):
     ]
     for call in calls:
         only_storage_errors(call)
+
+
+@hostile
+@given(data=anything, type_=anything, ttl=anything)
+def test_store_a_reference(references, backend, data, type_, ttl):
+    stored = only_storage_errors(lambda: references.store(data, type=type_, ttl=ttl))
+    if stored is None:
+        assert backend.sql("SELECT COUNT(*) FROM reference_store") == [(0,)]
+    else:
+        assert references.resolve(stored.id, verify=True) == stored.data
+        assert references.release(stored.id) == 0
+
+
+@hostile
+@given(value=anything)
+def test_every_argument_of_the_reference_calls(references, value):
+    calls = [
+        lambda: references.resolve(value),
+        lambda: references.resolve(value, verify=True),
+        lambda: references.retain(value),
+        lambda: references.release(value),
+        lambda: references.get(value),
+        lambda: references.list(limit=value),
+        lambda: references.collect_garbage(now=value),
+    ]
+    for call in calls:
+        only_storage_errors(call)

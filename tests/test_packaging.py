@@ -12,7 +12,7 @@ import loom_models, sqlite3, sys
 from loom_models import open_storage
 assert loom_models.__file__.startswith(sys.argv[1]), loom_models.__file__
 with open_storage(sys.argv[2]) as storage:
-    for domain in ("sessions", "hitl"):
+    for domain in ("sessions", "hitl", "references"):
         database = getattr(storage, domain).database
         applied = database.execute_sql("SELECT name FROM schema_migration_%s ORDER BY name" % domain)
         print(domain, [name for name, in applied])
@@ -37,7 +37,7 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
     site = tmp_path / "site"
     run(sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site), str(wheel))
 
-    for domain in ("sessions", "hitl"):
+    for domain in ("sessions", "hitl", "references"):
         assert (site / "loom_models" / "migrations" / domain / "0001_reference_schema.py").exists()
     assert not (site / "migrations").exists()  # no top-level package of that name
 
@@ -48,4 +48,5 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
     assert output.splitlines() == [
         "sessions ['0001_reference_schema', '0002_query_indexes']",
         "hitl ['0001_reference_schema', '0002_pending_indexes']",
+        "references ['0001_reference_schema', '0002_listing_index']",
     ]

@@ -1,11 +1,13 @@
 """Every query the repositories make is served by an index (SQLite's plans)."""
 
 import datetime
+import hashlib
 import logging
 
 import pytest
 
 from loom_models.hitl import HumanRequest, HumanRequestRepository
+from loom_models.references import ReferenceRepository
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
 
 
@@ -42,7 +44,7 @@ def statements_of(repo, call):
     finally:
         logger.removeHandler(log)
         logger.setLevel(level)
-    return [(sql, params) for sql, params in log.queries if sql.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE"))]
+    return [(sql, params) for sql, params in log.queries if sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))]
 
 
 def plan(repo, sql, params):
@@ -130,3 +132,33 @@ def test_hitl_queries_use_their_indexes(requests, name):
         assert not [s for s in steps if needless_work(sql, s)], (sql, steps)
         if "'pending'" in sql and "WHERE" in sql and "id\" = " not in sql:
             assert any("pending" in s for s in steps), ("a pending query misses the partial index", sql, steps)
+
+
+@pytest.fixture
+def contents(tmp_path):
+    with ReferenceRepository.open(tmp_path / "references.db") as repo:
+        for i in range(60):
+            repo.store(b"content %d" % i, ttl=None if i % 2 else 3600)
+        repo.database.execute_sql("ANALYZE")
+        yield repo
+
+
+REFERENCE_CALLS = {
+    "store": lambda r: r.store(b"content 1"),
+    "resolve": lambda r: r.resolve(hashlib.sha256(b"content 1").hexdigest()),
+    "retain": lambda r: r.retain(hashlib.sha256(b"content 1").hexdigest()),
+    "release": lambda r: r.release(hashlib.sha256(b"content 3").hexdigest()),
+    "get": lambda r: r.get(hashlib.sha256(b"content 1").hexdigest()),
+    "list": lambda r: r.list(limit=10),
+    "collect_garbage": lambda r: r.collect_garbage(),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_CALLS))
+def test_reference_queries_use_their_indexes(contents, name):
+    statements = statements_of(contents, REFERENCE_CALLS[name])
+
+    assert statements, "the call ran no query"
+    for sql, params in statements:
+        steps = plan(contents, sql, params)
+        assert not [s for s in steps if needless_work(sql, s)], (sql, steps)

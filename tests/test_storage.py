@@ -28,7 +28,7 @@ def test_creates_a_private_data_directory(tmp_path):
         storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="ok?"))
 
     assert mode(data_dir) == 0o700
-    for name in ("sessions.db", "hitl.db"):
+    for name in ("sessions.db", "hitl.db", "references.db"):
         assert mode(data_dir / name) == 0o600
 
 
@@ -66,31 +66,13 @@ def test_close_twice(tmp_path):
         assert again.sessions.load_session("s").id == "s"
 
 
-def test_the_readme_example_runs(tmp_path):
+def test_the_readme_examples_run(tmp_path):
     readme = (ROOT / "README.md").read_text()
-    example = re.search(r"## Use\n\n```python\n(.*?)```", readme, re.S).group(1)
+    usage = readme.split("## Use\n", 1)[1].split("\n## ", 1)[0]
+    examples = "\n".join(re.findall(r"```python\n(.*?)```", usage, re.S))
 
-    result = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    result = subprocess.run([sys.executable, "-c", examples], cwd=tmp_path, capture_output=True, text=True, timeout=60)
 
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "12 ['Where is my order?', 'On its way.']\n"
+    assert result.stdout == "12 ['Where is my order?', 'On its way.']\napproved\n"
     assert (tmp_path / "loom-data" / "sessions.db").exists()
-
-
-def test_a_database_url_must_be_a_url(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ValidationError):
-        open_storage(database_url="nonsense")
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_a_data_directory_that_is_a_file(tmp_path):
-    (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(LoomStorageError):
-        open_storage(tmp_path / "file")
-
-
-def test_a_sqlite_url_file_is_private_too(tmp_path):
-    with open_storage(database_url="sqlite:///%s" % (tmp_path / "all.db")):
-        pass
-    assert mode(tmp_path / "all.db") == 0o600

@@ -1,0 +1,289 @@
+"""ReferenceRepository: large content stored once by its SHA-256, counted, and collected.
+
+    from loom_models import open_storage
+    from loom_models.references import ReferenceType
+
+    with open_storage("./loom-data") as storage:
+        refs = storage.references
+        ref = refs.store(report_bytes, type=ReferenceType.TOOL_RESULT, ttl=3600)
+        refs.store(report_bytes)        # the same bytes: one row, ref_count 2
+        refs.resolve(ref.id)            # the bytes, until they expire
+        refs.release(ref.id)            # 1; at 0 the row is gone
+        refs.collect_garbage()          # expired and unreferenced rows go
+
+Expired content is never returned, whether or not the collector has run yet.
+`open_storage` runs the collector in a background thread every `gc_interval`
+seconds; `gc_runs` and `evictions` in `stats()` count this repository's runs
+since it was opened (they are not stored, so a restart starts them at 0).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import hashlib
+import logging
+import math
+import re
+import threading
+
+import peewee
+from peewee import EXCLUDED, SQL, Case, fn
+
+from ..base import bind_models
+from ..errors import (
+    DatabaseCorruptError,
+    LoomStorageError,
+    NotFoundError,
+    ReferenceExpiredError,
+    ValidationError,
+    storage_call,
+)
+from ..fields import utc_now
+from ..repository import Repository
+from ..validation import check_limit, load
+from .models import SQLITE_STORE, Reference, ReferenceType
+from .schemas import StoreSchema
+
+logger = logging.getLogger(__name__)
+
+_STORE = StoreSchema()
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+# Rows per collector transaction: the write lock is never held for long.
+GC_BATCH = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceStats:
+    active_refs: int
+    current_bytes: int
+    gc_runs: int
+    evictions: int
+
+
+class ReferenceRepository(Repository):
+    domain = "references"
+
+    def __init__(self, database: peewee.Database):
+        super().__init__(database)
+        (self.Reference,) = bind_models(database, [Reference])
+        self._metadata = [f for f in self.Reference._meta.sorted_fields if f.name != "data"]
+        self._counts_lock = threading.Lock()
+        self._gc_runs = self._evictions = 0
+        self._stop_collecting = threading.Event()
+        self._collector: threading.Thread | None = None
+
+    @storage_call
+    def store(self, data, *, type=ReferenceType.UNSPECIFIED, ttl=None) -> Reference:
+        """Store bytes; the same bytes again add one reference, and the later expiry wins.
+
+            ref = refs.store(b"...", type=ReferenceType.LARGE_PAYLOAD, ttl=timedelta(hours=1))
+        """
+        values = load(_STORE, {"data": data, "type": type, "ttl": ttl})
+        content, now = values["data"], _now()
+        R = self.Reference
+        row = {
+            "id": hashlib.sha256(content).hexdigest(),
+            "type": values["type"],
+            "store": SQLITE_STORE,
+            "data": content,
+            "ref_count": 1,
+            "created_at": now,
+            "expires_at": None if values["ttl"] is None else _expiry(now, values["ttl"]),
+            "size_bytes": len(content),
+        }
+        # An expired row still on disk is content nobody holds: it starts afresh.
+        stale = self._expired(now)
+        never = (R.expires_at == 0) | (EXCLUDED.expires_at == 0)
+        later = Case(None, [(never, 0), (EXCLUDED.expires_at > R.expires_at, EXCLUDED.expires_at)], R.expires_at)
+        upsert = (
+            R.insert(**row)
+            .on_conflict(
+                conflict_target=[R.id],
+                update={
+                    R.ref_count: Case(None, [(stale, 1)], R.ref_count + 1),
+                    R.created_at: Case(None, [(stale, EXCLUDED.created_at)], R.created_at),
+                    R.expires_at: Case(None, [(stale, EXCLUDED.expires_at)], later),
+                },
+            )
+            .returning(*self._metadata)
+        )
+        with self._write():
+            (stored,) = list(upsert.execute())
+        stored.data = content
+        return stored
+
+    @storage_call
+    def resolve(self, ref_or_id, *, verify: bool = False) -> bytes:
+        """The bytes of a live reference; with `verify`, re-hashed against the id.
+
+            data = refs.resolve(ref)            # or refs.resolve(ref.id)
+        """
+        reference_id = _id_of(ref_or_id)
+        R = self.Reference
+        found = R.select(R.data, R.expires_at).where(R.id == reference_id).first()
+        self._check_live(reference_id, found)
+        data = bytes(found.data)  # PostgreSQL gives a memoryview
+        if verify and hashlib.sha256(data).hexdigest() != reference_id:
+            raise DatabaseCorruptError("reference corrupt: %s does not hash to its id" % reference_id)
+        return data
+
+    @storage_call
+    def retain(self, reference_id: str) -> int:
+        """Add a reference to live content; return the new count.
+
+            refs.retain(ref.id)   # 2
+        """
+        _id_of(reference_id)
+        R = self.Reference
+        with self._write():
+            retained = (
+                R.update(ref_count=R.ref_count + 1)
+                .where(R.id == reference_id, ~self._expired(_now()))
+                .returning(R.ref_count)
+                .tuples()
+            )
+            count = next(iter(retained.execute()), None)
+            if count is None:  # say why: absent, or expired
+                self._check_live(reference_id, R.select(R.expires_at).where(R.id == reference_id).first())
+        return count[0]
+
+    @storage_call
+    def release(self, reference_id: str) -> int:
+        """Drop a reference; return the new count. At 0 the content is deleted.
+
+            refs.release(ref.id)   # 0: gone
+        """
+        _id_of(reference_id)
+        R = self.Reference
+        with self._write():
+            # The last reference deletes the row outright, never rewriting it first.
+            if R.delete().where(R.id == reference_id, R.ref_count <= 1).execute():
+                return 0
+            released = R.update(ref_count=R.ref_count - 1).where(R.id == reference_id).returning(R.ref_count).tuples()
+            count = next(iter(released.execute()), None)
+        if count is None:
+            raise NotFoundError("reference not found: %s" % reference_id)
+        return count[0]
+
+    @storage_call
+    def get(self, reference_id: str) -> Reference:
+        """A live reference's metadata, without its bytes.
+
+            refs.get(ref.id).size_bytes
+        """
+        _id_of(reference_id)
+        R = self.Reference
+        found = R.select(*self._metadata).where(R.id == reference_id).first()
+        self._check_live(reference_id, found)
+        return found
+
+    @storage_call
+    def list(self, *, limit: int | None = None) -> list[Reference]:
+        """Live references' metadata, newest first.
+
+            [r.id for r in refs.list(limit=20)]
+        """
+        R = self.Reference
+        query = R.select(*self._metadata).where(~self._expired(_now()), R.ref_count > 0)
+        return list(query.order_by(R.created_at.desc(), R.id.desc()).limit(check_limit(limit)))
+
+    @storage_call
+    def collect_garbage(self, now: datetime.datetime | None = None) -> int:
+        """Delete expired and unreferenced content, GC_BATCH rows a transaction; return how many.
+
+            refs.collect_garbage()
+        """
+        if now is not None and not isinstance(now, datetime.datetime):
+            raise ValidationError({"now": ["Must be a datetime."]})
+        R = self.Reference
+        garbage = self._expired(now or _now()) | (R.ref_count <= 0)
+        removed = 0
+        while True:
+            with self._write():
+                batch = [i for i, in R.select(R.id).where(garbage).limit(GC_BATCH).tuples()]
+                # The condition again: content stored anew meanwhile is no garbage.
+                removed += R.delete().where(R.id.in_(batch), garbage).execute() if batch else 0
+            if len(batch) < GC_BATCH or self._stop_collecting.is_set():
+                break
+        with self._counts_lock:
+            self._gc_runs += 1
+            self._evictions += removed
+        return removed
+
+    @storage_call
+    def stats(self) -> ReferenceStats:
+        """Live references and their bytes; this repository's collector runs and evictions.
+
+            refs.stats().current_bytes
+        """
+        R = self.Reference
+        live = R.select(fn.COUNT(SQL("*")), fn.COALESCE(fn.SUM(R.size_bytes), 0)).where(
+            ~self._expired(_now()), R.ref_count > 0
+        )
+        count, size = live.tuples().get()
+        with self._counts_lock:
+            return ReferenceStats(count, int(size), self._gc_runs, self._evictions)
+
+    def start_collector(self, interval: float) -> None:
+        """Collect garbage every `interval` seconds in a background thread, until close().
+
+            refs.start_collector(300)
+        """
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
+            raise ValidationError({"gc_interval": ["Must be a positive number of seconds."]})
+        if self._collector is not None:
+            return
+        self._stop_collecting.clear()
+        self._collector = threading.Thread(
+            target=self._collect_every, args=(interval,), name="loom-references-gc", daemon=True
+        )
+        self._collector.start()
+
+    def stop_collector(self) -> None:
+        """Stop the background collector, waiting for its current batch. Safe to call twice."""
+        self._stop_collecting.set()
+        if self._collector is not None:
+            self._collector.join()
+            self._collector = None
+
+    def close(self) -> None:
+        self.stop_collector()
+        super().close()
+
+    def _collect_every(self, interval: float) -> None:
+        try:
+            while not self._stop_collecting.wait(interval):
+                try:
+                    self.collect_garbage()
+                except LoomStorageError:  # a locked or full disk now is no reason to stop for good
+                    logger.exception("loom_models: garbage collection of references failed")
+        finally:
+            self.database.close()  # this thread's connection
+
+    def _expired(self, now: datetime.datetime):
+        R = self.Reference
+        return (R.expires_at != 0) & (R.expires_at <= R.expires_at.db_value(now))
+
+    def _check_live(self, reference_id: str, found) -> None:
+        if found is None:
+            raise NotFoundError("reference not found: %s" % reference_id)
+        if found.expires_at is not None and found.expires_at <= _now():
+            raise ReferenceExpiredError("reference expired: %s" % reference_id)
+
+
+def _now() -> datetime.datetime:
+    return utc_now().replace(microsecond=0)
+
+
+def _expiry(now: datetime.datetime, ttl: datetime.timedelta) -> datetime.datetime:
+    # Whole seconds on disk: round up, so content lives at least its TTL.
+    return now + datetime.timedelta(seconds=math.ceil(ttl.total_seconds()))
+
+
+def _id_of(ref_or_id) -> str:
+    reference_id = ref_or_id.id if isinstance(ref_or_id, Reference) else ref_or_id
+    if not isinstance(reference_id, str) or not _SHA256_HEX.fullmatch(reference_id):
+        raise ValidationError({"id": ["Must be a lowercase hex SHA-256 (64 characters)."]})
+    return reference_id
