@@ -8,7 +8,8 @@
 Backend differences are settled here, once: on SQLite a write transaction takes
 the write lock up front (BEGIN IMMEDIATE), because a deferred transaction that
 reads and then writes fails with SQLITE_BUSY under concurrency whatever the busy
-timeout; on PostgreSQL a snapshot read uses REPEATABLE READ.
+timeout; on PostgreSQL a snapshot read uses REPEATABLE READ, and a write that
+must read the clock after its lock takes the row lock first.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class Repository:
     def __init__(self, database: peewee.Database):
         self.database = database
         self._owns_database = False
-        if is_sqlite(database):
+        self._sqlite = is_sqlite(database)
+        if self._sqlite:
             self._write_options = {"lock_type": "IMMEDIATE"}
             self._snapshot_options = {}
         else:
@@ -84,3 +86,13 @@ class Repository:
 
     def _snapshot(self):
         return self.database.atomic(**self._snapshot_options)
+
+    def _lock_rows(self, query) -> None:
+        """Inside `_write()`: hold the rows `query` selects until the transaction ends.
+
+        SQLite's write transaction holds the whole database already; PostgreSQL
+        locks rows as a statement reaches them, so a clock read before that
+        statement could be stale by the time it runs.
+        """
+        if not self._sqlite:
+            list(query.for_update())

@@ -105,6 +105,11 @@ def amount(maximum: float, **kwargs) -> fields.Float:
     return fields.Float(allow_nan=False, validate=marshmallow.validate.Range(0, maximum), **kwargs)
 
 
+def generated_id_if_none(data: Mapping) -> Mapping:
+    """For a schema's pre_load: an id of None asks for a new id, as a missing one does."""
+    return {k: v for k, v in data.items() if k != "id"} if data.get("id", ...) is None else data
+
+
 def load(schema: marshmallow.Schema, data: Mapping) -> dict:
     """`schema.load(data)`, raising our ValidationError."""
     try:
@@ -143,6 +148,25 @@ def check_id(value, name: str = "id") -> str:
     if not isinstance(value, str) or not 0 < len(value) <= 255 or not storable(value):
         raise ValidationError({name: ["Must be a string of 1 to 255 characters, without NUL or lone surrogates."]})
     return value
+
+
+def check_time(value, name: str) -> datetime.datetime:
+    """An aware UTC datetime (naive is taken as UTC) within the years 1-9999."""
+    try:
+        if isinstance(value, datetime.datetime):
+            return to_utc(value)
+    except OverflowError:
+        pass
+    raise ValidationError({name: ["Must be a datetime within the years 1-9999 in UTC."]})
+
+
+def check_seconds(value, name: str, *, maximum: float, allow_zero: bool = False) -> float:
+    """A number of seconds: above 0 (or from 0, with `allow_zero`) and at most `maximum`."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not (0 <= value <= maximum) or (value == 0 and not allow_zero):
+        lowest = "from 0" if allow_zero else "more than 0"
+        raise ValidationError({name: ["Must be a number of seconds, %s and at most %g." % (lowest, maximum)]})
+    return float(value)
 
 
 def cutoff_time(cutoff) -> datetime.datetime:

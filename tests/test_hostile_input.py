@@ -4,7 +4,7 @@ never a raw driver, encoding or arithmetic error, and never a partial write."""
 import datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from loom_models import LoomStorageError
@@ -13,7 +13,7 @@ from loom_models.sessions import Message, Session, SessionRepository
 scalars = st.one_of(
     st.none(),
     st.booleans(),
-    st.integers(min_value=-(2**80), max_value=2**80),
+    st.integers(),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(),
     st.binary(max_size=20),
@@ -36,9 +36,14 @@ hostile = settings(max_examples=60, deadline=None, suppress_health_check=[Health
 
 @pytest.fixture
 def seeded(repo):
+    return repo
+
+
+def seed(repo):
+    """One session with one message, afresh: a fixture runs once for all of a test's examples."""
+    repo.delete_session("sess_1")
     repo.save_session(Session(id="sess_1"))
     repo.save_message("sess_1", Message(role="user", content="seed", token_count=1))
-    return repo
 
 
 def only_storage_errors(call):
@@ -57,15 +62,13 @@ def unchanged(backend):
 @hostile
 @given(message=records(MESSAGE_FIELDS))
 def test_save_message(seeded, backend, message):
+    seed(seeded)
     saved = only_storage_errors(lambda: seeded.save_message("sess_1", message))
     if saved is None:
         assert unchanged(backend)
     else:
         (reloaded,) = [m for m in seeded.load_messages("sess_1") if m.id == saved.id]
         assert reloaded.__data__ == saved.__data__
-        seeded.delete_session("sess_1")
-        seeded.save_session(Session(id="sess_1"))
-        seeded.save_message("sess_1", Message(role="user", content="seed", token_count=1))
 
 
 @hostile
@@ -79,6 +82,7 @@ def test_save_session(seeded, session):
 @hostile
 @given(value=anything)
 def test_every_argument_of_the_read_and_delete_calls(seeded, backend, value):
+    seed(seeded)
     calls = [
         lambda: seeded.load_session(value),
         lambda: seeded.load_session("sess_1", with_messages=value),
@@ -107,6 +111,8 @@ REQUEST_FIELDS = ["id", "agent_id", "session_id", "question", "context", "reques
 
 @hostile
 @given(values=records(REQUEST_FIELDS))
+@example(values={"agent_id": "a", "session_id": "s", "question": "q", "created_at": "9999-12-31T23:59:59"})
+@example(values={"agent_id": "a", "session_id": "s", "question": "q", "timeout_ms": 10**400})
 def test_store_a_request(hitl, values):
     stored = only_storage_errors(lambda: hitl.store(values))
     if stored is not None:
@@ -116,6 +122,10 @@ def test_store_a_request(hitl, values):
 
 @hostile
 @given(value=anything)
+@example(value=10**400)
+@example(value=1e12)
+@example(value=datetime.datetime.min.replace(tzinfo=datetime.timezone(datetime.timedelta(hours=5))))
+@example(value=datetime.datetime.max.replace(tzinfo=datetime.timezone(-datetime.timedelta(hours=5))))
 def test_every_argument_of_the_hitl_calls(hitl, backend, value):
     if not backend.sql("SELECT 1 FROM human_requests WHERE id = 'req_1'"):
         hitl.store({"id": "req_1", "agent_id": "a", "session_id": "s", "question": "q"})

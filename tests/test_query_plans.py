@@ -71,10 +71,12 @@ CALLS = {
 def needless_work(sql, step):
     """A plan step that reads more than the answer: a scan, or a sort.
 
-    Walking an index in order under a LIMIT (the newest sessions) reads no more.
+    Walking an index in order under a LIMIT (the newest sessions) reads no more,
+    nor does counting per group from a covering index (statistics).
     """
     ordered_walk = "USING" in step and "INDEX" in step and " LIMIT " in sql
-    return "TEMP B-TREE" in step or (step.startswith("SCAN") and not ordered_walk)
+    counting = "USING COVERING INDEX" in step and "GROUP BY" in sql
+    return "TEMP B-TREE" in step or (step.startswith("SCAN") and not (ordered_walk or counting))
 
 
 @pytest.mark.parametrize("name", list(CALLS))
@@ -96,15 +98,18 @@ def test_a_cascading_delete_finds_children_by_index(sessions):
 
 @pytest.fixture
 def requests(tmp_path):
+    # 3,000 requests, one in ten pending, and no ANALYZE: a real database has no
+    # statistics unless someone runs it, and the plans must hold without them.
     with HumanRequestRepository.open(tmp_path / "hitl.db") as repo:
-        now = datetime.datetime.now(datetime.timezone.utc)
-        for i in range(40):
-            repo.store(HumanRequest(id="r%d" % i, agent_id="a%d" % (i % 3), session_id="s%d" % (i % 4),
-                                    question="?", priority=("low", "high")[i % 2],
-                                    created_at=now - datetime.timedelta(hours=i), timeout_ms=10**10))
-        for i in range(0, 40, 3):
-            repo.respond_to_request("r%d" % i, "approved", "", "x")
-        repo.database.execute_sql("ANALYZE")
+        now = int(datetime.datetime.now(datetime.timezone.utc).timestamp() * 1000)
+        rows = [
+            ("r%d" % i, "a%d" % (i % 3), "s%d" % (i % 40), "?", "null", "approval", ("low", "high")[i % 2],
+             10**10, now - i * 1000, now - i * 1000 + 10**10, "pending" if i % 10 == 1 else "approved", "", "",
+             None, "")
+            for i in range(3000)
+        ]
+        with repo.database.atomic():
+            repo.database.cursor().executemany("INSERT INTO human_requests VALUES (%s)" % ", ".join("?" * 15), rows)
         yield repo
 
 
@@ -117,6 +122,7 @@ HITL_CALLS = {
     "get": lambda r: r.get("r1"),
     "respond_to_request": lambda r: r.respond_to_request("r1", "approved", "", "x"),
     "a refused answer": lambda r: pytest.raises(Exception, r.respond_to_request, "r0", "approved", "", "x"),
+    "get_stats, overdue part": lambda r: r.get_stats(),
     "expire_overdue": lambda r: r.expire_overdue(),
     "delete_older_than": lambda r: r.delete_older_than(datetime.timedelta(hours=20)),
 }

@@ -20,17 +20,23 @@ and nothing is approved after its deadline.
 from __future__ import annotations
 
 import datetime
-import math
 import time
 
 import peewee
 from peewee import SQL, fn
 
 from ..base import bind_models
-from ..errors import ConflictError, NotFoundError, RequestExpiredError, ValidationError, storage_call
+from ..errors import (
+    ConflictError,
+    LoomStorageError,
+    NotFoundError,
+    RequestExpiredError,
+    ValidationError,
+    storage_call,
+)
 from ..fields import utc_now
 from ..repository import Repository
-from ..validation import check_id, check_limit, cutoff_time, input_of, load
+from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_time, cutoff_time, input_of, load
 from .models import ANSWERS, EXPIRED_BY, STATUSES, HumanRequest
 from .schemas import HumanRequestSchema, ResponseSchema
 
@@ -40,7 +46,12 @@ _RESPONSE = ResponseSchema()
 # Written exactly as the partial indexes of migration 0002 are, so that SQLite
 # uses them: the status as a literal, the rank as the same expression.
 _PENDING = SQL("status = 'pending'")
-_RANK = SQL("CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2 WHEN 'low' THEN 3 ELSE 4 END")
+_RANK = SQL(
+    "CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2"
+    " WHEN 'normal' THEN 2 WHEN 'low' THEN 3 ELSE 4 END"
+)
+# The longest pause between two looks at a request that is being waited for.
+MAX_POLL_INTERVAL = 3600.0
 
 
 class HumanRequestRepository(Repository):
@@ -59,7 +70,6 @@ class HumanRequestRepository(Repository):
         values = load(_REQUEST, input_of(request, _REQUEST, "request"))
         row = {
             **values,
-            "expires_at": values["created_at"] + datetime.timedelta(milliseconds=values["timeout_ms"]),
             "status": "pending",
             "response": "",
             "response_data": None,
@@ -131,52 +141,54 @@ class HumanRequestRepository(Repository):
             {"status": status, "response": response, "responded_by": responded_by, "response_data": response_data},
         )
         H = self.HumanRequest
-        now = utc_now()
-        decide = (
-            H.update(**answer, responded_at=now)
-            .where(H.id == request_id, _PENDING, H.expires_at > now, self._answerable_by(answer["status"]))
-            .returning(H)
-        )
         with self._write():
-            decided = list(decide.execute())
-            # Raised after the commit, which keeps an expiry that the refusal recorded.
-            refusal = None if decided else self._refusal(request_id, now)
-        if refusal is not None:
-            raise refusal
+            self._lock_rows(H.select(H.id).where(H.id == request_id))
+            now = utc_now()  # once the lock is ours: waiting for it must not stretch the deadline
+            decided = list(
+                H.update(**answer, responded_at=now)
+                .where(H.id == request_id, _PENDING, H.expires_at > now, self._answerable_by(answer["status"]))
+                .returning(H)
+                .execute()
+            )
+            if not decided:
+                refusal = self._expire_if_overdue(request_id, now) or self._refusal(request_id)
+        if not decided:
+            raise refusal  # after the commit, which keeps an expiry just recorded
         return decided[0]
 
     @storage_call
     def expire_overdue(self, now: datetime.datetime | None = None) -> int:
-        """Mark every pending request past its deadline expired; return how many.
+        """Mark every pending request past its deadline (at `now`) expired; return how many.
 
             hitl.expire_overdue()   # a sweep; list_pending never needs one
         """
-        if now is not None and not isinstance(now, datetime.datetime):
-            raise ValidationError({"now": ["Must be a datetime."]})
+        moment = utc_now() if now is None else check_time(now, "now")
         with self._write():
-            return self._expire(self.HumanRequest.expires_at <= (now or utc_now()))
+            return self._expire(self.HumanRequest.expires_at <= moment, moment)
 
-    def wait_for_response(self, request_id: str, timeout: float | None = None, poll_interval: float = 0.5):
-        """Block until the request is decided, polling every `poll_interval` seconds.
+    @storage_call
+    def wait_for_response(self, request_id: str, timeout: float | None = None, poll_interval: float = 0.5) -> HumanRequest:
+        """Block until the request is decided, looking every `poll_interval` seconds.
 
             decided = hitl.wait_for_response("req_1", timeout=30)
 
         At the request's deadline it is marked expired and returned so. With a
         `timeout` (seconds), give up waiting then and return it as it is.
         """
-        _check_seconds(poll_interval, "poll_interval", allow_zero=False)
+        check_seconds(poll_interval, "poll_interval", maximum=MAX_POLL_INTERVAL)
         if timeout is not None:
-            _check_seconds(timeout, "timeout", allow_zero=True)
-        give_up = None if timeout is None else time.monotonic() + timeout
+            give_up = time.monotonic() + check_seconds(timeout, "timeout", maximum=MAX_INT64, allow_zero=True)
         while True:
             request = self.get(request_id)
             if request.status != "pending":
                 return request
             until_deadline = (request.expires_at - utc_now()).total_seconds()
             if until_deadline <= 0:
-                return self._expire_one(request_id)
+                with self._write():
+                    self._expire_if_overdue(request_id, utc_now())
+                return self.get(request_id)
             pause = min(poll_interval, until_deadline)
-            if give_up is not None:
+            if timeout is not None:
                 if time.monotonic() >= give_up:
                     return request
                 pause = min(pause, give_up - time.monotonic())
@@ -212,34 +224,25 @@ class HumanRequestRepository(Repository):
         refused = [kind for kind, answers in ANSWERS.items() if status not in answers]
         return self.HumanRequest.request_type.not_in(refused)
 
-    def _refusal(self, request_id: str, now: datetime.datetime) -> Exception:
-        """Why an answer was refused; an overdue request is marked expired on the way."""
+    def _expire_if_overdue(self, request_id: str, now: datetime.datetime) -> RequestExpiredError | None:
+        """Expire the request if it is pending past its deadline; the error to report then."""
+        H = self.HumanRequest
+        if self._expire((H.id == request_id) & (H.expires_at <= now), now):
+            return RequestExpiredError("request expired: %s" % request_id)
+        return None
+
+    def _refusal(self, request_id: str) -> LoomStorageError:
+        """Why a pending, unexpired answer could not be recorded."""
         request = self.HumanRequest.get_or_none(self.HumanRequest.id == request_id)
         if request is None:
             return NotFoundError("request not found: %s" % request_id)
+        if request.status == "expired":
+            return RequestExpiredError("request expired: %s" % request_id)
         if request.status != "pending":
             return ConflictError("request %s is already %s" % (request_id, request.status))
-        if request.expires_at <= now:
-            self._expire(self.HumanRequest.id == request_id)
-            return RequestExpiredError("request expired: %s" % request_id)
-        return ValidationError(
-            {"status": ["A %s request is answered with %s." % (request.request_type, " or ".join(ANSWERS[request.request_type]))]}
-        )
+        answers = " or ".join(ANSWERS[request.request_type])
+        return ValidationError({"status": ["A %s request is answered with %s." % (request.request_type, answers)]})
 
-    @storage_call
-    def _expire_one(self, request_id: str) -> HumanRequest:
+    def _expire(self, which, now: datetime.datetime) -> int:
         H = self.HumanRequest
-        with self._write():
-            self._expire((H.id == request_id) & (H.expires_at <= utc_now()))
-        return self.get(request_id)
-
-    def _expire(self, which) -> int:
-        H = self.HumanRequest
-        now = utc_now()
         return H.update(status="expired", responded_at=now, responded_by=EXPIRED_BY).where(_PENDING, which).execute()
-
-
-def _check_seconds(value, name: str, *, allow_zero: bool) -> None:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not number or value < 0 or (value == 0 and not allow_zero):
-        raise ValidationError({name: ["Must be a finite number of seconds%s." % ("" if allow_zero else " above 0")]})

@@ -7,13 +7,14 @@
 What the store decides (status, expiry, the answer) is dump-only in a request.
 """
 
+import datetime
 import uuid
 
 import marshmallow
 from marshmallow import fields, validate
 
 from ..fields import utc_now
-from ..validation import JSONValue, Text, UnixTime, count
+from ..validation import generated_id_if_none, JSONValue, Text, UnixTime, count
 from .models import PRIORITIES, REQUEST_TYPES
 
 # At most a century: the deadline must stay a date that both backends can store.
@@ -25,8 +26,15 @@ def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex
 
 
-def _id_text(**kwargs):
-    return Text(validate=validate.Length(1, 255), **kwargs)
+def _id_text(validate_more=None, **kwargs):
+    rules = [validate.Length(1, 255)] + ([validate_more] if validate_more else [])
+    return Text(validate=rules, **kwargs)
+
+
+def _not_reserved(name: str) -> None:
+    # "system:expiry" and its kin name the store itself in the audit trail.
+    if name.startswith("system:"):
+        raise marshmallow.ValidationError("Names starting with 'system:' are the store's own.")
 
 
 def _not_blank(text: str) -> None:
@@ -51,13 +59,25 @@ class HumanRequestSchema(marshmallow.Schema):
     responded_at = UnixTime(resolution=1000, dump_only=True)
     responded_by = fields.String(dump_only=True)
 
+    @marshmallow.pre_load
+    def _generated_id(self, data, **kwargs):
+        return generated_id_if_none(data)
+
+    @marshmallow.post_load
+    def _deadline(self, data, **kwargs):
+        try:
+            data["expires_at"] = data["created_at"] + datetime.timedelta(milliseconds=data["timeout_ms"])
+        except OverflowError:
+            raise marshmallow.ValidationError("The deadline falls after the year 9999.", "timeout_ms") from None
+        return data
+
 
 class ResponseSchema(marshmallow.Schema):
     """A person's answer to a request."""
 
     status = fields.String(required=True, validate=validate.OneOf(("approved", "rejected", "responded")))
     response = Text(load_default="")
-    responded_by = _id_text(required=True)
+    responded_by = _id_text(_not_reserved, required=True)
     response_data = JSONValue(allow_none=True, load_default=None)
 
     @marshmallow.pre_load

@@ -5,7 +5,6 @@
 """
 
 import datetime
-import math
 
 import marshmallow
 from marshmallow import fields
@@ -38,8 +37,8 @@ class TimeToLive(fields.Field):
     default_error_messages = {"invalid": "Must be None, or a positive number of seconds or timedelta up to 100 years."}
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            value = datetime.timedelta(seconds=min(value, MAX_TTL.total_seconds() + 1))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_TTL.total_seconds():
+            value = datetime.timedelta(seconds=value)
         if not isinstance(value, datetime.timedelta) or not datetime.timedelta(0) < value <= MAX_TTL:
             raise self.make_error("invalid")
         return value

@@ -13,7 +13,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from ..fields import utc_now
-from ..validation import JSONObject, JSONValue, Text, UnixTime, amount, count
+from ..validation import generated_id_if_none, JSONObject, JSONValue, Text, UnixTime, amount, count
 from .models import ROLES, SESSION_CONTEXTS
 
 
@@ -41,6 +41,10 @@ class SessionSchema(marshmallow.Schema):
     total_cost_usd = fields.Float(dump_only=True)
     total_tokens = fields.Integer(dump_only=True)
     messages = fields.List(fields.Nested(lambda: MessageSchema()), dump_only=True)
+
+    @marshmallow.pre_load
+    def _generated_id(self, data, **kwargs):
+        return generated_id_if_none(data)
 
     @marshmallow.validates_schema
     def _not_own_parent(self, data, **kwargs):
