@@ -60,15 +60,18 @@ def is_sqlite(database: peewee.Database) -> bool:
     return isinstance(database, peewee.SqliteDatabase)
 
 
+def require_sqlite(database: peewee.Database, operation: str) -> None:
+    """NotImplementedError, naming the backend, for an operation that is SQLite's own."""
+    if not is_sqlite(database):
+        raise NotImplementedError("%s is SQLite's own; this database is %s" % (operation, type(database).__name__))
+
+
 def check_pragmas(database: peewee.Database) -> dict:
     """The values in force on this thread's connection, as SQLite reports them.
 
         check_pragmas(db)["journal_mode"]   # 'wal'
     """
-    if not is_sqlite(database):
-        raise NotImplementedError(
-            "check_pragmas needs SQLite, not %s" % type(database).__name__
-        )
+    require_sqlite(database, "check_pragmas")
     return {name: database.pragma(name) for name in DEFAULT_PRAGMAS}
 
 

@@ -104,6 +104,7 @@ _SQLITE_MESSAGES = (
     ("foreign key constraint failed", ForeignKeyConstraintError),
     ("database disk image is malformed", DatabaseCorruptError),
     ("file is not a database", DatabaseCorruptError),
+    ("malformed database schema", DatabaseCorruptError),
     ("database or disk is full", DiskFullError),
     ("unique constraint failed", ConflictError),
     ("not null constraint failed", ValidationError),

@@ -1,0 +1,112 @@
+"""Maintenance functions on a live store: SQLite in full, PostgreSQL where they apply."""
+
+import pytest
+
+from loom_models import DatabaseCorruptError, ValidationError, maintenance
+from loom_models.db import open_database
+from loom_models.sessions import Message, Session, SessionRepository
+
+
+@pytest.fixture
+def database(repo):
+    repo.save_session(Session(id="s"))
+    repo.save_messages("s", [Message(role="user", content="x" * 2000)] * 50)
+    return repo.database
+
+
+def test_analyze_reindex_vacuum_and_sizes_work_on_every_backend(database, backend):
+    maintenance.analyze(database)
+    maintenance.reindex(database)
+    maintenance.vacuum(database)
+
+    size = maintenance.sizes(database)
+    assert size.database_bytes > 100_000 and size.wal_bytes >= 0
+    assert backend.sql("SELECT COUNT(*) FROM messages") == [(50,)]
+
+
+def test_explain_shows_the_plan_for_text_or_a_query(database, repo, backend):
+    query = repo.Message.select().where(repo.Message.session == "s")
+
+    lines = maintenance.explain(database, query)
+    text_lines = maintenance.explain(database, "SELECT * FROM messages WHERE session_id = ?" .replace(
+        "?", "?" if backend.name == "sqlite" else "%s"), ("s",))
+
+    assert lines and text_lines
+    if backend.name == "sqlite":
+        assert any("INDEX" in line for line in lines)
+
+
+SQLITE_ONLY = [
+    lambda db: maintenance.integrity_check(db),
+    lambda db: maintenance.incremental_vacuum(db, 10),
+    lambda db: maintenance.wal_checkpoint(db),
+    lambda db: maintenance.fragmentation(db),
+]
+
+
+@pytest.mark.parametrize("call", SQLITE_ONLY)
+def test_sqlite_only_operations(database, backend, call):
+    if backend.name == "sqlite":
+        call(database)
+    else:
+        with pytest.raises(NotImplementedError, match="PostgresqlDatabase"):
+            call(database)
+
+
+def test_a_healthy_database_has_no_problems(tmp_path):
+    with SessionRepository.open(tmp_path / "s.db") as repo:
+        repo.save_session(Session(id="s"))
+        assert maintenance.integrity_check(repo.database) == []
+        assert maintenance.integrity_check(repo.database, quick=True) == []
+
+
+def test_integrity_check_reports_and_raises_on_damage(tmp_path):
+    path = tmp_path / "s.db"
+    with SessionRepository.open(path) as repo:
+        repo.save_session(Session(id="s"))
+        repo.save_messages("s", [Message(role="user", content="m%d" % i) for i in range(2000)])
+        repo.database.execute_sql("PRAGMA foreign_keys = 0")
+        repo.database.execute_sql("INSERT INTO messages (session_id, role, content, timestamp) VALUES ('ghost', 'user', '', 0)")
+        # Make the index describe another column than the one its entries hold.
+        repo.database.execute_sql("PRAGMA writable_schema = 1")
+        repo.database.execute_sql(
+            "UPDATE sqlite_master SET sql = replace(sql, '(agent_id)', '(role)') WHERE name = 'idx_messages_agent'"
+        )
+
+    database = open_database(path)
+    problems = maintenance.integrity_check(database)
+    assert any("foreign key: messages" in p for p in problems)
+    assert any("missing from index idx_messages_agent" in p for p in problems), problems
+    with pytest.raises(DatabaseCorruptError, match="integrity check failed"):
+        maintenance.integrity_check(database, raise_on_error=True)
+
+
+def test_wal_checkpoint_and_fragmentation(tmp_path):
+    with SessionRepository.open(tmp_path / "s.db") as repo:
+        repo.save_session(Session(id="s"))
+        repo.save_messages("s", [Message(role="user", content="y" * 4000)] * 200)
+        busy, log_pages, checkpointed = maintenance.wal_checkpoint(repo.database, "TRUNCATE")
+        assert busy == 0 and log_pages == checkpointed
+        assert maintenance.sizes(repo.database).wal_bytes == 0
+
+        repo.delete_session("s")
+        before = maintenance.fragmentation(repo.database)
+        assert before.freelist_count > 100 and 0 < before.ratio < 1
+        maintenance.vacuum(repo.database)
+        after = maintenance.fragmentation(repo.database)
+        assert after.freelist_count == 0 and after.page_count < before.page_count
+
+
+def test_bad_arguments_are_validation_errors(tmp_path):
+    with SessionRepository.open(tmp_path / "s.db") as repo:
+        with pytest.raises(ValidationError):
+            maintenance.wal_checkpoint(repo.database, "EVERYTHING; DROP TABLE sessions")
+        with pytest.raises(ValidationError):
+            maintenance.incremental_vacuum(repo.database, 0)
+
+
+def test_a_file_too_damaged_to_check_is_one_problem(tmp_path):
+    (tmp_path / "junk.db").write_bytes(b"not a database at all " * 500)
+    database = open_database(tmp_path / "junk.db")
+
+    assert maintenance.integrity_check(database) == ["file is not a database"]
