@@ -8,9 +8,14 @@ printed in MB above the process's state before the call, and in copies of the pa
 """
 
 import argparse
+import contextlib
+import os
 import subprocess
 import sys
 import tempfile
+from urllib.parse import quote
+
+from loom_models.db import open_database
 
 CHILD = """
 import hashlib, resource, sys
@@ -44,23 +49,35 @@ def main():
     size = args.megabytes * 2**20
     print("backend: %s, payload %d MB" % ("postgresql" if args.database_url else "sqlite", args.megabytes))
     for operation in ("store", "resolve", "retain"):
-        with tempfile.TemporaryDirectory() as directory:
-            target = args.database_url or "%s/references.db" % directory
+        with _empty_store(args.database_url) as target:
             if operation != "store":
                 _run(target, size, "setup")
-            output = _run(target, size, operation)
-            if args.database_url:  # start each operation from an empty table
-                subprocess.run([sys.executable, "-c", _EMPTY, target], check=True)
-        grown = int(output)
+            grown = int(_run(target, size, operation))
         print("%-8s peak +%5.0f MB  (%.1f copies)" % (operation, grown / 2**20, grown / size))
+
+
+@contextlib.contextmanager
+def _empty_store(database_url):
+    """A new SQLite file, or a throw-away schema in the PostgreSQL database (dropped after)."""
+    if not database_url:
+        with tempfile.TemporaryDirectory() as directory:
+            yield "%s/references.db" % directory
+        return
+    schema = "loom_bench_%d" % os.getpid()
+    admin = open_database(database_url)
+    admin.execute_sql("CREATE SCHEMA %s" % schema)
+    try:
+        separator = "&" if "?" in database_url else "?"
+        yield "%s%soptions=%s" % (database_url, separator, quote("-csearch_path=%s" % schema))
+    finally:
+        admin.execute_sql("DROP SCHEMA %s CASCADE" % schema)
+        admin.close()
 
 
 def _run(target, size, operation):
     command = [sys.executable, "-c", CHILD, target, str(size), operation]
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
-
-_EMPTY = "import sys; from loom_models.db import open_database; open_database(sys.argv[1]).execute_sql('DELETE FROM reference_store')"
 
 if __name__ == "__main__":
     main()

@@ -2,6 +2,7 @@
 
 import datetime
 import hashlib
+import logging
 import multiprocessing
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 from loom_models import DatabaseCorruptError, NotFoundError, ReferenceExpiredError, ValidationError, open_storage
 from loom_models.references import Reference, ReferenceRepository, ReferenceSchema, ReferenceType
-from loom_models.references.repository import GC_BATCH
+from loom_models.references.repository import GC_BATCH_BYTES, GC_BATCH_ROWS
 
 UTC = datetime.timezone.utc
 
@@ -49,7 +50,7 @@ def test_store_writes_the_reference_layout(references, backend):
     )
     type_, store, count, created, expires, size = stored_row(backend, b"a tool result")
     assert (type_, store, count, size) == (6, 2, 1, 13)
-    assert before <= created <= now_s() and expires == created + 60
+    assert before <= created <= now_s() and created + 60 <= expires <= created + 61  # TTL rounded up
     assert [bytes(data) for data, in backend.sql("SELECT data FROM reference_store")] == [b"a tool result"]
     assert ref.created_at == datetime.datetime.fromtimestamp(created, UTC)
 
@@ -92,12 +93,24 @@ def test_storing_expired_content_again_starts_afresh(references, backend):
     references.store(b"old", ttl=60)
     references.store(b"old", ttl=60)
     expire(backend, b"old")
+    backend.sql("UPDATE reference_store SET created_at = created_at - 1000")
 
-    again = references.store(b"old", ttl=120)
+    again = references.store(b"old", type=ReferenceType.PATTERN_DATA, ttl=120)
 
-    assert again.ref_count == 1
+    assert (again.ref_count, again.type) == (1, ReferenceType.PATTERN_DATA)
     assert references.resolve(again) == b"old"
-    assert stored_row(backend, b"old")[4] == stored_row(backend, b"old")[3] + 120
+    type_, _, count, created, expires, _ = stored_row(backend, b"old")
+    assert (type_, count) == (5, 1) and created >= now_s() - 2 and created + 120 <= expires <= created + 121
+
+
+def test_content_expires_at_its_second_and_never_before_its_ttl(references, backend):
+    started = time.time()
+    ref = references.store(b"timed", ttl=1)
+    assert ref.expires_at.timestamp() >= started + 1  # rounded up, never down
+
+    backend.sql("UPDATE reference_store SET expires_at = ? WHERE id = ?", now_s(), ref.id)
+    with pytest.raises(ReferenceExpiredError):
+        references.resolve(ref)
 
 
 @pytest.mark.parametrize("data", [bytearray(b"mutable"), memoryview(b"a view")])
@@ -211,6 +224,34 @@ def _retain_then_release(target, reference_id, barrier):
             repository.release(reference_id)
 
 
+def _release(target, reference_id, barrier, results):
+    with ReferenceRepository.open(target) as repository:
+        barrier.wait()
+        try:
+            results.put(repository.release(reference_id))
+        except NotFoundError:
+            results.put("not found")
+
+
+@pytest.mark.parametrize("count, releasers", [(4, 4), (2, 4)])
+def test_processes_releasing_at_once_never_go_below_zero(references, backend, count, releasers):
+    ref = references.store(b"contended")
+    for _ in range(count - 1):
+        references.retain(ref.id)
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(releasers), context.Queue()
+    workers = [context.Process(target=_release, args=(backend.target, ref.id, barrier, results))
+               for _ in range(releasers)]
+    for worker in workers:
+        worker.start()
+    outcomes = sorted((results.get(timeout=60) for _ in workers), key=str)
+    for worker in workers:
+        worker.join(60)
+
+    assert outcomes == sorted(list(range(count)) + ["not found"] * (releasers - count), key=str)
+    assert stored_row(backend, b"contended") is None
+
+
 def test_four_processes_retaining_and_releasing_keep_an_exact_count(references, backend):
     ref = references.store(b"shared")
     context = multiprocessing.get_context("spawn")
@@ -274,13 +315,45 @@ def test_collect_garbage_removes_expired_and_unreferenced_rows(references, backe
     assert (stats.active_refs, stats.current_bytes, stats.gc_runs, stats.evictions) == (1, 5, 2, 3)
 
 
-def test_collect_garbage_deletes_in_bounded_batches(references, backend):
-    for i in range(GC_BATCH * 2 + 7):
+def deletes_during(call):
+    statements = []
+
+    class Log(logging.Handler):
+        def emit(self, record):
+            if isinstance(record.msg, tuple) and record.msg[0].startswith("DELETE"):
+                statements.append(record.msg[0])
+
+    handler, logger = Log(), logging.getLogger("peewee")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        result = call()
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+    return result, len(statements)
+
+
+def test_collect_garbage_deletes_in_batches_bounded_by_rows(references, backend):
+    for i in range(GC_BATCH_ROWS * 2 + 7):
         references.store(b"item %d" % i, ttl=60)
     backend.sql("UPDATE reference_store SET expires_at = ?", now_s() - 5)
 
-    assert references.collect_garbage() == GC_BATCH * 2 + 7
+    removed, deletes = deletes_during(references.collect_garbage)
+
+    assert removed == GC_BATCH_ROWS * 2 + 7 and deletes == 3
     assert backend.sql("SELECT COUNT(*) FROM reference_store") == [(0,)]
+
+
+def test_collect_garbage_deletes_in_batches_bounded_by_bytes(references, backend):
+    third = GC_BATCH_BYTES // 3 + 1  # two fit in no batch together with a third
+    for i in range(5):
+        references.store(bytes([i]) * third, ttl=60)
+    backend.sql("UPDATE reference_store SET expires_at = ?", now_s() - 5)
+
+    removed, deletes = deletes_during(references.collect_garbage)
+
+    assert removed == 5 and deletes == 3
 
 
 def test_stats_count_live_content(references, backend):
@@ -308,6 +381,45 @@ def test_the_background_collector_removes_expired_rows_without_a_call(backend):
         assert storage.references.stats().evictions == 1
 
 
+def test_close_stops_a_collector_in_the_middle_of_a_long_run(tmp_path, backend):
+    with ReferenceRepository.open(backend.target) as setup:
+        for i in range(40):
+            setup.store(bytes([i]) * 2**20, ttl=60)
+    backend.sql("UPDATE reference_store SET expires_at = ?", now_s() - 5)
+    repository = ReferenceRepository.open(backend.target)
+    repository.start_collector(0.01)
+    time.sleep(0.05)  # let a run begin
+
+    started = time.monotonic()
+    repository.close()
+
+    assert time.monotonic() - started < 1.0
+    assert repository._collector is None
+
+
+def test_the_collector_survives_a_failed_run(backend, monkeypatch):
+    repository = ReferenceRepository.open(backend.target)
+    runs = []
+    real = repository.collect_garbage
+
+    def flaky():
+        runs.append(1)
+        if len(runs) == 1:
+            raise RuntimeError("a bad moment")
+        return real()
+
+    monkeypatch.setattr(repository, "collect_garbage", flaky)
+    repository.store(b"later gone", ttl=60)
+    expire(backend, b"later gone")
+    repository.start_collector(0.05)
+    deadline = time.monotonic() + 2
+    while stored_row(backend, b"later gone") is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    repository.close()
+
+    assert len(runs) >= 2 and stored_row(backend, b"later gone") is None
+
+
 def test_close_stops_the_collector_promptly_and_twice_is_fine(tmp_path):
     storage = open_storage(tmp_path, gc_interval=300)
     collector = storage.references._collector
@@ -325,8 +437,9 @@ def test_gc_interval_zero_or_none_runs_no_collector(tmp_path):
     for interval in (0, None):
         with open_storage(tmp_path, gc_interval=interval) as storage:
             assert storage.references._collector is None
-    with pytest.raises(ValidationError):
-        open_storage(tmp_path, gc_interval=-1)
+    for bad in (-1, 1e300, "often"):
+        with pytest.raises(ValidationError):
+            open_storage(tmp_path, gc_interval=bad)
 
 
 def test_references_survive_a_restart(backend):

@@ -23,7 +23,6 @@ import dataclasses
 import datetime
 import hashlib
 import logging
-import math
 import re
 import threading
 
@@ -41,7 +40,7 @@ from ..errors import (
 )
 from ..fields import utc_now
 from ..repository import Repository
-from ..validation import check_limit, load
+from ..validation import check_limit, check_seconds, check_time, load
 from .models import SQLITE_STORE, Reference, ReferenceType
 from .schemas import StoreSchema
 
@@ -50,8 +49,11 @@ logger = logging.getLogger(__name__)
 _STORE = StoreSchema()
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
-# Rows per collector transaction: the write lock is never held for long.
-GC_BATCH = 100
+# A collector transaction deletes at most this much, so it never holds the write
+# lock for long, and close() never waits for more than one such batch.
+GC_BATCH_ROWS = 100
+GC_BATCH_BYTES = 8 * 2**20
+COLLECTOR_LOCK_WAIT_MS = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,38 +83,43 @@ class ReferenceRepository(Repository):
             ref = refs.store(b"...", type=ReferenceType.LARGE_PAYLOAD, ttl=timedelta(hours=1))
         """
         values = load(_STORE, {"data": data, "type": type, "ttl": ttl})
-        content, now = values["data"], _now()
-        R = self.Reference
+        content, moment = values["data"], utc_now()
         row = {
             "id": hashlib.sha256(content).hexdigest(),
             "type": values["type"],
             "store": SQLITE_STORE,
             "data": content,
             "ref_count": 1,
-            "created_at": now,
-            "expires_at": None if values["ttl"] is None else _expiry(now, values["ttl"]),
+            "created_at": moment,
+            "expires_at": None if values["ttl"] is None else _expiry(moment, values["ttl"]),
             "size_bytes": len(content),
         }
-        # An expired row still on disk is content nobody holds: it starts afresh.
-        stale = self._expired(now)
+        with self._write():
+            (stored,) = list(self._upsert(row, moment).execute())
+        stored.data = content
+        return stored
+
+    def _upsert(self, row: dict, now: datetime.datetime):
+        """Insert `row`, or add a reference to the same content and keep the later expiry."""
+        R = self.Reference
+        # A row expired or released to 0 but not yet collected is content nobody
+        # holds: it starts afresh, as if it had been collected.
+        stale = self._expired(now) | (R.ref_count <= 0)
         never = (R.expires_at == 0) | (EXCLUDED.expires_at == 0)
         later = Case(None, [(never, 0), (EXCLUDED.expires_at > R.expires_at, EXCLUDED.expires_at)], R.expires_at)
-        upsert = (
+        return (
             R.insert(**row)
             .on_conflict(
                 conflict_target=[R.id],
                 update={
                     R.ref_count: Case(None, [(stale, 1)], R.ref_count + 1),
                     R.created_at: Case(None, [(stale, EXCLUDED.created_at)], R.created_at),
-                    R.expires_at: Case(None, [(stale, EXCLUDED.expires_at)], later),
+                    R.type: Case(None, [(stale, EXCLUDED.type)], R.type),
+                    R.expires_at: later,
                 },
             )
             .returning(*self._metadata)
         )
-        with self._write():
-            (stored,) = list(upsert.execute())
-        stored.data = content
-        return stored
 
     @storage_call
     def resolve(self, ref_or_id, *, verify: bool = False) -> bytes:
@@ -122,7 +129,7 @@ class ReferenceRepository(Repository):
         """
         reference_id = _id_of(ref_or_id)
         R = self.Reference
-        found = R.select(R.data, R.expires_at).where(R.id == reference_id).first()
+        found = R.select(R.data, R.expires_at, R.ref_count).where(R.id == reference_id).first()
         self._check_live(reference_id, found)
         data = bytes(found.data)  # PostgreSQL gives a memoryview
         if verify and hashlib.sha256(data).hexdigest() != reference_id:
@@ -138,15 +145,16 @@ class ReferenceRepository(Repository):
         _id_of(reference_id)
         R = self.Reference
         with self._write():
+            self._lock_rows(R.select(R.id).where(R.id == reference_id))
             retained = (
                 R.update(ref_count=R.ref_count + 1)
-                .where(R.id == reference_id, ~self._expired(_now()))
+                .where(R.id == reference_id, R.ref_count > 0, ~self._expired(_now()))
                 .returning(R.ref_count)
                 .tuples()
             )
             count = next(iter(retained.execute()), None)
             if count is None:  # say why: absent, or expired
-                self._check_live(reference_id, R.select(R.expires_at).where(R.id == reference_id).first())
+                self._check_live(reference_id, R.select(R.expires_at, R.ref_count).where(R.id == reference_id).first())
         return count[0]
 
     @storage_call
@@ -158,6 +166,7 @@ class ReferenceRepository(Repository):
         _id_of(reference_id)
         R = self.Reference
         with self._write():
+            self._lock_rows(R.select(R.id).where(R.id == reference_id))
             # The last reference deletes the row outright, never rewriting it first.
             if R.delete().where(R.id == reference_id, R.ref_count <= 1).execute():
                 return 0
@@ -191,26 +200,38 @@ class ReferenceRepository(Repository):
 
     @storage_call
     def collect_garbage(self, now: datetime.datetime | None = None) -> int:
-        """Delete expired and unreferenced content, GC_BATCH rows a transaction; return how many.
+        """Delete expired and unreferenced content a small batch a transaction; return how many.
 
             refs.collect_garbage()
         """
-        if now is not None and not isinstance(now, datetime.datetime):
-            raise ValidationError({"now": ["Must be a datetime."]})
         R = self.Reference
-        garbage = self._expired(now or _now()) | (R.ref_count <= 0)
+        garbage = self._expired(_now() if now is None else check_time(now, "now")) | (R.ref_count <= 0)
         removed = 0
-        while True:
+        while not self._stop_collecting.is_set():
             with self._write():
-                batch = [i for i, in R.select(R.id).where(garbage).limit(GC_BATCH).tuples()]
+                batch = self._garbage_batch(garbage)
                 # The condition again: content stored anew meanwhile is no garbage.
                 removed += R.delete().where(R.id.in_(batch), garbage).execute() if batch else 0
-            if len(batch) < GC_BATCH or self._stop_collecting.is_set():
+            if not batch:
                 break
         with self._counts_lock:
             self._gc_runs += 1
             self._evictions += removed
         return removed
+
+    def _garbage_batch(self, garbage) -> list[str]:
+        """Ids of at most GC_BATCH_ROWS garbage rows and GC_BATCH_BYTES (but one row at least)."""
+        R = self.Reference
+        query = R.select(R.id, R.size_bytes).where(garbage).limit(GC_BATCH_ROWS)
+        if not self._sqlite:  # rows another transaction holds wait for the next run
+            query = query.for_update(skip_locked=True)
+        batch, size = [], 0
+        for row_id, row_size in query.tuples():
+            if batch and size + row_size > GC_BATCH_BYTES:
+                break
+            batch.append(row_id)
+            size += row_size
+        return batch
 
     @storage_call
     def stats(self) -> ReferenceStats:
@@ -231,8 +252,7 @@ class ReferenceRepository(Repository):
 
             refs.start_collector(300)
         """
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not 0 < interval < math.inf:
-            raise ValidationError({"gc_interval": ["Must be a positive number of seconds."]})
+        check_seconds(interval, "gc_interval", maximum=threading.TIMEOUT_MAX)
         if self._collector is not None:
             return
         self._stop_collecting.clear()
@@ -242,32 +262,44 @@ class ReferenceRepository(Repository):
         self._collector.start()
 
     def stop_collector(self) -> None:
-        """Stop the background collector, waiting for its current batch. Safe to call twice."""
+        """Stop the background collector; it ends within its current small batch. Safe to call twice."""
         self._stop_collecting.set()
         if self._collector is not None:
             self._collector.join()
             self._collector = None
 
     def close(self) -> None:
+        """Stop the collector, and close the database if this repository opened it.
+
+            refs.close()
+        """
         self.stop_collector()
         super().close()
 
     def _collect_every(self, interval: float) -> None:
-        try:
-            while not self._stop_collecting.wait(interval):
-                try:
+        while not self._stop_collecting.wait(interval):
+            try:
+                # A connection per run: none is held idle between runs, and a
+                # dropped one (a restarted server) is replaced.
+                with self.database.connection_context():
+                    self._wait_for_locks_briefly()
                     self.collect_garbage()
-                except LoomStorageError:  # a locked or full disk now is no reason to stop for good
-                    logger.exception("loom_models: garbage collection of references failed")
-        finally:
-            self.database.close()  # this thread's connection
+            except Exception:  # whatever it was, the next run may fare better
+                logger.exception("loom_models: garbage collection of references failed")
+
+    def _wait_for_locks_briefly(self) -> None:
+        # The collector gives way: blocked for long, it would hold up close().
+        if self._sqlite:
+            self.database.pragma("busy_timeout", COLLECTOR_LOCK_WAIT_MS)
+        else:
+            self.database.execute_sql("SET lock_timeout = %d" % COLLECTOR_LOCK_WAIT_MS)
 
     def _expired(self, now: datetime.datetime):
         R = self.Reference
         return (R.expires_at != 0) & (R.expires_at <= R.expires_at.db_value(now))
 
     def _check_live(self, reference_id: str, found) -> None:
-        if found is None:
+        if found is None or found.ref_count <= 0:  # released to 0: gone, whether or not collected
             raise NotFoundError("reference not found: %s" % reference_id)
         if found.expires_at is not None and found.expires_at <= _now():
             raise ReferenceExpiredError("reference expired: %s" % reference_id)
@@ -279,7 +311,8 @@ def _now() -> datetime.datetime:
 
 def _expiry(now: datetime.datetime, ttl: datetime.timedelta) -> datetime.datetime:
     # Whole seconds on disk: round up, so content lives at least its TTL.
-    return now + datetime.timedelta(seconds=math.ceil(ttl.total_seconds()))
+    end = now + ttl
+    return end if end.microsecond == 0 else end.replace(microsecond=0) + datetime.timedelta(seconds=1)
 
 
 def _id_of(ref_or_id) -> str:

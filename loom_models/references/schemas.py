@@ -24,11 +24,13 @@ class Bytes(fields.Field):
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise self.make_error("invalid")
-        if isinstance(value, memoryview) and not value.contiguous:
-            raise self.make_error("invalid")
-        if not len(value):
+        try:
+            content = value if isinstance(value, bytes) else bytes(value)
+        except ValueError:  # a released memoryview
+            raise self.make_error("invalid") from None
+        if not content:
             raise self.make_error("empty")
-        return value if isinstance(value, bytes) else bytes(value)
+        return content
 
 
 class TimeToLive(fields.Field):
