@@ -49,8 +49,10 @@ def backup(database: peewee.Database, destination, progress=None) -> str:
 
 
 @storage_call
-def backup_data_dir(data_dir, backup_dir, keep_days: int = 7) -> list[str]:
+def backup_data_dir(data_dir, backup_dir, keep_days: int = 7, progress=None) -> list[str]:
     """Back up each database of a data directory to `<name>-<UTC time>.db`; prune older ones.
+
+    `progress(remaining_pages, total_pages)` follows each database's copy in turn.
 
         backup_data_dir("./loom-data", "/backups", keep_days=14)
     """
@@ -62,14 +64,16 @@ def backup_data_dir(data_dir, backup_dir, keep_days: int = 7) -> list[str]:
         source = os.path.join(data_dir, name)
         if os.path.exists(source):
             target = os.path.join(backup_dir, "%s-%s.db" % (name[:-3], now.strftime(_STAMP)))
-            written.append(_install(_staged_copy(source, target, None), target))
-    _prune(backup_dir, now - datetime.timedelta(days=keep_days))
+            written.append(_install(_staged_copy(source, target, progress), target))
+    _prune(backup_dir, now - datetime.timedelta(days=keep_days), keep=written)
     return written
 
 
 @storage_call
-def restore(backup_file, database_path) -> None:
+def restore(backup_file, database_path, progress=None) -> None:
     """Replace a database that nobody has open with a verified backup, atomically.
+
+    `progress(remaining_pages, total_pages)` follows the copy.
 
         restore("/backups/sessions-20261126T120000Z.db", "./loom-data/sessions.db")
     """
@@ -78,7 +82,7 @@ def restore(backup_file, database_path) -> None:
         raise NotFoundError("backup not found: %s" % backup_file)
     if _open_elsewhere(database_path):
         raise ConflictError("database is open: %s; stop the processes using it, then restore" % database_path)
-    staged = _staged_copy(backup_file, database_path, None)
+    staged = _staged_copy(backup_file, database_path, progress)
     try:
         # The old WAL belongs to the old file: replayed over the new one it would corrupt it.
         for suffix in ("-wal", "-shm"):
@@ -158,11 +162,12 @@ def _reporter(progress):
     return lambda status, remaining, total: progress(remaining, total)
 
 
-def _prune(backup_dir: str, cutoff: datetime.datetime) -> None:
+def _prune(backup_dir: str, cutoff: datetime.datetime, keep: list[str]) -> None:
     pattern = re.compile(r"(?:%s)-(\d{8}T\d{6}Z)\.db$" % "|".join(n[:-3] for n in DATABASE_FILES))
+    kept = {os.path.basename(path) for path in keep}  # just written, whatever keep_days says
     for name in os.listdir(backup_dir):
         match = pattern.match(name)
-        if match:
+        if match and name not in kept:
             taken = datetime.datetime.strptime(match.group(1), _STAMP).replace(tzinfo=datetime.timezone.utc)
             if taken < cutoff:
                 os.remove(os.path.join(backup_dir, name))

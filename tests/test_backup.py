@@ -76,6 +76,8 @@ def test_backup_data_dir_writes_every_database_and_prunes_old_copies(tmp_path):
     assert [os.path.basename(p).split("-")[0] for p in written] == ["sessions", "hitl", "references"]
     assert sorted(os.listdir(tmp_path / "backups")) == sorted([os.path.basename(p) for p in written] + ["notes.txt"])
     assert count(written[0], "sessions") == 1
+    assert backup.backup_data_dir(tmp_path / "data", tmp_path / "again", keep_days=0)  # what it wrote, it keeps
+    assert len(os.listdir(tmp_path / "again")) == 3
 
 
 def test_restore_round_trip_replaces_the_database_and_its_stale_wal(tmp_path):

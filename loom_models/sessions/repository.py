@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import math
+from collections.abc import Mapping
 
+import marshmallow
 import peewee
 from peewee import Tuple, fn
 
 from ..base import bind_models
-from ..errors import ForeignKeyConstraintError, NotFoundError, ValidationError, storage_call
+from ..errors import ConflictError, ForeignKeyConstraintError, NotFoundError, ValidationError, storage_call
 from ..fields import utc_now
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_positive, cutoff_time, input_of, load
@@ -238,6 +241,38 @@ class SessionRepository(Repository):
         sessions, messages, executions, cost, tokens = self.database.execute(query).fetchone()
         return SessionStats(sessions, messages, executions, float(cost), int(tokens))
 
+    @storage_call
+    def export_session(self, session_id: str) -> dict:
+        """The session with its messages and tool executions, as JSON-ready values.
+
+            json.dumps(repo.export_session("sess_1"))   # import_session reads it back
+        """
+        with self._snapshot():  # the session, its messages and its runs as of one moment
+            session = self.load_session(session_id)
+            executions = self.load_tool_executions(session_id)
+        return {**_SESSION.dump(session), "tool_executions": _TOOL_EXECUTION.dump(executions, many=True)}
+
+    @storage_call
+    def import_session(self, document) -> Session:
+        """Write an exported session back, its times as exported, in one transaction.
+
+            repo.import_session(json.load(open("sess_1.json")))
+
+        The store gives the messages and tool executions new ids, and the totals
+        are the sum of the imported messages. An id the store holds already is a
+        ConflictError, and then nothing is written.
+        """
+        session, messages, executions = _imported(document)
+        S = self.Session
+        with self._write():
+            if not S.insert(**session).on_conflict_ignore().as_rowcount().execute():
+                raise ConflictError("session already exists: %s" % session["id"])
+            for model, rows in ((self.Message, messages), (self.ToolExecution, executions)):
+                for start in range(0, len(rows), _INSERT_BATCH):
+                    batch = [{**row, "session": session["id"]} for row in rows[start : start + _INSERT_BATCH]]
+                    model.insert_many(batch).execute()
+            return S.get(S.id == session["id"])
+
     def _add_to_totals(self, session_id: str, rows: list[dict]) -> None:
         S = self.Session
         updated = (
@@ -287,3 +322,45 @@ class SessionRepository(Repository):
 def _row(fields: tuple, values: tuple) -> Tuple:
     """The row value `values`, each as its field's column stores it (for keyset pages)."""
     return Tuple(*(field.db_value(value) for field, value in zip(fields, values)))
+
+
+def _imported(document) -> tuple[dict, list[dict], list[dict]]:
+    """The checked values of an exported session: its row, its messages, its tool executions."""
+    if not isinstance(document, Mapping):
+        raise ValidationError({"document": ["Must be an exported session (a JSON object)."]})
+    document = dict(document)
+    messages = _loaded_rows(_MESSAGE, document.pop("messages", []), "messages")
+    executions = _loaded_rows(_TOOL_EXECUTION, document.pop("tool_executions", []), "tool_executions")
+    updated_at = document.pop("updated_at", None)
+    session = load(_SESSION, _without_store_fields(_SESSION, document))
+    session["updated_at"] = utc_now() if updated_at is None else _updated_at(updated_at)
+    session["total_tokens"] = sum(m["token_count"] for m in messages)
+    session["total_cost_usd"] = math.fsum(m["cost_usd"] for m in messages)
+    return session, messages, executions
+
+
+def _updated_at(value):
+    try:
+        return _SESSION.fields["updated_at"].deserialize(value)
+    except marshmallow.ValidationError as error:
+        raise ValidationError({"updated_at": error.messages}) from error
+
+
+def _loaded_rows(schema, rows, name: str) -> list[dict]:
+    if not isinstance(rows, list):
+        raise ValidationError({name: ["Must be a list."]})
+    loaded = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, Mapping):
+            raise ValidationError({name: {index: ["Must be a JSON object."]}})
+        try:
+            loaded.append(load(schema, _without_store_fields(schema, row)))
+        except ValidationError as error:
+            raise ValidationError({name: {index: error.messages}}) from error
+    return loaded
+
+
+def _without_store_fields(schema, values: Mapping) -> dict:
+    # An export carries what the store assigns (ids, totals); the importing store
+    # assigns its own, so those are dropped rather than refused.
+    return {k: v for k, v in values.items() if k not in schema.fields or not schema.fields[k].dump_only}

@@ -1,0 +1,700 @@
+"""loom-db: look after a Loom store from the shell.
+
+    loom-db init                                  # ./loom-data, or $LOOM_DATA_DIR
+    loom-db --data-dir /srv/loom stats
+    loom-db migrate --dry-run; loom-db migrate; loom-db migrate status
+    loom-db check && loom-db backup /srv/backups --keep-days 14
+    loom-db restore /srv/backups/sessions-20261126T120000Z.db
+    loom-db prune --older-than 30d
+    loom-db export sess_1 > sess_1.json; loom-db import sess_1.json
+    loom-db --database-url postgresql://loom@127.0.0.1/loom --json stats
+
+Global options come before the command. Each command prints a table, or with
+--json exactly one JSON document on stdout. An expected error prints one line on
+stderr and exits with the code of its class (EXIT_CODES).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import datetime
+import json
+import os
+import re
+import sys
+import tempfile
+from urllib.parse import urlparse
+
+import click
+
+from . import backup as backups
+from . import maintenance, migrator
+from .db import DEFAULT_PRAGMAS, check_pragmas, is_sqlite, open_database
+from .errors import (
+    ConflictError,
+    DatabaseCorruptError,
+    DatabaseLockedError,
+    DiskFullError,
+    ExpiredError,
+    ForeignKeyConstraintError,
+    LoomStorageError,
+    NotFoundError,
+    SchemaMismatchError,
+    ValidationError,
+    storage_call,
+)
+from .hitl import HumanRequest
+from .hitl.models import PRIORITIES
+from .references import ReferenceType
+from .sessions import Message, Session, ToolExecution
+from .storage import DOMAINS, Storage, open_storage
+
+# One row per error class, the most specific first: its exit code and what to do.
+# click's own usage errors exit with 2.
+EXIT_CODES = (
+    (NotFoundError, 3, "Check the id or the path."),
+    (ValidationError, 4, "Correct the input and try again."),
+    (ConflictError, 5, "It exists already or is in use: choose another id, or stop what uses it."),
+    (ExpiredError, 6, "It is past its deadline."),
+    (DatabaseLockedError, 7, "Another process holds the database: try again in a moment."),
+    (ForeignKeyConstraintError, 8, "It refers to a row that does not exist."),
+    (DatabaseCorruptError, 9, "Restore the database from a backup with `loom-db restore`."),
+    (DiskFullError, 10, "Free some disk space and try again."),
+    (SchemaMismatchError, 11, "Run `loom-db migrate` (or upgrade loom-models if the database is newer)."),
+    (NotImplementedError, 12, "This command needs a SQLite data directory (--data-dir)."),
+    (LoomStorageError, 1, "`loom-db check` looks for problems."),
+)
+
+# Above this share of free pages, `check` suggests a vacuum.
+FRAGMENTATION_WARNING = 0.25
+
+# How SQLite reports the named values of DEFAULT_PRAGMAS.
+_PRAGMA_NUMBERS = {
+    "synchronous": {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3},
+    "temp_store": {"DEFAULT": 0, "FILE": 1, "MEMORY": 2},
+}
+
+_DURATION = re.compile(r"(\d+)([dhm])")
+_DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+_READ_CHUNK = 1 << 20
+
+
+def exit_code(error: BaseException) -> tuple[int, str]:
+    """The exit code and the advice for an error, from EXIT_CODES.
+
+        exit_code(NotFoundError("session not found: s"))   # (3, 'Check the id or the path.')
+    """
+    return next((code, advice) for cls, code, advice in EXIT_CODES if isinstance(error, cls))
+
+
+@dataclasses.dataclass
+class Target:
+    """What the command works on: a data directory of SQLite files, or one database URL."""
+
+    data_dir: str
+    database_url: str | None
+    json: bool
+
+    def storage(self, *, create: bool = False) -> Storage:
+        """The store, whose schemas must be current unless `create` may make and migrate it.
+
+            with target.storage() as storage: storage.sessions.get_stats()
+
+        No garbage collector runs: a command is over before one would be due.
+        """
+        if not create:
+            self.require_databases()
+        data_dir = None if self.database_url is not None else self.data_dir
+        return open_storage(data_dir, database_url=self.database_url, gc_interval=0, migrate=create)
+
+    def repositories(self, *, create: bool = False) -> Storage:
+        """The repositories over the databases as they are, to migrate or inspect them.
+
+            with target.repositories(create=True) as storage: storage.sessions.migrate()
+        """
+        if self.database_url is not None:
+            shared = open_database(self.database_url)
+            databases = dict.fromkeys(DOMAINS, shared)
+        else:
+            if create:
+                os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+            else:
+                self.require_databases()
+            databases = {domain: open_database(self.path(domain)) for domain in DOMAINS}
+        repositories = {domain: cls(databases[domain]) for domain, (_, cls) in DOMAINS.items()}
+        return Storage(repositories, list({id(db): db for db in databases.values()}.values()))
+
+    def path(self, domain: str) -> str:
+        return os.path.join(self.data_dir, DOMAINS[domain][0])
+
+    def require_data_dir(self, command: str) -> str:
+        if self.database_url is not None:
+            raise NotImplementedError("%s is not available for a database URL (PostgreSQL has pg_dump)" % command)
+        return self.data_dir
+
+    def where(self) -> str:
+        """The store's place, without the credentials a URL may hold."""
+        if self.database_url is None:
+            return self.data_dir
+        url = urlparse(self.database_url)
+        return "%s://%s%s" % (url.scheme, url.hostname or "", url.path)
+
+    def require_databases(self) -> None:
+        # Only init and demo create a store: a mistyped --data-dir must not become an empty one.
+        if self.database_url is None:
+            for domain in DOMAINS:
+                if not os.path.exists(self.path(domain)):
+                    raise NotFoundError("no database at %s (`loom-db init` creates one)" % self.path(domain))
+
+
+class _Group(click.Group):
+    """A click group that reports an expected error in one line, with its exit code."""
+
+    def invoke(self, ctx):
+        try:
+            return storage_call(super().invoke)(ctx)
+        except (LoomStorageError, NotImplementedError) as error:
+            code, advice = exit_code(error)
+            click.echo("Error: %s. %s" % (" ".join(str(error).split()).rstrip("."), advice), err=True)
+            ctx.exit(code)
+
+
+class Duration(click.ParamType):
+    """A span of time: a whole number of days, hours or minutes (30d, 12h, 90m)."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime.timedelta):
+            return value
+        match = _DURATION.fullmatch(str(value).strip())
+        try:
+            if match:
+                return datetime.timedelta(**{_DURATION_UNITS[match[2]]: int(match[1])})
+        except OverflowError:
+            pass
+        self.fail("%r is not a duration such as 30d, 12h or 90m" % value, param, ctx)
+
+
+@click.group(name="loom-db", cls=_Group)
+@click.option(
+    "--data-dir",
+    envvar="LOOM_DATA_DIR",
+    default="loom-data",
+    show_default="$LOOM_DATA_DIR, else loom-data",
+    type=click.Path(file_okay=False),
+    help="The directory of the SQLite databases.",
+)
+@click.option("--database-url", metavar="URL", help="A PostgreSQL database holding every domain instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+@click.version_option(package_name="loom-models")
+@click.pass_context
+def main(ctx, data_dir, database_url, as_json):
+    """Look after a Loom store: migrate, check, back up, restore, prune, export."""
+    if database_url is not None and ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("give --data-dir or --database-url, not both")
+    if database_url is not None and "://" not in database_url:
+        # open_database would take it for a file name and create that file.
+        raise click.BadParameter("must be a URL such as postgresql://user@host/db", param_hint="--database-url")
+    ctx.obj = Target(data_dir, database_url, as_json)
+
+
+# -- schema ------------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_obj
+def init(target):
+    """Create the data directory and databases, and apply every migration."""
+    with target.repositories(create=True) as storage:
+        applied = {domain: getattr(storage, domain).migrate() for domain in DOMAINS}
+    _emit(
+        target,
+        {"target": target.where(), "applied": applied},
+        ["Store ready at %s" % target.where()] + _migration_lines(applied, "applied"),
+    )
+
+
+@main.group(invoke_without_command=True)
+@click.option("--dry-run", is_flag=True, help="List the pending migrations without applying them.")
+@click.pass_context
+def migrate(ctx, dry_run):
+    """Apply the pending migrations of every database (`migrate status` lists them)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    target = ctx.obj
+    with target.repositories() as storage:
+        if dry_run:
+            todo = {d: migrator.pending(migrator.runner(getattr(storage, d).database, d)) for d in DOMAINS}
+        else:
+            todo = {domain: getattr(storage, domain).migrate() for domain in DOMAINS}
+    verb = "pending" if dry_run else "applied"
+    _emit(target, {"dry_run": dry_run, verb: todo}, _migration_lines(todo, verb))
+
+
+@migrate.command()
+@click.pass_obj
+def status(target):
+    """Applied and pending migrations of every database."""
+    with target.repositories() as storage:
+        histories = {domain: migrator.runner(getattr(storage, domain).database, domain).status() for domain in DOMAINS}
+    document = {domain: _history(steps) for domain, steps in histories.items()}
+    rows = [(domain, step.name, _state(step)) for domain, steps in histories.items() for step in steps]
+    _emit(target, document, _table(rows, ("database", "migration", "state")))
+
+
+def _history(steps) -> dict:
+    return {
+        "applied": [s.name for s in steps if s.applied and s.path is not None],
+        "pending": [s.name for s in steps if not s.applied],
+        # Applied by a newer version of loom-models: this one cannot serve the database.
+        "unknown": [s.name for s in steps if s.path is None],
+    }
+
+
+def _state(step) -> str:
+    if step.path is None:
+        return "applied by a newer version"
+    return "applied %s" % step.applied.strftime("%Y-%m-%d %H:%M:%S") if step.applied else "pending"
+
+
+def _migration_lines(names: dict, verb: str) -> list[str]:
+    rows = [(domain, name) for domain, todo in names.items() for name in todo]
+    return _table(rows, ("database", verb)) if rows else ["No migration %s." % verb]
+
+
+# -- what is in the store ------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_obj
+def stats(target):
+    """Sessions, messages, cost and tokens; requests by status and priority; references."""
+    with target.storage() as storage:
+        document = _stats(storage)
+    _emit(target, document, _stats_lines(document))
+
+
+def _stats(storage: Storage) -> dict:
+    pending = collections.Counter(request.priority for request in storage.hitl.list_pending())
+    references = storage.references.stats()
+    return {
+        "sessions": dataclasses.asdict(storage.sessions.get_stats()),
+        "requests": {
+            "by_status": storage.hitl.get_stats(),
+            "pending_by_priority": {priority: pending[priority] for priority in reversed(PRIORITIES)},
+        },
+        "references": {"count": references.active_refs, "bytes": references.current_bytes},
+    }
+
+
+def _stats_lines(document: dict) -> list[str]:
+    sessions, requests = document["sessions"], document["requests"]
+    rows = [
+        ("sessions", sessions["session_count"]),
+        ("messages", sessions["message_count"]),
+        ("tool executions", sessions["tool_execution_count"]),
+        ("total cost (USD)", sessions["total_cost_usd"]),
+        ("total tokens", sessions["total_tokens"]),
+    ]
+    rows += [("requests %s" % status, n) for status, n in requests["by_status"].items()]
+    rows += [("pending %s" % priority, n) for priority, n in requests["pending_by_priority"].items()]
+    rows += [("references", document["references"]["count"]), ("reference bytes", document["references"]["bytes"])]
+    return _table(rows)
+
+
+# -- maintenance ---------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_obj
+def check(target):
+    """Integrity, pragmas in force, fragmentation and schema version of every database.
+
+    Exits 9 when a database is damaged, 11 when a schema is not current, and 1
+    when a pragma is not in force.
+    """
+    # The store as it is: a check must report an old schema or a damaged file, not stop at it.
+    with target.repositories() as storage:
+        reports = [_check_database(database, repositories) for database, repositories in _by_database(storage)]
+    _emit(target, {"ok": not any(r["problems"] for r in reports), "databases": reports}, _check_lines(reports))
+    for kind, error in _CHECK_FAILURES:
+        failed = [report["database"] for report in reports if any(p["kind"] == kind for p in report["problems"])]
+        if failed:
+            raise error("%s check failed on %s" % (kind, ", ".join(failed)))
+
+
+# The error each kind of problem exits with, the gravest first.
+_CHECK_FAILURES = (("integrity", DatabaseCorruptError), ("schema", SchemaMismatchError), ("pragma", LoomStorageError))
+
+
+def _check_database(database, repositories) -> dict:
+    backend = "sqlite" if is_sqlite(database) else "postgresql"
+    report = {"database": _name(database), "backend": backend, "problems": [], "warnings": []}
+    try:
+        if is_sqlite(database) and not _check_sqlite(database, report):
+            return report
+        for repository in repositories:
+            try:
+                repository.check_schema()
+            except SchemaMismatchError as error:
+                report["problems"].append({"kind": "schema", "detail": "%s: %s" % (repository.domain, error)})
+        report["sizes"] = maintenance.sizes(database)._asdict()
+    except DatabaseCorruptError as error:
+        report["problems"].append({"kind": "integrity", "detail": str(error)})
+    return report
+
+
+@storage_call
+def _check_sqlite(database, report: dict) -> bool:
+    """Integrity, then pragmas and fragmentation; False when the file is too damaged to go on."""
+    problems = maintenance.integrity_check(database)
+    report["problems"] += [{"kind": "integrity", "detail": problem} for problem in problems]
+    if problems:
+        return False
+    report["pragmas"] = check_pragmas(database)
+    report["problems"] += [
+        {"kind": "pragma", "detail": "%s is %r, not %r" % (name, value, _expected_pragma(name))}
+        for name, value in report["pragmas"].items()
+        if str(value).lower() != str(_expected_pragma(name)).lower()
+    ]
+    report["fragmentation"] = maintenance.fragmentation(database)._asdict()
+    if report["fragmentation"]["ratio"] > FRAGMENTATION_WARNING:
+        report["warnings"].append("%.0f%% of the pages are free: `loom-db vacuum` gives them back"
+                                  % (100 * report["fragmentation"]["ratio"]))
+    return True
+
+
+def _expected_pragma(name: str):
+    value = DEFAULT_PRAGMAS[name]
+    return _PRAGMA_NUMBERS.get(name, {}).get(value, value)
+
+
+def _check_lines(reports: list[dict]) -> list[str]:
+    rows = []
+    for report in reports:
+        rows.append((report["database"], "problem" if report["problems"] else "ok", _figures(report)))
+        rows += [(report["database"], p["kind"], p["detail"]) for p in report["problems"]]
+        rows += [(report["database"], "warning", w) for w in report["warnings"]]
+    return _table(rows, ("database", "result", "detail"))
+
+
+def _figures(report: dict) -> str:
+    figures = []
+    if "sizes" in report:
+        figures.append("%(database_bytes)d bytes" % report["sizes"])
+    if "sizes" in report and report["backend"] == "sqlite":
+        figures.append("WAL %(wal_bytes)d bytes" % report["sizes"])
+    if "fragmentation" in report:
+        figures.append("%(freelist_count)d of %(page_count)d pages free" % report["fragmentation"])
+    return "; ".join(figures)
+
+
+@main.command()
+@click.pass_obj
+def vacuum(target):
+    """Rewrite each database compactly (SQLite) or reclaim dead rows (PostgreSQL)."""
+    rows = []
+    with target.storage() as storage:
+        with _progress("vacuum", len(_by_database(storage))) as advance:
+            for database, _ in _by_database(storage):
+                before = maintenance.sizes(database).database_bytes
+                maintenance.vacuum(database)
+                rows.append((_name(database), before, maintenance.sizes(database).database_bytes))
+                advance(1)
+    document = [dict(zip(("database", "bytes_before", "bytes_after"), row)) for row in rows]
+    _emit(target, {"databases": document}, _table(rows, ("database", "bytes before", "bytes after")))
+
+
+@main.command()
+@click.pass_obj
+def analyze(target):
+    """Refresh the query planner's statistics of each database."""
+    names = []
+    with target.storage() as storage:
+        for database, _ in _by_database(storage):
+            maintenance.analyze(database)
+            names.append(_name(database))
+    _emit(target, {"analyzed": names}, ["Analyzed %s." % name for name in names])
+
+
+@main.command()
+@click.pass_obj
+def checkpoint(target):
+    """Copy each SQLite database's write-ahead log into it and truncate the log."""
+    with target.storage() as storage:
+        rows = [
+            (_name(database), *maintenance.wal_checkpoint(database, mode="TRUNCATE"))
+            for database, _ in _by_database(storage)
+        ]
+    document = [dict(zip(("database", "busy", "log_pages", "checkpointed_pages"), row)) for row in rows]
+    _emit(target, {"databases": document}, _table(rows, ("database", "busy", "log pages", "checkpointed")))
+
+
+# -- backups -------------------------------------------------------------------------------
+
+
+@main.command(name="backup")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--keep-days", type=click.IntRange(min=0), default=7, show_default=True,
+              help="Delete this directory's backups older than this many days.")
+@click.pass_obj
+def backup_command(target, directory, keep_days):
+    """Back up every database into DIRECTORY as <name>-<UTC time>.db, verified."""
+    data_dir = target.require_data_dir("backup")
+    target.require_databases()
+    with _progress("backup", 100 * len(DOMAINS)) as advance:
+        written = backups.backup_data_dir(data_dir, directory, keep_days=keep_days, progress=_copy_progress(advance))
+    _emit(target, {"written": written, "keep_days": keep_days}, ["Wrote %s" % path for path in written])
+
+
+@main.command()
+@click.argument("backup_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+@click.option("--database", type=click.Choice(list(DOMAINS)),
+              help="The database FILE holds; by default, told by its name (sessions-..., hitl-...).")
+@click.pass_obj
+def restore(target, backup_file, database):
+    """Replace a database of the data directory with a backup; nothing may have it open."""
+    data_dir = target.require_data_dir("restore")
+    domain = database or _domain_of(backup_file)
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    with _progress("restore", 100) as advance:
+        backups.restore(backup_file, target.path(domain), progress=_copy_progress(advance))
+    _emit(
+        target,
+        {"restored": backup_file, "database": target.path(domain)},
+        ["Restored %s from %s" % (target.path(domain), backup_file)],
+    )
+
+
+def _domain_of(backup_file: str) -> str:
+    name = os.path.basename(backup_file)
+    found = [domain for domain in DOMAINS if name.startswith(domain)]
+    if not found:
+        raise click.UsageError("cannot tell which database %s holds: give --database %s" % (name, "|".join(DOMAINS)))
+    return found[0]
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.pass_obj
+def dump(target, directory):
+    """Write each database as SQL: to DIRECTORY/<name>.sql, or to stdout."""
+    with target.repositories() as storage, tempfile.TemporaryDirectory() as scratch:
+        folder = directory or scratch
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        paths = {
+            domain: backups.dump_sql(getattr(storage, domain).database, os.path.join(folder, "%s.sql" % domain))
+            for domain in DOMAINS
+        }
+        if directory is None:
+            dumps = {domain: _read_text(path) for domain, path in paths.items()}
+            _emit(target, dumps, ["-- %s\n%s" % (DOMAINS[domain][0], text) for domain, text in dumps.items()])
+        else:
+            _emit(target, {"written": list(paths.values())}, ["Wrote %s" % path for path in paths.values()])
+
+
+def _read_text(path: str) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.pass_obj
+def gc(target):
+    """Remove expired and unreferenced references."""
+    with target.storage() as storage:
+        removed = storage.references.collect_garbage()
+    _emit(target, {"removed": removed}, ["Removed %d references." % removed])
+
+
+@main.command()
+@click.pass_obj
+def expire(target):
+    """Mark pending requests past their deadline expired."""
+    with target.storage() as storage:
+        expired = storage.hitl.expire_overdue()
+    _emit(target, {"expired": expired}, ["Expired %d requests." % expired])
+
+
+@main.command()
+@click.option("--older-than", required=True, type=Duration(), help="30d, 12h or 90m.")
+@click.pass_obj
+def prune(target, older_than):
+    """Delete sessions not updated for that long, and requests decided that long ago."""
+    with target.storage() as storage:
+        sessions = storage.sessions.delete_sessions_older_than(older_than)
+        requests = storage.hitl.delete_older_than(older_than)
+    _emit(
+        target,
+        {"sessions_deleted": sessions, "requests_deleted": requests},
+        ["Deleted %d sessions and %d decided requests." % (sessions, requests)],
+    )
+
+
+# -- sessions as JSON ----------------------------------------------------------------------
+
+
+@main.command(name="export")
+@click.argument("session_id")
+@click.pass_obj
+def export_command(target, session_id):
+    """Print a session with its messages and tool executions as JSON."""
+    with target.storage() as storage:
+        document = storage.sessions.export_session(session_id)
+    click.echo(json.dumps(document, indent=2))
+
+
+@main.command(name="import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.pass_obj
+def import_command(target, file):
+    """Add a session exported by `loom-db export` (FILE, or - for stdin)."""
+    document = _read_json(file)
+    with target.storage() as storage:
+        session = storage.sessions.import_session(document)
+    counts = {name: len(document.get(name) or []) for name in ("messages", "tool_executions")}
+    _emit(
+        target,
+        {"session_id": session.id, **counts},
+        ["Imported session %s: %d messages, %d tool executions."
+         % (session.id, counts["messages"], counts["tool_executions"])],
+    )
+
+
+def _read_json(file: str):
+    size = None if file == "-" else os.path.getsize(file)
+    chunks = []
+    with click.open_file(file, "rb") as handle, _progress("reading", size) as advance:
+        for chunk in iter(lambda: handle.read(_READ_CHUNK), b""):
+            chunks.append(chunk)
+            advance(len(chunk))
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError as error:
+        raise ValidationError({"file": ["Not JSON: %s." % error]}) from None
+
+
+# -- sample data -----------------------------------------------------------------------------
+
+# (agent, question, answer, what the agent asks a person, its priority, the person's answer)
+_DEMO_CONVERSATIONS = (
+    ("support", "Where is my order 42?", "It shipped yesterday.", "Send a voucher?", "medium", None),
+    ("billing", "Why was I charged twice?", "One charge is a hold.", "Refund 120 EUR?", "high", None),
+    ("research", "Summarise the Q3 report.", "Revenue is up 12%.", "Publish the summary?", "low", "approved"),
+)
+
+
+@main.command()
+@click.pass_obj
+def demo(target):
+    """Fill the store (created if needed) with a little sample data and print its stats."""
+    with target.storage(create=True) as storage:
+        sessions = [_demo_conversation(storage, *conversation) for conversation in _DEMO_CONVERSATIONS]
+        storage.references.store(b"quarter,revenue\nQ3,1.12\n", type=ReferenceType.TOOL_RESULT)
+        storage.references.store(json.dumps({"step": 3}).encode(), type=ReferenceType.SESSION_STATE, ttl=3600)
+        document = _stats(storage)
+    lines = ["Added %d sessions to %s" % (len(sessions), target.where())] + _stats_lines(document)
+    _emit(target, {"sessions_added": sessions, "stats": document}, lines)
+
+
+def _demo_conversation(storage: Storage, agent, question, answer, ask, priority, decision) -> str:
+    """A session of two messages and a tool run, and a request to a person; its id."""
+    session = storage.sessions.save_session(Session(agent_id=agent, name=question, context={"demo": True}))
+    storage.sessions.save_messages(
+        session.id,
+        [
+            Message(role="user", content=question, token_count=len(question.split())),
+            Message(role="assistant", content=answer, agent_id=agent, token_count=len(answer.split()), cost_usd=4e-4),
+        ],
+    )
+    run = ToolExecution(tool_name="lookup", input={"query": question}, result={"found": True}, execution_time_ms=42)
+    storage.sessions.save_tool_execution(session.id, run)
+    request = HumanRequest(agent_id=agent, session_id=session.id, question=ask, priority=priority)
+    request = storage.hitl.store(request)
+    if decision is not None:
+        storage.hitl.respond_to_request(request.id, decision, "Yes", responded_by="demo")
+    return session.id
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def _emit(target: Target, document, lines: list[str]) -> None:
+    """One JSON document with --json, else the lines for people."""
+    if target.json:
+        click.echo(json.dumps(document, indent=2))
+    else:
+        for line in lines:
+            click.echo(line)
+
+
+def _table(rows: list[tuple], headers: tuple = ()) -> list[str]:
+    """Rows as aligned columns, numbers to the right.
+
+        _table([("sessions", 3)], ("what", "count"))   # ['what      count', 'sessions      3']
+    """
+    rows = ([headers] if headers else []) + [tuple(row) for row in rows]
+    if not rows:
+        return []
+    texts = [[_text(value) for value in row] for row in rows]
+    widths = [max(len(row[i]) for row in texts) for i in range(len(texts[0]))]
+    return [
+        "  ".join(
+            text.rjust(width) if _number(value) else text.ljust(width)
+            for value, text, width in zip(row, row_texts, widths)
+        ).rstrip()
+        for row, row_texts in zip(rows, texts)
+    ]
+
+
+def _text(value) -> str:
+    return "%.6f" % value if isinstance(value, float) else str(value)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+@contextlib.contextmanager
+def _progress(label: str, length: int | None):
+    """A function advance(n) moving a progress bar on stderr, shown only when stdout is a terminal.
+
+        with _progress("vacuum", 3) as advance: ... advance(1)
+
+    The bar goes to stderr so that stdout stays one document even on a terminal.
+    """
+    if length is None or not sys.stdout.isatty():
+        yield lambda n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def _copy_progress(advance):
+    """A backup progress callback (remaining, total pages) moving a bar 100 steps a database."""
+    done = [0]
+
+    def report(remaining: int, total: int) -> None:
+        percent = 100 - 100 * remaining // total if total else 100
+        advance(max(percent - done[0], 0))
+        done[0] = 0 if percent == 100 else percent  # the next database starts from 0
+
+    return report
+
+
+def _by_database(storage: Storage) -> list[tuple]:
+    """Each distinct database with the repositories on it (one for all on PostgreSQL)."""
+    grouped: dict = {}
+    for repository in (storage.sessions, storage.hitl, storage.references):
+        grouped.setdefault(id(repository.database), (repository.database, []))[1].append(repository)
+    return list(grouped.values())
+
+
+def _name(database) -> str:
+    return os.path.basename(database.database) if is_sqlite(database) else database.database

@@ -1,0 +1,514 @@
+"""The loom-db command, driven through click's runner (and once as the installed script).
+
+Commands that apply to both backends run on the suite's backend (a data directory
+on SQLite, the `backend` fixture's URL on PostgreSQL); the SQLite-only ones always
+run on a data directory of their own. Results are checked through raw SQL or the
+--json output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import pty
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from loom_models import DiskFullError, open_storage
+from loom_models import cli, db, migrator
+from loom_models.cli import EXIT_CODES, main
+from loom_models.hitl import HumanRequest
+from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
+
+NOW = datetime.datetime.now(datetime.timezone.utc)
+OLD = int((NOW - datetime.timedelta(days=60)).timestamp())
+DOMAINS = ("sessions", "hitl", "references")
+
+
+def run(*args, input=None, env=None):
+    """loom-db with these arguments; $LOOM_DATA_DIR unset unless `env` sets it."""
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, env={"LOOM_DATA_DIR": None, **(env or {})})
+
+
+def ok(result):
+    assert result.exit_code == 0, (result.exit_code, result.output, result.exception)
+    return result
+
+
+def ok_json(*args, **kwargs):
+    return json.loads(ok(run(*args, **kwargs)).stdout)
+
+
+def fails(result, code: int):
+    """The exit code, and the one-line error, without a traceback."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.output
+    if code != 2:  # click's usage errors print the usage too
+        assert result.stderr.count("\n") == 1 and result.stderr.startswith("Error: "), result.stderr
+    return result
+
+
+class Store:
+    """An initialised store and raw SQL on it: a data directory, or a PostgreSQL schema."""
+
+    def __init__(self, args, sql, open_args):
+        self.args, self._sql, self._open_args = args, sql, open_args
+        self.data_dir = open_args.get("data_dir")
+
+    def __call__(self, *args, **kwargs):
+        return run(*self.args, *args, **kwargs)
+
+    def sql(self, domain: str, query: str, *params):
+        return self._sql(domain, query, *params)
+
+    def count(self, domain: str, table: str) -> int:
+        return self.sql(domain, "SELECT COUNT(*) FROM %s" % table)[0][0]
+
+    def storage(self):
+        return open_storage(gc_interval=0, **self._open_args)
+
+
+def sqlite_sql(data_dir):
+    def sql(domain, query, *params):
+        with contextlib.closing(sqlite3.connect(os.path.join(data_dir, domain + ".db"))) as connection:
+            with connection:
+                return connection.execute(query, params).fetchall()
+
+    return sql
+
+
+def data_dir_store(path) -> Store:
+    store = Store(["--data-dir", path], sqlite_sql(path), {"data_dir": path})
+    ok(store("init"))
+    return store
+
+
+@pytest.fixture
+def store(backend, tmp_path):
+    """An initialised store on the suite's backend."""
+    if backend.name == "sqlite":
+        return data_dir_store(tmp_path / "data")
+    url_store = Store(["--database-url", backend.target], lambda _, q, *p: backend.sql(q, *p),
+                      {"database_url": backend.target})
+    ok(url_store("init"))
+    return url_store
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    """An initialised data directory, whatever the suite's backend."""
+    return data_dir_store(tmp_path / "sqlite-data")
+
+
+def fill(store: Store) -> str:
+    """One session with two messages and a tool execution; its id."""
+    with store.storage() as storage:
+        storage.sessions.save_session(Session(id="sess_1", name="Support", context={"user": "john"}))
+        storage.sessions.save_messages("sess_1", [
+            Message(role="user", content="Where is my order?", token_count=7, cost_usd=0.25),
+            Message(role="assistant", content="On its way.", token_count=5, cost_usd=0.5, tool_calls=[{"id": 1}]),
+        ])
+        storage.sessions.save_tool_execution("sess_1", ToolExecution(tool_name="lookup", input={"order": 42}))
+    return "sess_1"
+
+
+def without_ids(document: dict) -> dict:
+    rows = {name: [{k: v for k, v in row.items() if k != "id"} for row in document[name]]
+            for name in ("messages", "tool_executions")}
+    return {**document, **rows}
+
+
+# -- the error table ----------------------------------------------------------------------
+
+
+def test_every_error_class_has_its_own_exit_code():
+    codes = [code for _, code, _ in EXIT_CODES]
+    assert len(set(codes)) == len(codes) and 0 not in codes and 2 not in codes
+    assert [code for cls, code, _ in EXIT_CODES if cls.__name__ == "LoomStorageError"] == [1]
+    for cls, code, advice in EXIT_CODES:
+        error = cls({"x": ["bad"]}) if cls.__name__ == "ValidationError" else cls("boom")
+        assert cli.exit_code(error) == (code, advice)
+
+
+def test_an_unexpected_storage_error_is_one_line_with_its_code(store, monkeypatch):
+    def full(self):
+        raise DiskFullError("database or disk is full")
+
+    monkeypatch.setattr(SessionRepository, "get_stats", full)
+    result = fails(store("stats"), 10)
+    assert "database or disk is full" in result.stderr and "disk space" in result.stderr
+
+
+def test_a_locked_database_exits_7(sqlite_store, monkeypatch):
+    monkeypatch.setitem(db.DEFAULT_PRAGMAS, "busy_timeout", 50)  # fail fast, not after 5 s
+    path = os.path.join(sqlite_store.data_dir, "sessions.db")
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        fails(sqlite_store("prune", "--older-than", "1d"), 7)
+
+
+# -- global options -----------------------------------------------------------------------
+
+
+def test_data_dir_comes_from_the_environment_then_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    ok(run("init", env={"LOOM_DATA_DIR": str(tmp_path / "from-env")}))
+    assert sorted(os.listdir(tmp_path / "from-env")) == ["hitl.db", "references.db", "sessions.db"]
+    ok(run("init"))
+    assert (tmp_path / "loom-data" / "sessions.db").exists()
+
+
+def test_data_dir_and_database_url_together_are_a_usage_error(tmp_path):
+    fails(run("--data-dir", tmp_path, "--database-url", "postgresql://x@127.0.0.1/y", "stats"), 2)
+
+
+def test_a_database_url_must_be_a_url(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert "postgresql://" in fails(run("--database-url", "loom.db", "init"), 2).output
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_missing_store_is_not_found_and_not_created(tmp_path):
+    result = fails(run("--data-dir", tmp_path / "nowhere", "stats"), 3)
+    assert "loom-db init" in result.stderr
+    assert not (tmp_path / "nowhere").exists()
+
+
+# -- init, migrate, status ----------------------------------------------------------------
+
+
+def shipped_migrations(domain: str) -> int:
+    return len([name for name in os.listdir(os.path.join(migrator.MIGRATIONS_DIR, domain)) if name[:4].isdigit()])
+
+
+def test_init_applies_every_migration_once(store):
+    for domain in DOMAINS:
+        assert store.count(domain, "schema_migration_%s" % domain) == shipped_migrations(domain) > 0
+    assert ok_json(*store.args, "--json", "init")["applied"] == {domain: [] for domain in DOMAINS}
+
+
+def test_init_makes_a_private_directory(tmp_path):
+    ok(run("--data-dir", tmp_path / "fresh", "init"))
+    assert (tmp_path / "fresh").stat().st_mode & 0o777 == 0o700
+
+
+def test_an_outdated_schema_is_reported_and_migrated(store):
+    store.sql("sessions", "DELETE FROM schema_migration_sessions WHERE name = '0002_query_indexes'")
+
+    assert ok_json(*store.args, "--json", "migrate", "status")["sessions"]["pending"] == ["0002_query_indexes"]
+    assert "migrate" in fails(store("stats"), 11).stderr
+    fails(store("--json", "check"), 11)
+    dry = ok_json(*store.args, "--json", "migrate", "--dry-run")
+    assert dry == {"dry_run": True, "pending": {"sessions": ["0002_query_indexes"], "hitl": [], "references": []}}
+    assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions") - 1
+
+    assert ok_json(*store.args, "--json", "migrate")["applied"]["sessions"] == ["0002_query_indexes"]
+    assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions")
+    ok(store("stats"))
+
+
+def test_migrate_status_reads_as_a_table(store):
+    lines = ok(store("migrate", "status")).stdout.splitlines()
+    assert lines[0].split() == ["database", "migration", "state"]
+    assert len(lines) == 1 + sum(map(shipped_migrations, DOMAINS))
+    assert all("applied" in line for line in lines[1:])
+
+
+# -- stats and demo -----------------------------------------------------------------------
+
+
+def test_stats_of_an_empty_store_are_zero(store):
+    document = ok_json(*store.args, "--json", "stats")
+    assert document["sessions"]["session_count"] == 0
+    assert document["requests"]["pending_by_priority"] == {"critical": 0, "high": 0, "medium": 0, "low": 0}
+    assert document["references"] == {"count": 0, "bytes": 0}
+
+
+def test_demo_fills_the_store_and_stats_agree_with_sql(store):
+    added = ok_json(*store.args, "--json", "demo")
+    document = ok_json(*store.args, "--json", "stats")
+
+    assert added["stats"] == document
+    assert document["sessions"]["session_count"] == store.count("sessions", "sessions") == 3
+    assert document["sessions"]["message_count"] == store.count("sessions", "messages")
+    assert document["sessions"]["tool_execution_count"] == store.count("sessions", "tool_executions")
+    assert document["sessions"]["total_tokens"] == store.sql("sessions", "SELECT SUM(total_tokens) FROM sessions")[0][0]
+    pending = dict(store.sql("hitl", "SELECT priority, COUNT(*) FROM human_requests WHERE status = 'pending' "
+                                     "GROUP BY priority"))
+    assert {p: n for p, n in document["requests"]["pending_by_priority"].items() if n} == pending
+    assert document["references"]["count"] == store.count("references", "reference_store") == 2
+    assert "total tokens" in ok(store("stats")).stdout
+
+
+def test_demo_creates_a_missing_data_directory(tmp_path):
+    output = ok(run("--data-dir", tmp_path / "new", "demo")).stdout
+    assert "Added 3 sessions" in output and (tmp_path / "new" / "hitl.db").exists()
+
+
+# -- check --------------------------------------------------------------------------------
+
+
+def test_check_of_a_healthy_store(store, backend):
+    document = ok_json(*store.args, "--json", "check")
+    assert document["ok"] is True
+    report = document["databases"][0]
+    if backend.name == "sqlite":
+        assert [r["database"] for r in document["databases"]] == ["sessions.db", "hitl.db", "references.db"]
+        assert report["pragmas"]["journal_mode"] == "wal" and report["fragmentation"]["page_count"] > 0
+    else:
+        assert len(document["databases"]) == 1 and report["backend"] == "postgresql"
+        assert report["sizes"]["database_bytes"] > 0
+    assert ok(store("check")).stdout.splitlines()[0].split() == ["database", "result", "detail"]
+
+
+def test_check_and_stats_on_a_corrupt_file_exit_9(sqlite_store):
+    path = os.path.join(sqlite_store.data_dir, "hitl.db")
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path + suffix)
+    with open(path, "wb") as handle:
+        handle.write(b"this is not a database" * 500)
+
+    result = fails(sqlite_store("--json", "check"), 9)
+    reports = {r["database"]: r for r in json.loads(result.stdout)["databases"]}
+    assert reports["sessions.db"]["problems"] == []
+    assert reports["hitl.db"]["problems"][0]["kind"] == "integrity"
+    assert "hitl.db" in result.stderr
+    fails(sqlite_store("stats"), 9)
+
+
+def test_check_flags_a_pragma_not_in_force(sqlite_store, monkeypatch):
+    monkeypatch.setattr(cli, "check_pragmas", lambda db: {**cli.DEFAULT_PRAGMAS, "journal_mode": "delete",
+                                                           "synchronous": 1, "temp_store": 2})
+    result = fails(sqlite_store("--json", "check"), 1)
+    problems = json.loads(result.stdout)["databases"][0]["problems"]
+    assert problems == [{"kind": "pragma", "detail": "journal_mode is 'delete', not 'wal'"}]
+
+
+def test_check_warns_of_fragmentation_without_failing(sqlite_store, monkeypatch):
+    monkeypatch.setattr(cli, "FRAGMENTATION_WARNING", -1)
+    document = ok_json(*sqlite_store.args, "--json", "check")
+    assert all("vacuum" in report["warnings"][0] for report in document["databases"])
+
+
+# -- vacuum, analyze, checkpoint ----------------------------------------------------------
+
+
+def test_vacuum_gives_free_pages_back(sqlite_store):
+    with sqlite_store.storage() as storage:
+        reference = storage.references.store(os.urandom(400_000))
+        storage.references.release(reference.id)
+
+    document = ok_json(*sqlite_store.args, "--json", "vacuum")
+    sizes = {r["database"]: r for r in document["databases"]}
+    assert sizes["references.db"]["bytes_after"] < sizes["references.db"]["bytes_before"]
+    assert sqlite_store.sql("references", "PRAGMA freelist_count") == [(0,)]
+    assert "[#" not in ok(sqlite_store("vacuum")).output  # no progress bar off a terminal
+
+
+def test_vacuum_and_analyze_on_the_suite_backend(store):
+    fill(store)
+    assert len(ok_json(*store.args, "--json", "vacuum")["databases"]) in (1, 3)
+    assert len(ok_json(*store.args, "--json", "analyze")["analyzed"]) in (1, 3)
+
+
+def test_checkpoint_empties_the_wal(sqlite_store):
+    fill(sqlite_store)
+    document = ok_json(*sqlite_store.args, "--json", "checkpoint")
+    assert [r["busy"] for r in document["databases"]] == [0, 0, 0]
+    wal = os.path.join(sqlite_store.data_dir, "sessions.db-wal")
+    assert not os.path.exists(wal) or os.path.getsize(wal) == 0
+
+
+def test_sqlite_only_commands_exit_12_on_postgresql(store, backend):
+    if backend.name == "sqlite":
+        assert store("checkpoint").exit_code == 0
+        return
+    for command in (["checkpoint"], ["dump"], ["backup", "x"], ["restore", __file__, "--database", "hitl"]):
+        assert "SQLite" in fails(store(*command), 12).stderr
+
+
+def test_backup_and_restore_of_a_database_url_exit_12(tmp_path):
+    url = ("--database-url", "postgresql://nobody@127.0.0.1:1/none")
+    fails(run(*url, "backup", tmp_path / "b"), 12)
+    fails(run(*url, "restore", __file__, "--database", "sessions"), 12)
+    assert not (tmp_path / "b").exists()
+
+
+# -- backup, restore, dump ----------------------------------------------------------------
+
+
+def test_backup_writes_verified_copies_and_prunes_old_ones(sqlite_store, tmp_path):
+    fill(sqlite_store)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    (backups / "sessions-20000101T000000Z.db").write_bytes(b"an old backup")
+
+    written = ok_json(*sqlite_store.args, "--json", "backup", backups, "--keep-days", 3)["written"]
+
+    assert [os.path.basename(p).split("-")[0] for p in written] == ["sessions", "hitl", "references"]
+    assert sorted(os.listdir(backups)) == sorted(os.path.basename(p) for p in written)
+    with contextlib.closing(sqlite3.connect(written[0])) as copy:
+        assert copy.execute("SELECT COUNT(*) FROM messages").fetchone() == (2,)
+    fails(sqlite_store("backup", backups, "--keep-days", -1), 2)
+
+
+def test_restore_brings_a_database_back(sqlite_store, tmp_path):
+    fill(sqlite_store)
+    (written,) = [p for p in ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["written"]
+                  if "sessions-" in p]
+    sqlite_store.sql("sessions", "DELETE FROM sessions")
+
+    document = ok_json(*sqlite_store.args, "--json", "restore", written)
+
+    assert document["database"].endswith("sessions.db")
+    assert sqlite_store.count("sessions", "messages") == 2
+    renamed = tmp_path / "copy.db"
+    renamed.write_bytes(open(written, "rb").read())
+    assert "--database" in fails(sqlite_store("restore", renamed), 2).output
+    ok(sqlite_store("restore", renamed, "--database", "sessions"))
+
+
+def test_restore_refuses_a_database_in_use(sqlite_store, tmp_path):
+    (written, *_) = ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["written"]
+    with sqlite_store.storage() as storage:
+        storage.sessions.get_stats()  # holds the database open
+        assert "open" in fails(sqlite_store("restore", written), 5).stderr
+
+
+def test_dump_to_a_directory_and_to_stdout(sqlite_store, tmp_path):
+    fill(sqlite_store)
+    written = ok_json(*sqlite_store.args, "--json", "dump", tmp_path / "sql")["written"]
+    assert [os.path.basename(p) for p in written] == ["sessions.sql", "hitl.sql", "references.sql"]
+    assert "Where is my order?" in open(written[0]).read()
+
+    text = ok(sqlite_store("dump")).stdout
+    assert "-- sessions.db" in text and "CREATE TABLE" in text and "Where is my order?" in text
+    assert set(ok_json(*sqlite_store.args, "--json", "dump")) == set(DOMAINS)
+
+
+# -- gc, expire, prune --------------------------------------------------------------------
+
+
+def test_gc_removes_expired_references(store):
+    with store.storage() as storage:
+        expired = storage.references.store(b"stale", ttl=3600)
+        storage.references.store(b"fresh")
+    store.sql("references", "UPDATE reference_store SET expires_at = ? WHERE id = ?", OLD, expired.id)
+
+    assert ok_json(*store.args, "--json", "gc") == {"removed": 1}
+    assert store.count("references", "reference_store") == 1
+
+
+def test_expire_marks_overdue_requests(store):
+    with store.storage() as storage:
+        overdue = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Deploy?"))
+        storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Later?"))
+    store.sql("hitl", "UPDATE human_requests SET expires_at = ? WHERE id = ?", OLD * 1000, overdue.id)
+
+    assert ok_json(*store.args, "--json", "expire") == {"expired": 1}
+    assert store.sql("hitl", "SELECT status FROM human_requests WHERE id = ?", overdue.id) == [("expired",)]
+
+
+def test_prune_deletes_old_sessions_and_decided_requests(store):
+    fill(store)
+    with store.storage() as storage:
+        storage.sessions.save_session(Session(id="sess_recent"))
+        decided = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Old and decided?"))
+        storage.hitl.respond_to_request(decided.id, "approved", "ok", responded_by="bob")
+        waiting = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Old, pending?"))
+    store.sql("sessions", "UPDATE sessions SET updated_at = ? WHERE id = 'sess_1'", OLD)
+    store.sql("hitl", "UPDATE human_requests SET created_at = ?", OLD * 1000)
+
+    assert ok_json(*store.args, "--json", "prune", "--older-than", "30d") == {"sessions_deleted": 1,
+                                                                              "requests_deleted": 1}
+    assert store.sql("sessions", "SELECT id FROM sessions") == [("sess_recent",)]
+    assert store.count("sessions", "messages") == 0
+    assert store.sql("hitl", "SELECT id FROM human_requests") == [(waiting.id,)]
+    assert "Deleted 0 sessions" in ok(store("prune", "--older-than", "12h")).stdout
+    ok(store("prune", "--older-than", "90m"))
+
+
+@pytest.mark.parametrize("duration", ["30", "3x", "-1d", "1.5d", "", "99999999999d"])
+def test_prune_refuses_a_bad_duration(sqlite_store, duration):
+    assert "duration" in fails(sqlite_store("prune", "--older-than", duration), 2).output
+
+
+# -- export and import --------------------------------------------------------------------
+
+
+def test_export_import_round_trip(store, tmp_path):
+    fill(store)
+    exported = ok(store("export", "sess_1")).stdout
+    other = data_dir_store(tmp_path / "other")
+
+    imported = ok_json(*other.args, "--json", "import", "-", input=exported)
+
+    assert imported == {"session_id": "sess_1", "messages": 2, "tool_executions": 1}
+    assert other.sql("sessions", "SELECT total_tokens, total_cost_usd FROM sessions") == [(12, 0.75)]
+    again = json.loads(ok(other("export", "sess_1")).stdout)
+    assert without_ids(again) == without_ids(json.loads(exported))
+
+
+def test_import_from_a_file_into_the_suite_backend(store, tmp_path):
+    fill(store)
+    path = tmp_path / "sess_1.json"
+    path.write_text(ok(store("export", "sess_1")).stdout)
+
+    assert "already exists" in fails(store("import", path), 5).stderr
+    for table in ("messages", "tool_executions", "sessions"):  # raw SQLite does not cascade
+        store.sql("sessions", "DELETE FROM %s" % table)
+    assert "Imported session sess_1" in ok(store("import", path)).stdout
+    assert store.count("sessions", "messages") == 2 and store.count("sessions", "tool_executions") == 1
+
+
+def test_export_of_a_missing_session_exits_3(store):
+    assert "session not found: nope" in fails(store("export", "nope"), 3).stderr
+
+
+def test_import_of_bad_input_exits_4(store):
+    fails(store("import", "-", input="{not json"), 4)
+    fails(store("import", "-", input=json.dumps({"id": "s", "messages": [{"role": "robot"}]})), 4)
+    assert store.count("sessions", "sessions") == 0
+
+
+# -- the installed script and the terminal ------------------------------------------------
+
+SCRIPT = os.path.join(os.path.dirname(sys.executable), "loom-db")
+
+
+def script(*args, **kwargs):
+    env = {k: v for k, v in os.environ.items() if k != "LOOM_DATA_DIR"}
+    return subprocess.run([SCRIPT, *map(str, args)], env=env, timeout=60, **kwargs)
+
+
+def test_the_console_script(tmp_path):
+    data = ("--data-dir", tmp_path / "data")
+    assert script(*data, "init", capture_output=True).returncode == 0
+    stats = script(*data, "--json", "stats", capture_output=True, text=True)
+    assert json.loads(stats.stdout)["sessions"]["session_count"] == 0
+
+    missing = script(*data, "export", "nope", capture_output=True, text=True)
+    assert (missing.returncode, missing.stdout) == (3, "")
+    assert missing.stderr.startswith("Error: session not found: nope") and "Traceback" not in missing.stderr
+
+
+def test_a_progress_bar_only_when_stdout_is_a_terminal(tmp_path):
+    data = ("--data-dir", tmp_path / "data")
+    ok(run(*data, "init"))
+    quiet = script(*data, "vacuum", capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+
+    leader, follower = pty.openpty()
+    try:
+        shown = script(*data, "vacuum", stdout=follower, stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(follower)
+        os.close(leader)
+    assert shown.returncode == 0 and "vacuum" in shown.stderr
