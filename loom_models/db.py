@@ -56,6 +56,25 @@ def open_database(path_or_url, pragmas: dict | None = None) -> peewee.Database:
     raise ValidationError({"path_or_url": ["Unsupported database URL scheme %r." % scheme]})
 
 
+def redact(url: str) -> str:
+    """A database URL fit for a message or a log: its password replaced by ***.
+
+        redact("postgresql://loom:s3cret@db/loom")   # 'postgresql://loom:***@db/loom'
+    """
+    parts = urlparse(url)
+    if parts.password is None:
+        return url
+    credentials, host = parts.netloc.rsplit("@", 1)
+    return parts._replace(netloc="%s:***@%s" % (credentials.split(":", 1)[0], host)).geturl()
+
+
+def describe(database: peewee.Database) -> str:
+    """Where a database is, without its credentials: a path, or database@host."""
+    if is_sqlite(database):
+        return database.database
+    return "%s@%s" % (database.database, database.connect_params.get("host", "localhost"))
+
+
 def is_sqlite(database: peewee.Database) -> bool:
     return isinstance(database, peewee.SqliteDatabase)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import peewee
 
 from . import migrator
-from .db import is_sqlite, open_database
+from .db import describe, is_sqlite, open_database
 from .errors import storage_call
 
 
@@ -74,6 +74,9 @@ class Repository:
         """
         if self._owns_database:
             self.database.close()
+
+    def __repr__(self):
+        return "<%s %s>" % (type(self).__name__, describe(self.database))
 
     def __enter__(self):
         return self

@@ -11,8 +11,10 @@
 from __future__ import annotations
 
 import os
+import stat
+import warnings
 
-from .db import open_database
+from .db import open_database, redact
 from .errors import ValidationError, storage_call
 from .hitl import HumanRequestRepository
 from .references import ReferenceRepository
@@ -29,12 +31,16 @@ DOMAINS = {
 class Storage:
     """The repositories of every domain; closing it closes the databases it opened."""
 
-    def __init__(self, repositories: dict, databases: list):
+    def __init__(self, repositories: dict, databases: list, where: str = ""):
         self.sessions: SessionRepository = repositories["sessions"]
         self.hitl: HumanRequestRepository = repositories["hitl"]
         self.references: ReferenceRepository = repositories["references"]
         self._repositories = list(repositories.values())
         self._databases = databases
+        self._where = where
+
+    def __repr__(self):
+        return "<Storage %s>" % self._where
 
     def close(self) -> None:
         """Stop the garbage collector and close the databases. Safe to call twice."""
@@ -66,10 +72,11 @@ def open_storage(
         databases = {domain: shared for domain in DOMAINS}
     else:
         data_dir = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
-        os.makedirs(data_dir, mode=0o700, exist_ok=True)
+        _make_private_dir(data_dir)
         databases = {domain: open_database(os.path.join(data_dir, name)) for domain, (name, _) in DOMAINS.items()}
     repositories = {domain: cls(databases[domain]) for domain, (_, cls) in DOMAINS.items()}
-    storage = Storage(repositories, list({id(db): db for db in databases.values()}.values()))
+    where = redact(database_url) if database_url is not None else data_dir
+    storage = Storage(repositories, list({id(db): db for db in databases.values()}.values()), where)
     try:
         for repository in repositories.values():
             repository.migrate() if migrate else repository.check_schema()
@@ -79,3 +86,17 @@ def open_storage(
         storage.close()
         raise
     return storage
+
+
+def _make_private_dir(path: str) -> None:
+    """Create the data directory 0700; warn when an existing one lets others in."""
+    if not os.path.isdir(path):
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        warnings.warn(
+            "loom_models: data directory %s has mode %04o; others may read the store (chmod 700 %s)"
+            % (path, mode, path),
+            stacklevel=3,
+        )

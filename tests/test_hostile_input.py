@@ -7,7 +7,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from loom_models import LoomStorageError
+from loom_models import LoomStorageError, ValidationError
 from loom_models.sessions import Message, Session, SessionRepository
 
 scalars = st.one_of(
@@ -61,6 +61,9 @@ def unchanged(backend):
 
 @hostile
 @given(message=records(MESSAGE_FIELDS))
+@example(message={"role": "user", "content": "x" * 10_000_000})  # 10 MB round-trips
+@example(message={"role": "user", "content": "'); DROP TABLE messages; --"})
+@example(message={"role": "user", "token_count": 10**30, "cost_usd": float("-inf")})
 def test_save_message(seeded, backend, message):
     seed(seeded)
     saved = only_storage_errors(lambda: seeded.save_message("sess_1", message))
@@ -69,6 +72,19 @@ def test_save_message(seeded, backend, message):
     else:
         (reloaded,) = [m for m in seeded.load_messages("sess_1") if m.id == saved.id]
         assert reloaded.__data__ == saved.__data__
+
+
+def test_json_nested_too_deep_to_encode_is_refused(seeded, backend):
+    seed(seeded)
+    deep = []
+    for _ in range(100_000):
+        deep = [deep]
+
+    with pytest.raises(ValidationError) as error:
+        seeded.save_message("sess_1", {"role": "user", "tool_calls": deep})
+
+    assert "tool_calls" in error.value.messages
+    assert unchanged(backend)
 
 
 @hostile
