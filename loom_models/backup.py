@@ -24,7 +24,7 @@ import tempfile
 
 import peewee
 
-from .errors import ConflictError, DatabaseCorruptError, NotFoundError, storage_call
+from .errors import ConflictError, DatabaseCorruptError, NotFoundError, ValidationError, storage_call
 from .db import require_sqlite
 
 DATABASE_FILES = ("sessions.db", "hitl.db", "references.db")
@@ -71,7 +71,7 @@ def backup_data_dir(data_dir, backup_dir, keep_days: int = 7, progress=None) -> 
 
 @storage_call
 def restore(backup_file, database_path, progress=None) -> None:
-    """Replace a database that nobody has open with a verified backup, atomically.
+    """Replace a database that nobody has open with a verified backup of it, atomically.
 
     `progress(remaining_pages, total_pages)` follows the copy.
 
@@ -80,47 +80,95 @@ def restore(backup_file, database_path, progress=None) -> None:
     backup_file, database_path = os.fspath(backup_file), os.fspath(database_path)
     if not os.path.exists(backup_file):
         raise NotFoundError("backup not found: %s" % backup_file)
-    if _open_elsewhere(database_path):
-        raise ConflictError("database is open: %s; stop the processes using it, then restore" % database_path)
-    staged = _staged_copy(backup_file, database_path, progress)
+    _refuse_if_open(database_path)
     try:
-        # The old WAL belongs to the old file: replayed over the new one it would corrupt it.
-        for suffix in ("-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(database_path + suffix)
+        staged = _staged_copy(backup_file, database_path, progress)
+    except (sqlite3.DatabaseError, DatabaseCorruptError) as error:
+        raise DatabaseCorruptError("backup %s is not a usable database (%s); choose another backup"
+                                   % (backup_file, error)) from error
+    try:
+        _check_same_kind(staged, database_path)
+        _refuse_if_open(database_path)  # again: the copy took a while
     except BaseException:
         os.remove(staged)
         raise
     _install(staged, database_path)
 
 
+# The table that tells which domain a database file holds.
+_DOMAIN_TABLES = ("sessions", "human_requests", "reference_store")
+
+
 @storage_call
 def dump_sql(database: peewee.Database, path) -> str:
-    """Write the database as SQL text (schema and rows) to `path`.  dump_sql(db, "sessions.sql")"""
+    """Write the database as SQL text (schema and rows), one snapshot, to `path`.
+
+        dump_sql(db, "sessions.sql")
+    """
     require_sqlite(database, "dump_sql")
     path = os.fspath(path)
-    with contextlib.closing(sqlite3.connect(database.database)) as source, open(path, "w") as out:
-        for statement in source.iterdump():
-            out.write(statement + "\n")
+    with contextlib.closing(sqlite3.connect(database.database, isolation_level=None)) as source:
+        source.execute("BEGIN")  # one snapshot for every table, while writers go on
+        virtual = {n for n, in source.execute("SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL%'")}
+        skipped = tuple('INSERT INTO "%s"' % name for name in virtual)
+        with open(path, "w") as out:
+            for statement in source.iterdump():
+                # A virtual table's rows live in its shadow tables, which are dumped.
+                if not statement.startswith(skipped):
+                    out.write(statement + "\n")
+        source.execute("COMMIT")
     return path
 
 
 @storage_call
 def load_sql(path, database_path) -> None:
-    """Build a new database at `database_path` from a dump_sql file.  load_sql("sessions.sql", "copy.db")"""
+    """Build a new database at `database_path` from a dump_sql file, verified.
+
+        load_sql("sessions.sql", "copy.db")
+    """
     path, database_path = os.fspath(path), os.fspath(database_path)
     if os.path.exists(database_path):
         raise ConflictError("database exists: %s; load into a new path" % database_path)
-    with open(path) as dump:
-        script = dump.read()
+    try:
+        with open(path, encoding="utf-8") as dump:
+            script = dump.read()
+    except FileNotFoundError:
+        raise NotFoundError("dump not found: %s" % path) from None
+    except UnicodeDecodeError as error:
+        raise ValidationError({"path": ["Not a SQL dump (%s)." % error]}) from None
     staged = _temporary_beside(database_path)
     try:
         with contextlib.closing(sqlite3.connect(staged, isolation_level=None)) as target:
             target.executescript(script)
-        os.replace(staged, database_path)
+            problems = [row[0] for row in target.execute("PRAGMA integrity_check").fetchall() if row[0] != "ok"]
+        if problems:
+            raise DatabaseCorruptError("the database loaded from %s fails its check: %s" % (path, problems[0]))
+        _install(staged, database_path)
     except BaseException:
-        os.remove(staged)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(staged)
         raise
+
+
+def _refuse_if_open(database_path: str) -> None:
+    if _open_elsewhere(database_path):
+        raise ConflictError("database is open: %s; stop the processes using it, then restore" % database_path)
+
+
+def _check_same_kind(staged: str, database_path: str) -> None:
+    """A backup replaces only a database that holds what it holds (sessions, requests...)."""
+    if not os.path.exists(database_path):
+        return
+    wanted = set(_DOMAIN_TABLES) & _tables(database_path)
+    missing = wanted - _tables(staged)
+    if missing:
+        raise ConflictError("the backup holds no %s table, which %s has: it is a backup of another database"
+                            % (", ".join(sorted(missing)), database_path))
+
+
+def _tables(path: str) -> set:
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def _staged_copy(source_path: str, destination: str, progress) -> str:
@@ -145,8 +193,23 @@ def _staged_copy(source_path: str, destination: str, progress) -> str:
 
 
 def _install(staged: str, destination: str) -> str:
+    """Rename a verified copy into place, durably, with no old WAL left beside it."""
+    _fsync(staged)
+    # The old WAL belongs to the old file: replayed over the new one it would corrupt it.
+    for suffix in ("-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(destination + suffix)
     os.replace(staged, destination)
+    _fsync(os.path.dirname(os.path.abspath(destination)))
     return destination
+
+
+def _fsync(path: str) -> None:
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
 
 
 def _temporary_beside(path: str) -> str:

@@ -95,7 +95,11 @@ def check_pragmas(database: peewee.Database) -> dict:
 
 
 def _merged(pragmas: dict | None) -> dict:
-    return {**DEFAULT_PRAGMAS, **(pragmas or {})}
+    overrides = pragmas or {}
+    # Pragmas of the file format (page_size, auto_vacuum) only take on a new file,
+    # and switching to WAL writes one: those not in the defaults go first.
+    extra = {name: value for name, value in overrides.items() if name not in DEFAULT_PRAGMAS}
+    return {**extra, **DEFAULT_PRAGMAS, **overrides}
 
 
 def _create_private_file(path: str) -> None:

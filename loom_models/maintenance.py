@@ -89,7 +89,8 @@ def incremental_vacuum(database: peewee.Database, pages: int) -> int:
     if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
         raise ValidationError({"pages": ["Must be a positive integer."]})
     before = database.pragma("freelist_count")
-    database.execute_sql("PRAGMA incremental_vacuum(%d)" % pages)
+    # It frees a page a step; executescript steps it to the end, execute only once.
+    database.connection().executescript("PRAGMA incremental_vacuum(%d);" % pages)
     return before - database.pragma("freelist_count")
 
 

@@ -98,5 +98,5 @@ def _make_private_dir(path: str) -> None:
         warnings.warn(
             "loom_models: data directory %s has mode %04o; others may read the store (chmod 700 %s)"
             % (path, mode, path),
-            stacklevel=3,
+            stacklevel=4,  # the caller of open_storage, past storage_call
         )

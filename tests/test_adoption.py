@@ -11,7 +11,7 @@ import sqlite3
 
 import pytest
 
-from loom_models import open_storage
+from loom_models import backup, open_storage
 from loom_models.hitl import HumanRequest
 from loom_models.sessions import Message
 
@@ -136,7 +136,7 @@ def snapshot(path):
 @pytest.fixture
 def reference_dir(tmp_path):
     directory = tmp_path / "loom-data"
-    directory.mkdir()
+    directory.mkdir(mode=0o700)
     write_reference_directory(directory)
     return directory
 
@@ -192,3 +192,14 @@ def test_writes_keep_the_reference_tables_working(reference_dir):
                             " (SELECT COUNT(*) FROM artifacts), (SELECT COUNT(*) FROM messages_fts5),"
                             " (SELECT parent_session_id FROM sessions WHERE id = 'child')").fetchone()
     assert counts == (0, 0, 0, 0, None)  # cascaded as the reference's own delete does
+
+
+def test_an_adopted_store_dumps_and_loads_back(reference_dir, tmp_path):
+    with open_storage(reference_dir, gc_interval=0) as storage:
+        dumped = backup.dump_sql(storage.sessions.database, tmp_path / "sessions.sql")
+
+    backup.load_sql(dumped, tmp_path / "loaded.db")
+
+    assert snapshot(tmp_path / "loaded.db")[0] == snapshot(reference_dir / "sessions.db")[0]
+    with sqlite3.connect(tmp_path / "loaded.db") as db:  # the FTS index came along, and works
+        assert db.execute("SELECT COUNT(*) FROM messages_fts5 WHERE messages_fts5 MATCH 'docs'").fetchone() == (1,)

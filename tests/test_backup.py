@@ -8,7 +8,15 @@ import sqlite3
 
 import pytest
 
-from loom_models import ConflictError, DatabaseCorruptError, NotFoundError, backup, open_storage
+from loom_models import (
+    ConflictError,
+    DatabaseCorruptError,
+    LoomStorageError,
+    NotFoundError,
+    ValidationError,
+    backup,
+    open_storage,
+)
 from loom_models.db import open_database
 from loom_models.sessions import Message, Session, SessionRepository
 
@@ -26,7 +34,8 @@ def _keep_writing(path, started, stop):
             repo.save_messages("busy", [Message(role="user", content="x" * 300, token_count=1)] * 20)
 
 
-def test_a_backup_taken_while_another_process_writes_is_consistent_and_complete(tmp_path):
+def test_a_backup_taken_while_another_process_writes_is_consistent_and_complete(tmp_path, monkeypatch):
+    monkeypatch.setattr(backup, "_STEP_PAGES", 16)  # many steps, for writers to commit between
     path = str(tmp_path / "sessions.db")
     SessionRepository.open(path).close()
     context = multiprocessing.get_context("spawn")
@@ -46,6 +55,8 @@ def test_a_backup_taken_while_another_process_writes_is_consistent_and_complete(
         writer.join(30)
 
     assert copy == str(tmp_path / "copy.db") and steps and steps[-1][0] == 0
+    totals = {total for _, total in steps}
+    assert len(totals) == 1 and len(steps) <= totals.pop() // 16 + 1  # one snapshot: no restarts
     with sqlite3.connect(copy) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         copied, tokens = db.execute("SELECT (SELECT COUNT(*) FROM messages), total_tokens FROM sessions").fetchone()
@@ -143,3 +154,57 @@ def test_backups_are_sqlite_only(repo, backend, tmp_path):
         with pytest.raises(NotImplementedError, match="PostgresqlDatabase"):
             backup.backup(repo.database, tmp_path / "never-written.db")
         assert not (tmp_path / "never-written.db").exists()
+
+
+def test_a_dump_taken_while_another_process_writes_is_one_snapshot(tmp_path):
+    path = str(tmp_path / "sessions.db")
+    SessionRepository.open(path).close()
+    context = multiprocessing.get_context("spawn")
+    started, stop = context.Event(), context.Event()
+    writer = context.Process(target=_keep_writing, args=(path, started, stop))
+    writer.start()
+    try:
+        started.wait(30)
+        while count(path) < 2000:
+            pass
+        dumped = backup.dump_sql(open_database(path), tmp_path / "dump.sql")
+    finally:
+        stop.set()
+        writer.join(30)
+
+    backup.load_sql(dumped, tmp_path / "loaded.db")
+    with sqlite3.connect(tmp_path / "loaded.db") as db:
+        messages, tokens = db.execute("SELECT (SELECT COUNT(*) FROM messages), total_tokens FROM sessions").fetchone()
+    assert messages == tokens and messages % 20 == 0
+
+
+def test_load_sql_of_what_is_no_dump(tmp_path):
+    with pytest.raises(NotFoundError):
+        backup.load_sql(tmp_path / "missing.sql", tmp_path / "a.db")
+    (tmp_path / "binary.sql").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValidationError):
+        backup.load_sql(tmp_path / "binary.sql", tmp_path / "a.db")
+    (tmp_path / "broken.sql").write_text("CREATE TABLE t (x); INSERT INTO nowhere VALUES (1);")
+    with pytest.raises(LoomStorageError):
+        backup.load_sql(tmp_path / "broken.sql", tmp_path / "a.db")
+    assert sorted(os.listdir(tmp_path)) == ["binary.sql", "broken.sql"]
+
+
+def test_restore_refuses_a_backup_of_another_database(tmp_path):
+    with open_storage(tmp_path / "data", gc_interval=0) as storage:
+        storage.sessions.save_session(Session(id="precious"))
+    written = backup.backup_data_dir(tmp_path / "data", tmp_path / "backups")
+    hitl_backup = [p for p in written if os.path.basename(p).startswith("hitl-")][0]
+
+    with pytest.raises(ConflictError, match="another database"):
+        backup.restore(hitl_backup, tmp_path / "data" / "sessions.db")
+    assert count(tmp_path / "data" / "sessions.db", "sessions") == 1
+
+
+def test_restore_from_a_damaged_backup_names_the_backup(tmp_path):
+    with SessionRepository.open(tmp_path / "sessions.db") as repo:
+        repo.save_session(Session(id="s"))
+    (tmp_path / "bad.db").write_bytes(b"garbage " * 1000)
+
+    with pytest.raises(DatabaseCorruptError, match="backup .*bad.db is not a usable database"):
+        backup.restore(tmp_path / "bad.db", tmp_path / "sessions.db")

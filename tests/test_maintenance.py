@@ -110,3 +110,16 @@ def test_a_file_too_damaged_to_check_is_one_problem(tmp_path):
     database = open_database(tmp_path / "junk.db")
 
     assert maintenance.integrity_check(database) == ["file is not a database"]
+
+
+def test_incremental_vacuum_frees_pages_of_an_incremental_file(tmp_path):
+    database = open_database(tmp_path / "s.db", pragmas={"auto_vacuum": "INCREMENTAL"})
+    repo = SessionRepository(database)
+    repo.migrate()
+    repo.save_session(Session(id="s"))
+    repo.save_messages("s", [Message(role="user", content="z" * 4000)] * 100)
+    repo.delete_session("s")
+    free = maintenance.fragmentation(database).freelist_count
+
+    assert maintenance.incremental_vacuum(database, 50) == 50
+    assert maintenance.fragmentation(database).freelist_count == free - 50
