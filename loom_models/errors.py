@@ -170,6 +170,15 @@ def _driver_error(error: BaseException) -> BaseException:
     return error
 
 
+def _original(error: BaseException) -> BaseException:
+    # On some errors (a full disk) SQLite rolls the transaction back itself; the
+    # ROLLBACK that peewee then issues fails and would hide the error that mattered.
+    hidden = error
+    while hidden is not None and "no transaction is active" in str(hidden):
+        hidden = hidden.__context__
+    return hidden or error
+
+
 def storage_call(method):
     """Decorate a repository method so that only LoomStorageErrors leave it."""
 
@@ -178,6 +187,7 @@ def storage_call(method):
         try:
             return method(*args, **kwargs)
         except (marshmallow.ValidationError,) + _DRIVER_ERRORS as error:
+            error = _original(error)
             raise translate(error) from _driver_error(error)
 
     return wrapper

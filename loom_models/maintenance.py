@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import os
+import sqlite3
 
 import peewee
 
@@ -38,7 +39,7 @@ def integrity_check(database: peewee.Database, *, quick: bool = False, raise_on_
     pragma = "quick_check" if quick else "integrity_check"
     try:
         problems = [row[0] for row in database.execute_sql("PRAGMA %s" % pragma).fetchall() if row[0] != "ok"]
-    except peewee.DatabaseError as error:
+    except (peewee.DatabaseError, sqlite3.DatabaseError) as error:  # fetchall() raises the driver's own
         if not isinstance(translate(error), DatabaseCorruptError):
             raise
         return _reported([str(error)], raise_on_error)  # too damaged for the check to finish
