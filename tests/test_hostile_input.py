@@ -192,3 +192,17 @@ def test_every_argument_of_the_reference_calls(references, value):
     ]
     for call in calls:
         only_storage_errors(call)
+
+
+@hostile
+@given(document=st.dictionaries(st.sampled_from(SESSION_FIELDS + ["messages", "tool_executions", "updated_at"]),
+                                anything, max_size=6))
+def test_import_and_export_a_session(seeded, backend, document):
+    seed(seeded)
+    imported = only_storage_errors(lambda: seeded.import_session(document))
+    if imported is not None:
+        exported = seeded.export_session(imported.id)
+        assert exported["id"] == imported.id
+        seeded.delete_session(imported.id)
+    assert unchanged(backend)
+    only_storage_errors(lambda: seeded.export_session(document.get("id")))
