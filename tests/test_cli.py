@@ -199,16 +199,16 @@ def test_init_makes_a_private_directory(tmp_path):
 
 
 def test_an_outdated_schema_is_reported_and_migrated(store):
-    store.sql("sessions", "DELETE FROM schema_migration_sessions WHERE name = '0002_query_indexes'")
+    store.sql("sessions", "DELETE FROM schema_migration_sessions WHERE name = '0003_search'")
 
-    assert ok_json(*store.args, "--json", "migrate", "status")["sessions"]["pending"] == ["0002_query_indexes"]
+    assert ok_json(*store.args, "--json", "migrate", "status")["sessions"]["pending"] == ["0003_search"]
     assert "migrate" in fails(store("stats"), 11).stderr
     fails(store("--json", "check"), 11)
     dry = ok_json(*store.args, "--json", "migrate", "--dry-run")
-    assert dry == {"dry_run": True, "pending": {"sessions": ["0002_query_indexes"], "hitl": [], "references": []}}
+    assert dry == {"dry_run": True, "pending": {"sessions": ["0003_search"], "hitl": [], "references": []}}
     assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions") - 1
 
-    assert ok_json(*store.args, "--json", "migrate")["applied"]["sessions"] == ["0002_query_indexes"]
+    assert ok_json(*store.args, "--json", "migrate")["applied"]["sessions"] == ["0003_search"]
     assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions")
     ok(store("stats"))
 

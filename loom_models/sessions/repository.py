@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
+import re
 from collections.abc import Mapping
 
 import marshmallow
@@ -28,7 +29,14 @@ import peewee
 from peewee import Tuple, fn
 
 from ..base import bind_models
-from ..errors import ConflictError, ForeignKeyConstraintError, NotFoundError, ValidationError, storage_call
+from ..errors import (
+    ConflictError,
+    ForeignKeyConstraintError,
+    LoomStorageError,
+    NotFoundError,
+    ValidationError,
+    storage_call,
+)
 from ..fields import utc_now
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_positive, cutoff_time, input_of, load
@@ -41,6 +49,11 @@ _TOOL_EXECUTION = ToolExecutionSchema()
 
 # Rows per INSERT: well under every backend's limit on bound parameters.
 _INSERT_BATCH = 500
+
+# What a child session sees of its parent's messages.
+_SHARED = ("coordinator", "shared")
+# A search looks for words; anything else in a query is no syntax.
+_WORD = re.compile(r"\w+")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -240,6 +253,99 @@ class SessionRepository(Repository):
         )
         sessions, messages, executions, cost, tokens = self.database.execute(query).fetchone()
         return SessionStats(sessions, messages, executions, float(cost), int(tokens))
+
+    @storage_call
+    def load_agent_sessions(self, agent_id: str) -> list[Session]:
+        """Every session of an agent, most recently updated first.
+
+            [s.id for s in repo.load_agent_sessions("researcher")]
+        """
+        return self.list_sessions(agent_id=check_id(agent_id, "agent_id"), limit=None)
+
+    @storage_call
+    def load_messages_from_parent(self, session_id: str) -> list[Message]:
+        """What the parent session shared: its coordinator and shared messages, in order.
+
+            repo.load_messages_from_parent("child_1")   # [] when the session has no parent
+        """
+        session = self.load_session(session_id, with_messages=False)
+        if session.parent_session_id is None:
+            return []
+        M = self.Message
+        query = self._messages_of(session.parent_session_id).where(M.session_context.in_(_SHARED))
+        return list(query.order_by(*self._chronological()))
+
+    @storage_call
+    def load_messages_for_agent(self, agent_id: str, limit: int | None = None) -> list[Message]:
+        """An agent's messages and what its sessions' parents shared, in order, each once.
+
+            repo.load_messages_for_agent("researcher", limit=50)   # the latest 50
+        """
+        S, M = self.Session, self.Message
+        sessions = S.select(S.id, S.parent_session_id).where(S.agent_id == check_id(agent_id, "agent_id")).tuples()
+        own, parents = set(), set()
+        for session_id, parent_id in sessions:
+            own.add(session_id)
+            parents.add(parent_id)
+        parents -= own | {None}
+        # Ids, not subqueries: SQLite then looks each session's messages up by index.
+        wanted = M.session.in_(own)
+        if parents:
+            wanted |= M.session.in_(parents) & M.session_context.in_(_SHARED)
+        query = M.select().where(wanted)
+        if limit is None:
+            return list(query.order_by(*self._chronological()))
+        latest = query.order_by(*[f.desc() for f in self._chronological()]).limit(check_limit(limit))
+        return list(latest)[::-1]
+
+    @storage_call
+    def search_messages(
+        self, query: str, *, session_id: str | None = None, agent_id: str | None = None, limit: int = 20
+    ) -> list[Message]:
+        """Messages matching any word of `query`, best match first (stemmed: "running" finds "run").
+
+            repo.search_messages("what is SQL?", agent_id="researcher", limit=5)
+
+        Any text is a valid query: its words are searched for, and punctuation,
+        quotes and operators are not syntax. No word, no result.
+        """
+        if not isinstance(query, str):
+            raise ValidationError({"query": ["Must be a string."]})
+        check_positive(limit, "limit")
+        words = _WORD.findall(query)
+        if not words:
+            return []
+        filters, params = [], []
+        if session_id is not None:
+            filters.append("m.session_id = %s" % self.database.param)
+            params.append(check_id(session_id, "session_id"))
+        if agent_id is not None:
+            filters.append("m.session_id IN (SELECT id FROM sessions WHERE agent_id = %s)" % self.database.param)
+            params.append(check_id(agent_id, "agent_id"))
+        sql = self._search_sql() % {"filters": "".join(" AND " + f for f in filters), "p": self.database.param}
+        return list(self.Message.raw(sql, self._search_terms(words), *params, limit))
+
+    def _search_sql(self) -> str:
+        # Constant text: the words reach the database as one bound parameter.
+        if not self._sqlite:
+            return (
+                "SELECT m.* FROM messages m, websearch_to_tsquery('english', %(p)s) q"
+                " WHERE to_tsvector('english', COALESCE(m.content, '')) @@ q%(filters)s"
+                " ORDER BY ts_rank(to_tsvector('english', COALESCE(m.content, '')), q) DESC, m.id LIMIT %(p)s"
+            )
+        if "messages_fts5" not in self.database.get_tables():
+            raise LoomStorageError("full-text search needs SQLite's FTS5, which this SQLite build lacks")
+        return (
+            "SELECT m.* FROM messages_fts5 f JOIN messages m ON m.id = f.message_id"
+            " WHERE messages_fts5 MATCH %(p)s%(filters)s ORDER BY bm25(messages_fts5), m.id LIMIT %(p)s"
+        )
+
+    def _search_terms(self, words: list[str]) -> str:
+        # Each word quoted is a plain term in FTS5 (no operator, no column filter);
+        # websearch syntax takes "or" between words.
+        if self._sqlite:
+            return " OR ".join('"%s"' % word for word in words)
+        return " or ".join(words)
 
     @storage_call
     def export_session(self, session_id: str) -> dict:

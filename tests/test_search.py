@@ -1,0 +1,145 @@
+"""Multi-agent reads and full-text search over messages, on either backend."""
+
+import pytest
+from hypothesis import given, settings, HealthCheck
+from hypothesis import strategies as st
+
+from loom_models import LoomStorageError, NotFoundError, ValidationError
+from loom_models.sessions import Message, Session
+
+
+@pytest.fixture
+def team(repo):
+    """A coordinator session and two children of two agents; each says what it shares."""
+    repo.save_session(Session(id="coord", agent_id="lead"))
+    repo.save_session(Session(id="child_a", agent_id="alice", parent_session_id="coord"))
+    repo.save_session(Session(id="child_b", agent_id="bob", parent_session_id="coord"))
+    repo.save_session(Session(id="alone", agent_id="alice"))
+    repo.save_messages("coord", [
+        Message(role="system", content="plan: research the database", session_context="coordinator"),
+        Message(role="user", content="a private remark", session_context="direct"),
+        Message(role="assistant", content="shared notes on PostgreSQL", session_context="shared"),
+    ])
+    repo.save_messages("child_a", [Message(role="user", content="alice is running benchmarks")])
+    repo.save_messages("child_b", [Message(role="user", content="bob reads about SQLite")])
+    repo.save_messages("alone", [Message(role="user", content="alice alone")])
+    return repo
+
+
+def contents(messages):
+    return [m.content for m in messages]
+
+
+def test_load_agent_sessions(team):
+    assert sorted(s.id for s in team.load_agent_sessions("alice")) == ["alone", "child_a"]
+    assert team.load_agent_sessions("nobody") == []
+
+
+def test_a_child_sees_what_its_parent_shared(team):
+    assert contents(team.load_messages_from_parent("child_a")) == [
+        "plan: research the database", "shared notes on PostgreSQL"
+    ]
+    assert team.load_messages_from_parent("coord") == []  # no parent: none, no error
+    with pytest.raises(NotFoundError):
+        team.load_messages_from_parent("missing")
+
+
+def test_an_agent_reads_its_own_and_its_parents_shared_messages_once(team):
+    assert contents(team.load_messages_for_agent("alice")) == [
+        "plan: research the database", "shared notes on PostgreSQL", "alice is running benchmarks", "alice alone"
+    ]
+    assert contents(team.load_messages_for_agent("alice", limit=2)) == ["alice is running benchmarks", "alice alone"]
+    team.save_session(Session(id="coord", agent_id="alice"))  # now its parent is its own too
+    ids = [m.id for m in team.load_messages_for_agent("alice")]
+    assert len(ids) == len(set(ids)) == 5  # all three of coord's, each once, and its two own
+
+
+def test_a_child_keeps_its_messages_when_its_parent_goes(team):
+    team.delete_session("coord")
+
+    assert team.load_session("child_a").parent_session_id is None
+    assert contents(team.load_messages("child_a")) == ["alice is running benchmarks"]
+    assert team.load_messages_from_parent("child_a") == []
+
+
+def test_search_ranks_the_best_match_first_and_stems(team):
+    team.save_messages("alone", [
+        Message(role="user", content="benchmark"),
+        Message(role="user", content="benchmark benchmark benchmarks, the benchmark suite"),
+    ])
+
+    found = contents(team.search_messages("benchmarks"))
+
+    assert found[0] == "benchmark benchmark benchmarks, the benchmark suite"
+    assert set(found) == {"benchmark", "benchmark benchmark benchmarks, the benchmark suite",
+                          "alice is running benchmarks"}
+    assert contents(team.search_messages("runs")) == ["alice is running benchmarks"]  # run, running, runs
+
+
+def test_search_filters_by_session_and_agent(team):
+    assert contents(team.search_messages("alice", session_id="alone")) == ["alice alone"]
+    assert sorted(contents(team.search_messages("alice", agent_id="alice"))) == [
+        "alice alone", "alice is running benchmarks"
+    ]
+    assert team.search_messages("alice", agent_id="bob") == []
+    assert len(team.search_messages("alice", limit=1)) == 1
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["what is SQL?", "C++", '"unbalanced', "AND", "OR NOT", "NEAR(a b)", "*", "-", "content:alice", "🙂", "",
+     "   ", "'); DROP TABLE messages; --", "a\\x00b"],
+)
+def test_any_text_is_a_valid_query(team, query):
+    assert isinstance(team.search_messages(query), list)
+
+
+def test_search_finds_words_among_punctuation(team):
+    assert contents(team.search_messages("SQLite?!")) == ["bob reads about SQLite"]
+
+
+@pytest.mark.parametrize("limit", [0, -1, "5", None])
+def test_search_limits_are_checked(team, limit):
+    with pytest.raises(ValidationError):
+        team.search_messages("alice", limit=limit)
+
+
+def test_the_index_follows_updates_and_deletes(team, backend):
+    backend.sql("UPDATE messages SET content = 'alice renamed everything' WHERE content = 'alice alone'")
+    assert contents(team.search_messages("renamed")) == ["alice renamed everything"]
+    assert team.search_messages("alone") == []
+
+    team.delete_session("child_a")
+    assert team.search_messages("benchmarks") == []
+
+
+def test_existing_messages_are_indexed_when_search_arrives(backend):
+    from loom_models.migrator import runner
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(backend.target) as repo:
+        runner(repo.database, "sessions").down()  # back to before search
+        repo.save_session(Session(id="old"))
+        repo.save_message("old", Message(role="user", content="written before search existed"))
+        assert repo.migrate() == ["0003_search"]
+        assert contents(repo.search_messages("existed")) == ["written before search existed"]
+
+
+def test_without_fts5_search_says_so_and_the_rest_works(tmp_path):
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(tmp_path / "s.db") as repo:
+        repo.database.execute_sql("DROP TABLE messages_fts5")  # as on a build without FTS5
+        for name in ("insert", "update", "delete"):
+            repo.database.execute_sql("DROP TRIGGER messages_fts5_%s" % name)
+        repo.save_session(Session(id="s"))
+        repo.save_message("s", Message(role="user", content="still fine"))
+        with pytest.raises(LoomStorageError, match="FTS5"):
+            repo.search_messages("fine")
+        assert contents(repo.load_messages("s")) == ["still fine"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.text())
+def test_arbitrary_text_never_raises(team, query):
+    assert isinstance(team.search_messages(query, limit=5), list)
