@@ -109,15 +109,34 @@ def dump_sql(database: peewee.Database, path) -> str:
     path = os.fspath(path)
     with contextlib.closing(sqlite3.connect(database.database, isolation_level=None)) as source:
         source.execute("BEGIN")  # one snapshot for every table, while writers go on
-        virtual = {n for n, in source.execute("SELECT name FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL%'")}
+        virtual = dict(source.execute("SELECT name, sql FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL%'"))
         skipped = tuple('INSERT INTO "%s"' % name for name in virtual)
         with open(path, "w") as out:
             for statement in source.iterdump():
                 # A virtual table's rows live in its shadow tables, which are dumped.
                 if not statement.startswith(skipped):
-                    out.write(statement + "\n")
+                    out.write(_as_schema_entry(statement, virtual) + "\n")
         source.execute("COMMIT")
     return path
+
+
+def _as_schema_entry(statement: str, virtual: dict) -> str:
+    """A CREATE VIRTUAL TABLE as a bare schema entry, as Python 3.11+ dumps it.
+
+    Run as it is, it would make the shadow tables that the dump creates and fills
+    itself after it (Python 3.10's iterdump), and loading would fail on them.
+    """
+    for name, sql in virtual.items():
+        if statement == sql + ";":
+            entry = "INSERT INTO sqlite_master(type, name, tbl_name, rootpage, sql) VALUES('table', %s, %s, 0, %s);"
+            values = entry % (_literal(name), _literal(name), _literal(sql))
+            return "PRAGMA writable_schema=ON;\n%s\nPRAGMA writable_schema=OFF;" % values
+    return statement
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal (for the dump file; queries bind their values)."""
+    return "'%s'" % text.replace("'", "''")
 
 
 @storage_call
