@@ -94,6 +94,11 @@ def test_any_text_is_a_valid_query(team, query):
     assert isinstance(team.search_messages(query), list)
 
 
+def test_a_question_searches_for_its_telling_words(team):
+    assert contents(team.search_messages("What is the plan for the database?")) == ["plan: research the database"]
+    assert isinstance(team.search_messages("what is the"), list)  # only common words: still a valid query
+
+
 def test_search_finds_words_among_punctuation(team):
     assert contents(team.search_messages("SQLite?!")) == ["bob reads about SQLite"]
 

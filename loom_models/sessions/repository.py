@@ -54,6 +54,13 @@ _INSERT_BATCH = 500
 _SHARED = ("coordinator", "shared")
 # A search looks for words; anything else in a query is no syntax.
 _WORD = re.compile(r"\w+")
+# Words too common to tell messages apart: a question's "what is the" would make
+# the search rank nearly every message. PostgreSQL's english configuration drops
+# the same kind of words.
+_STOPWORDS = frozenset(
+    "a an and are as at be but by do does for from has have how i in is it of on or "
+    "that the this to was what when where which who why will with you".split()
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -313,6 +320,7 @@ class SessionRepository(Repository):
             raise ValidationError({"query": ["Must be a string."]})
         check_positive(limit, "limit")
         words = _WORD.findall(query)
+        words = [w for w in words if w.lower() not in _STOPWORDS] or words
         if not words:
             return []
         filters, params = [], []
