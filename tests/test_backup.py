@@ -1,5 +1,6 @@
 """Backups while writers write, verified copies, pruning, restore, and SQL dumps."""
 
+import contextlib
 import datetime
 import glob
 import multiprocessing
@@ -34,9 +35,9 @@ def _keep_writing(path, started, stop):
             repo.save_messages("busy", [Message(role="user", content="x" * 300, token_count=1)] * 20)
 
 
-def test_a_backup_taken_while_another_process_writes_is_consistent_and_complete(tmp_path, monkeypatch):
-    monkeypatch.setattr(backup, "_STEP_PAGES", 16)  # many steps, for writers to commit between
-    path = str(tmp_path / "sessions.db")
+@contextlib.contextmanager
+def another_process_writing(path):
+    """A store at `path` that another process writes to, once it holds 2,000 messages."""
     SessionRepository.open(path).close()
     context = multiprocessing.get_context("spawn")
     started, stop = context.Event(), context.Event()
@@ -46,13 +47,20 @@ def test_a_backup_taken_while_another_process_writes_is_consistent_and_complete(
         started.wait(30)
         while count(path) < 2000:
             pass
+        yield
+    finally:
+        stop.set()
+        writer.join(30)
+
+
+def test_a_backup_taken_while_another_process_writes_is_consistent_and_complete(tmp_path, monkeypatch):
+    monkeypatch.setattr(backup, "_STEP_PAGES", 16)  # many steps, for writers to commit between
+    path = str(tmp_path / "sessions.db")
+    with another_process_writing(path):
         before = count(path)
         steps = []
         copy = backup.backup(open_database(path), tmp_path / "copy.db", progress=lambda *step: steps.append(step))
         after = count(path)
-    finally:
-        stop.set()
-        writer.join(30)
 
     assert copy == str(tmp_path / "copy.db") and steps and steps[-1][0] == 0
     totals = {total for _, total in steps}
@@ -158,19 +166,8 @@ def test_backups_are_sqlite_only(repo, backend, tmp_path):
 
 def test_a_dump_taken_while_another_process_writes_is_one_snapshot(tmp_path):
     path = str(tmp_path / "sessions.db")
-    SessionRepository.open(path).close()
-    context = multiprocessing.get_context("spawn")
-    started, stop = context.Event(), context.Event()
-    writer = context.Process(target=_keep_writing, args=(path, started, stop))
-    writer.start()
-    try:
-        started.wait(30)
-        while count(path) < 2000:
-            pass
+    with another_process_writing(path):
         dumped = backup.dump_sql(open_database(path), tmp_path / "dump.sql")
-    finally:
-        stop.set()
-        writer.join(30)
 
     backup.load_sql(dumped, tmp_path / "loaded.db")
     with sqlite3.connect(tmp_path / "loaded.db") as db:

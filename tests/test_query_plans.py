@@ -50,6 +50,13 @@ def statements_of(repo, call):
     return [(sql, params) for sql, params in log.queries if sql.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))]
 
 
+def planned(repo, call):
+    """(sql, plan steps) of every statement `call` runs; it must run one at least."""
+    statements = statements_of(repo, call)
+    assert statements, "the call ran no query"
+    return [(sql, plan(repo, sql, params)) for sql, params in statements]
+
+
 def plan(repo, sql, params):
     return [row[-1] for row in repo.database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
 
@@ -91,11 +98,7 @@ MERGES_SESSIONS = {"load_messages_for_agent"}
 
 @pytest.mark.parametrize("name", list(CALLS))
 def test_no_table_scan_and_no_sort(sessions, name):
-    statements = statements_of(sessions, CALLS[name])
-
-    assert statements, "the call ran no query"
-    for sql, params in statements:
-        steps = plan(sessions, sql, params)
+    for sql, steps in planned(sessions, CALLS[name]):
         if name in MERGES_SESSIONS:
             steps = [s for s in steps if "TEMP B-TREE FOR ORDER BY" not in s]
         assert not [s for s in steps if needless_work(sql, s)], (sql, steps)
@@ -142,11 +145,7 @@ HITL_CALLS = {
 
 @pytest.mark.parametrize("name", list(HITL_CALLS))
 def test_hitl_queries_use_their_indexes(requests, name):
-    statements = statements_of(requests, HITL_CALLS[name])
-
-    assert statements, "the call ran no query"
-    for sql, params in statements:
-        steps = plan(requests, sql, params)
+    for sql, steps in planned(requests, HITL_CALLS[name]):
         assert not [s for s in steps if needless_work(sql, s)], (sql, steps)
         if "'pending'" in sql and "WHERE" in sql and "id\" = " not in sql:
             assert any("pending" in s for s in steps), ("a pending query misses the partial index", sql, steps)
@@ -174,9 +173,5 @@ REFERENCE_CALLS = {
 
 @pytest.mark.parametrize("name", list(REFERENCE_CALLS))
 def test_reference_queries_use_their_indexes(contents, name):
-    statements = statements_of(contents, REFERENCE_CALLS[name])
-
-    assert statements, "the call ran no query"
-    for sql, params in statements:
-        steps = plan(contents, sql, params)
+    for sql, steps in planned(contents, REFERENCE_CALLS[name]):
         assert not [s for s in steps if needless_work(sql, s)], (sql, steps)
