@@ -1,13 +1,17 @@
 """Many writers, in threads and processes; a lock held too long; two stores side by side."""
 
+import contextlib
 import multiprocessing
+import sqlite3
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
 
 from loom_models import DatabaseLockedError, open_storage
+from loom_models.db import check_pragmas, open_database
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
 
 
@@ -119,4 +123,51 @@ def test_every_write_takes_the_sqlite_write_lock_up_front(tmp_path):
         for name, write in WRITES.items():
             statements.clear()
             write(repo)
-            assert statements[0] == "BEGIN IMMEDIATE" and statements[-1] == "COMMIT", (name, statements)
+            run = [s for s in statements if not s.startswith("PRAGMA")]  # the busy timeout set around BEGIN
+            assert run[0] == "BEGIN IMMEDIATE" and run[-1] == "COMMIT", (name, statements)
+
+
+def test_a_writer_gets_through_a_stream_of_other_writers(tmp_path):
+    # Another writer takes the lock again 0.2 ms after each 20 ms transaction.
+    # SQLite's busy handler would try every 100 ms by then and most likely miss
+    # every gap; trying in short steps finds one within a few.
+    path = tmp_path / "sessions.db"
+    with SessionRepository.open(path) as repo:
+        repo.save_session(Session(id="sess_1"))
+    repo = SessionRepository(open_database(path, pragmas={"busy_timeout": 1000}))
+    streaming, stop = threading.Event(), threading.Event()
+
+    def stream():
+        with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+            while not stop.is_set():
+                other.execute("BEGIN IMMEDIATE")
+                streaming.set()
+                time.sleep(0.02)
+                other.execute("COMMIT")
+                time.sleep(0.0002)
+
+    streamer = threading.Thread(target=stream)
+    streamer.start()
+    try:
+        streaming.wait(10)
+        saved = repo.save_message("sess_1", Message(role="user", content="through"))
+    finally:
+        stop.set()
+        streamer.join()
+    assert [m.id for m in repo.load_messages("sess_1")] == [saved.id]
+    assert check_pragmas(repo.database)["busy_timeout"] == 1000  # the wait left it as it was
+    repo.database.close()
+
+
+def test_a_write_that_times_out_leaves_the_busy_timeout_as_it_was(backend):
+    if backend.name != "sqlite":
+        pytest.skip("the busy timeout is SQLite's")
+    with SessionRepository.open(backend.target) as owner:
+        owner.save_session(Session(id="sess_1"))
+    repo = SessionRepository(backend.database(lock_timeout_ms=50))
+    with backend.write_lock():
+        with pytest.raises(DatabaseLockedError):
+            repo.save_message("sess_1", Message(role="user"))
+    assert check_pragmas(repo.database)["busy_timeout"] == 50
+    assert not repo.database.in_transaction()
+    repo.database.close()

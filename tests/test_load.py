@@ -4,7 +4,7 @@ Each thread writes only its own sessions, requests and references (and holds on
 a pool of contents shared by all), keeps what it expects them to be, checks its
 reads against that while the others write, and reports it all at the end; the
 parent then checks the store against the reports through raw SQL. `pytest -s`
-shows the write throughput.
+shows the throughput and the slowest call.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ class _Worker:
         self.writes = self.reads = 0
         self.errors: list = []
         self._serial = 0
+        self.slowest = [0.0, ""]  # seconds, operation
         self.writers = [
             (self.save_session, 3), (self.save_message, 10), (self.save_messages, 4), (self.save_tool_execution, 3),
             (self.import_session, 1), (self.delete_session, 1), (self.delete_sessions_older_than, 1),
@@ -82,8 +83,10 @@ class _Worker:
             else:
                 operation, counter = self.rng.choice(self.readers), "reads"
             try:
+                began = time.monotonic()
                 operation()
                 setattr(self, counter, getattr(self, counter) + 1)
+                self.slowest = max(self.slowest, [time.monotonic() - began, operation.__name__])
             except Exception:
                 self.errors.append("%s: %s" % (operation.__name__, traceback.format_exc()))
                 if len(self.errors) > 20:
@@ -98,6 +101,7 @@ class _Worker:
             "writes": self.writes,
             "reads": self.reads,
             "errors": self.errors,
+            "slowest": self.slowest,
         }
 
     def _next(self, kind: str) -> str:
@@ -410,10 +414,11 @@ def test_four_processes_of_four_threads_lose_nothing_under_load(backend, tmp_pat
 
     writes, reads = sum(t["writes"] for t in threads), sum(t["reads"] for t in threads)
     elapsed = max(r["ended"] for r in reports) - min(r["began"] for r in reports)
+    slowest = max(t["slowest"] for t in threads)
     print(
         "\nload (%s, %d processes x %d threads, %.1f s): %d writes, %d reads: %.0f writes/s, %.0f reads/s;"
-        " %d collector runs gave way to writers"
+        " slowest call %.2f s (%s); %d collector runs gave way to writers"
         % (backend.name, PROCESSES, THREADS, elapsed, writes, reads, writes / elapsed, reads / elapsed,
-           len(collector_failures))
+           slowest[0], slowest[1], len(collector_failures))
     )
     assert writes > 0 and reads > 0
