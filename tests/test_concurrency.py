@@ -159,15 +159,16 @@ def test_a_writer_gets_through_a_stream_of_other_writers(tmp_path):
     repo.database.close()
 
 
-def test_a_write_that_times_out_leaves_the_busy_timeout_as_it_was(backend):
-    if backend.name != "sqlite":
-        pytest.skip("the busy timeout is SQLite's")
-    with SessionRepository.open(backend.target) as owner:
+def test_a_write_that_times_out_leaves_the_busy_timeout_as_it_was(tmp_path):
+    path = tmp_path / "sessions.db"
+    with SessionRepository.open(path) as owner:
         owner.save_session(Session(id="sess_1"))
-    repo = SessionRepository(backend.database(lock_timeout_ms=50))
-    with backend.write_lock():
+    repo = SessionRepository(open_database(path, pragmas={"busy_timeout": 50}))
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
         with pytest.raises(DatabaseLockedError):
             repo.save_message("sess_1", Message(role="user"))
+        other.execute("ROLLBACK")
     assert check_pragmas(repo.database)["busy_timeout"] == 50
     assert not repo.database.in_transaction()
     repo.database.close()

@@ -36,6 +36,7 @@ from ..errors import (
 )
 from ..fields import utc_now
 from ..repository import Repository
+from ..statements import Statement, param
 from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_time, cutoff_time, input_of, load
 from .models import ANSWERS, EXPIRED_BY, STATUSES, HumanRequest
 from .schemas import HumanRequestSchema, ResponseSchema
@@ -60,6 +61,7 @@ class HumanRequestRepository(Repository):
     def __init__(self, database: peewee.Database):
         super().__init__(database)
         (self.HumanRequest,) = bind_models(database, [HumanRequest])
+        self._pending: dict[tuple, Statement] = {}  # by the names of the values list_pending binds
 
     @storage_call
     def store(self, request) -> HumanRequest:
@@ -103,16 +105,28 @@ class HumanRequestRepository(Repository):
 
             for request in hitl.list_pending(agent_id="billing", limit=50): ...
         """
-        H = self.HumanRequest
-        # "+ 0" keeps SQLite off the expiry index, which would need a sort: the
-        # pending index walks the requests in the order asked for.
-        unexpired = (H.expires_at + 0) > H.expires_at.db_value(utc_now())
-        query = H.select().where(_PENDING, unexpired)
+        values = {"now": self.HumanRequest.expires_at.db_value(utc_now())}
         if agent_id is not None:
-            query = query.where(H.agent_id == check_id(agent_id, "agent_id"))
+            values["agent_id"] = check_id(agent_id, "agent_id")
         if session_id is not None:
-            query = query.where(H.session_id == check_id(session_id, "session_id"))
-        return list(query.order_by(_RANK, H.created_at, H.id).limit(check_limit(limit)))
+            values["session_id"] = check_id(session_id, "session_id")
+        if limit is not None:
+            values["limit"] = check_limit(limit)
+        return self._pending_statement(tuple(values)).models(**values)
+
+    def _pending_statement(self, names: tuple) -> Statement:
+        """list_pending's statement for the values `names`, built on first use."""
+        if names not in self._pending:
+            H = self.HumanRequest
+            # "+ 0" keeps SQLite off the expiry index, which would need a sort:
+            # the pending index walks the requests in the order asked for.
+            query = H.select().where(_PENDING, (H.expires_at + SQL("0")) > param("now"))
+            for name in ("agent_id", "session_id"):
+                if name in names:
+                    query = query.where(getattr(H, name) == param(name))
+            query = query.order_by(_RANK, H.created_at, H.id)
+            self._pending[names] = Statement(query.limit(param("limit")) if "limit" in names else query)
+        return self._pending[names]
 
     @storage_call
     def list_by_session(self, session_id: str) -> list[HumanRequest]:

@@ -25,6 +25,7 @@ import hashlib
 import logging
 import re
 import threading
+import types
 
 import peewee
 from peewee import EXCLUDED, SQL, Case, fn
@@ -40,6 +41,7 @@ from ..errors import (
 )
 from ..fields import utc_now
 from ..repository import Repository
+from ..statements import Statement, bound, param
 from ..validation import check_limit, check_seconds, check_time, load
 from .models import SQLITE_STORE, Reference, ReferenceType
 from .schemas import StoreSchema
@@ -71,6 +73,7 @@ class ReferenceRepository(Repository):
         super().__init__(database)
         (self.Reference,) = bind_models(database, [Reference])
         self._metadata = [f for f in self.Reference._meta.sorted_fields if f.name != "data"]
+        self._sql = self._statements()
         self._counts_lock = threading.Lock()
         self._gc_runs = self._evictions = 0
         self._stop_collecting = threading.Event()
@@ -95,30 +98,41 @@ class ReferenceRepository(Repository):
             "size_bytes": len(content),
         }
         with self._write():
-            (stored,) = list(self._upsert(row, moment).execute())
+            now = self.Reference.created_at.db_value(moment)
+            (stored,) = self._sql.store.models(**bound(self.Reference, row), now=now)
         stored.data = content
         return stored
 
-    def _upsert(self, row: dict, now: datetime.datetime):
-        """Insert `row`, or add a reference to the same content and keep the later expiry."""
+    def _statements(self):
+        """The statements of store, resolve, retain and release, built once."""
         R = self.Reference
+        now, reference_id, zero, one = param("now"), param("id"), SQL("0"), SQL("1")
         # A row expired or released to 0 but not yet collected is content nobody
-        # holds: it starts afresh, as if it had been collected.
-        stale = self._expired(now) | (R.ref_count <= 0)
-        never = (R.expires_at == 0) | (EXCLUDED.expires_at == 0)
-        later = Case(None, [(never, 0), (EXCLUDED.expires_at > R.expires_at, EXCLUDED.expires_at)], R.expires_at)
-        return (
-            R.insert(**row)
+        # holds: stored again, it starts afresh, as if it had been collected.
+        stale = self._expired(now) | (R.ref_count <= zero)
+        never = (R.expires_at == zero) | (EXCLUDED.expires_at == zero)
+        later = Case(None, [(never, zero), (EXCLUDED.expires_at > R.expires_at, EXCLUDED.expires_at)], R.expires_at)
+        store = (
+            R.insert({f: param(f.name) for f in R._meta.sorted_fields})
             .on_conflict(
                 conflict_target=[R.id],
                 update={
-                    R.ref_count: Case(None, [(stale, 1)], R.ref_count + 1),
+                    R.ref_count: Case(None, [(stale, one)], R.ref_count + one),
                     R.created_at: Case(None, [(stale, EXCLUDED.created_at)], R.created_at),
                     R.type: Case(None, [(stale, EXCLUDED.type)], R.type),
                     R.expires_at: later,
                 },
             )
             .returning(*self._metadata)
+        )
+        live = (R.id == reference_id) & (R.ref_count > zero) & ~self._expired(now)
+        return types.SimpleNamespace(
+            store=Statement(store),
+            resolve=Statement(R.select(R.data, R.expires_at, R.ref_count).where(R.id == reference_id)),
+            retain=Statement(R.update(ref_count=R.ref_count + one).where(live).returning(R.ref_count)),
+            # The last reference deletes the row outright, never rewriting it first.
+            delete_last=Statement(R.delete().where(R.id == reference_id, R.ref_count <= one)),
+            release=Statement(R.update(ref_count=R.ref_count - one).where(R.id == reference_id).returning(R.ref_count)),
         )
 
     @storage_call
@@ -128,10 +142,9 @@ class ReferenceRepository(Repository):
             data = refs.resolve(ref)            # or refs.resolve(ref.id)
         """
         reference_id = _id_of(ref_or_id)
-        R = self.Reference
-        found = R.select(R.data, R.expires_at, R.ref_count).where(R.id == reference_id).first()
-        self._check_live(reference_id, found)
-        data = bytes(found.data)  # PostgreSQL gives a memoryview
+        found = self._sql.resolve.models(id=reference_id)
+        self._check_live(reference_id, found[0] if found else None)
+        data = bytes(found[0].data)  # PostgreSQL gives a memoryview
         if verify and hashlib.sha256(data).hexdigest() != reference_id:
             raise DatabaseCorruptError("reference corrupt: %s does not hash to its id" % reference_id)
         return data
@@ -146,16 +159,10 @@ class ReferenceRepository(Repository):
         R = self.Reference
         with self._write():
             self._lock_rows(R.select(R.id).where(R.id == reference_id))
-            retained = (
-                R.update(ref_count=R.ref_count + 1)
-                .where(R.id == reference_id, R.ref_count > 0, ~self._expired(_now()))
-                .returning(R.ref_count)
-                .tuples()
-            )
-            count = next(iter(retained.execute()), None)
-            if count is None:  # say why: absent, or expired
+            retained = self._sql.retain.rows(id=reference_id, now=R.expires_at.db_value(_now()))
+            if not retained:  # say why: absent, or expired
                 self._check_live(reference_id, R.select(R.expires_at, R.ref_count).where(R.id == reference_id).first())
-        return count[0]
+        return retained[0][0]
 
     @storage_call
     def release(self, reference_id: str) -> int:
@@ -167,14 +174,12 @@ class ReferenceRepository(Repository):
         R = self.Reference
         with self._write():
             self._lock_rows(R.select(R.id).where(R.id == reference_id))
-            # The last reference deletes the row outright, never rewriting it first.
-            if R.delete().where(R.id == reference_id, R.ref_count <= 1).execute():
+            if self._sql.delete_last.execute(id=reference_id).rowcount:
                 return 0
-            released = R.update(ref_count=R.ref_count - 1).where(R.id == reference_id).returning(R.ref_count).tuples()
-            count = next(iter(released.execute()), None)
-        if count is None:
+            released = self._sql.release.rows(id=reference_id)
+        if not released:
             raise NotFoundError("reference not found: %s" % reference_id)
-        return count[0]
+        return released[0][0]
 
     @storage_call
     def get(self, reference_id: str) -> Reference:
@@ -296,7 +301,7 @@ class ReferenceRepository(Repository):
 
     def _expired(self, now: datetime.datetime):
         R = self.Reference
-        return (R.expires_at != 0) & (R.expires_at <= R.expires_at.db_value(now))
+        return (R.expires_at != SQL("0")) & (R.expires_at <= now)
 
     def _check_live(self, reference_id: str, found) -> None:
         if found is None or found.ref_count <= 0:  # released to 0: gone, whether or not collected

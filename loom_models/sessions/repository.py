@@ -39,6 +39,7 @@ from ..errors import (
 )
 from ..fields import utc_now
 from ..repository import Repository
+from ..statements import Statement, bound, param
 from ..validation import check_id, check_limit, check_positive, cutoff_time, input_of, load
 from .models import Message, Session, ToolExecution
 from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
@@ -78,6 +79,7 @@ class SessionRepository(Repository):
     def __init__(self, database: peewee.Database):
         super().__init__(database)
         self.Session, self.Message, self.ToolExecution = bind_models(database, [Session, Message, ToolExecution])
+        self._sql = _Statements(self.Session, self.Message, self.ToolExecution)
 
     @storage_call
     def save_session(self, session) -> Session:
@@ -86,17 +88,9 @@ class SessionRepository(Repository):
             repo.save_session(Session(id="sess_1", name="Support", context={"user": "john"}))
         """
         values = load(_SESSION, input_of(session, _SESSION, "session"))
-        S = self.Session
-        query = (
-            S.insert(**values, updated_at=utc_now(), total_cost_usd=0.0, total_tokens=0)
-            .on_conflict(
-                conflict_target=[S.id],
-                preserve=[S.name, S.agent_id, S.parent_session_id, S.context, S.updated_at],
-            )
-            .returning(S)
-        )
+        row = bound(self.Session, {**values, "updated_at": utc_now(), "total_cost_usd": 0.0, "total_tokens": 0})
         with self._write():
-            return query.execute()[0]
+            return self._sql.save_session.models(**row)[0]
 
     @storage_call
     def load_session(self, session_id: str, *, with_messages: bool = True) -> Session:
@@ -107,12 +101,12 @@ class SessionRepository(Repository):
         """
         check_id(session_id, "session_id")
         with self._snapshot():
-            session = self.Session.get_or_none(self.Session.id == session_id)
-            if session is None:
+            found = self._sql.session.models(id=session_id)
+            if not found:
                 raise NotFoundError("session not found: %s" % session_id)
             if with_messages:
-                session.messages = list(self._messages_of(session_id).order_by(*self._chronological()))
-        return session
+                found[0].messages = self._sql.messages.models(session_id=session_id)
+        return found[0]
 
     @storage_call
     def list_sessions(self, *, agent_id: str | None = None, limit: int | None = 100, before=None) -> list[Session]:
@@ -156,8 +150,8 @@ class SessionRepository(Repository):
         with self._write():
             self._add_to_totals(session_id, rows)
             for start in range(0, len(rows), _INSERT_BATCH):
-                batch = [{**row, "session": session_id} for row in rows[start : start + _INSERT_BATCH]]
-                ids.extend(row[0] for row in M.insert_many(batch).returning(M.id).tuples().execute())
+                batch = rows[start : start + _INSERT_BATCH]
+                ids.extend(i for i, in self._sql.insert_messages(len(batch)).rows(*self._sql.message_values(session_id, batch)))
         # Ids come from an increasing sequence in insertion order.
         return [M(id=i, session=session_id, **row) for i, row in zip(sorted(ids), rows)]
 
@@ -169,14 +163,16 @@ class SessionRepository(Repository):
             earlier = repo.load_messages("sess_1", limit=50, before_id=latest[0].id)
         """
         check_id(session_id, "session_id")
+        if before_id is None:
+            if limit is None:
+                return self._sql.messages.models(session_id=session_id)
+            return self._sql.latest_messages.models(session_id=session_id, limit=check_limit(limit))[::-1]
+        order = self._chronological()
         query = self._messages_of(session_id)
-        if before_id is not None:
-            order = self._chronological()
-            query = query.where(Tuple(*order) < _row(order, self._message_position(session_id, before_id)))
+        query = query.where(Tuple(*order) < _row(order, self._message_position(session_id, before_id)))
         if limit is None:
-            return list(query.order_by(*self._chronological()))
-        latest = query.order_by(*[f.desc() for f in self._chronological()]).limit(check_limit(limit))
-        return list(latest)[::-1]
+            return list(query.order_by(*order))
+        return list(query.order_by(*[f.desc() for f in order]).limit(check_limit(limit)))[::-1]
 
     def iter_messages(self, session_id: str, batch_size: int = 1000):
         """All messages in order, read `batch_size` at a time; no lock is held between batches.
@@ -208,7 +204,7 @@ class SessionRepository(Repository):
         values = load(_TOOL_EXECUTION, input_of(execution, _TOOL_EXECUTION, "execution"))
         T = self.ToolExecution
         with self._write():
-            execution_id = T.insert(**values, session=session_id).execute()
+            (execution_id,), = self._sql.insert_tool_execution.rows(**bound(T, {**values, "session": session_id}))
         return T(id=execution_id, session=session_id, **values)
 
     @storage_call
@@ -227,9 +223,9 @@ class SessionRepository(Repository):
 
             repo.delete_session("sess_1")   # True
         """
-        S = self.Session
+        check_id(session_id, "session_id")
         with self._write():
-            return S.delete().where(S.id == check_id(session_id, "session_id")).execute() > 0
+            return self._sql.delete_session.execute(id=session_id).rowcount > 0
 
     @storage_call
     def delete_sessions_older_than(self, cutoff) -> int:
@@ -247,18 +243,7 @@ class SessionRepository(Repository):
 
             repo.get_stats().message_count
         """
-        S, M, T = self.Session, self.Message, self.ToolExecution
-        every = fn.COUNT(peewee.SQL("*"))
-        query = peewee.Select(
-            columns=[
-                S.select(every),
-                M.select(every),
-                T.select(every),
-                S.select(fn.COALESCE(fn.SUM(S.total_cost_usd), 0.0)),
-                S.select(fn.COALESCE(fn.SUM(S.total_tokens), 0)),
-            ]
-        )
-        sessions, messages, executions, cost, tokens = self.database.execute(query).fetchone()
+        (sessions, messages, executions, cost, tokens), = self._sql.stats.rows()
         return SessionStats(sessions, messages, executions, float(cost), int(tokens))
 
     @storage_call
@@ -388,17 +373,13 @@ class SessionRepository(Repository):
             return S.get(S.id == session["id"])
 
     def _add_to_totals(self, session_id: str, rows: list[dict]) -> None:
-        S = self.Session
-        updated = (
-            S.update(
-                total_tokens=S.total_tokens + sum(row["token_count"] for row in rows),
-                total_cost_usd=S.total_cost_usd + sum(row["cost_usd"] for row in rows),
-                updated_at=utc_now(),
-            )
-            .where(S.id == session_id)
-            .execute()
+        updated = self._sql.add_to_totals.execute(
+            id=session_id,
+            tokens=sum(row["token_count"] for row in rows),
+            cost=sum(row["cost_usd"] for row in rows),
+            updated_at=self.Session.updated_at.db_value(utc_now()),
         )
-        if not updated:
+        if not updated.rowcount:
             raise ForeignKeyConstraintError("session not found: %s" % session_id)
 
     def _messages_of(self, session_id: str):
@@ -431,6 +412,64 @@ class SessionRepository(Repository):
         if found is None:
             raise NotFoundError("session not found: %s" % session_id)
         return (found.updated_at, found.id)
+
+
+class _Statements:
+    """The statements of what an agent does on every turn, built once per repository."""
+
+    def __init__(self, S, M, T):
+        every = fn.COUNT(peewee.SQL("*"))
+        self.save_session = Statement(
+            S.insert({f: param(f.name) for f in S._meta.sorted_fields})
+            .on_conflict(
+                conflict_target=[S.id],
+                preserve=[S.name, S.agent_id, S.parent_session_id, S.context, S.updated_at],
+            )
+            .returning(*S._meta.sorted_fields)
+        )
+        self.session = Statement(S.select().where(S.id == param("id")))
+        self.add_to_totals = Statement(
+            S.update(
+                total_tokens=S.total_tokens + param("tokens"),
+                total_cost_usd=S.total_cost_usd + param("cost"),
+                updated_at=param("updated_at"),
+            ).where(S.id == param("id"))
+        )
+        self.delete_session = Statement(S.delete().where(S.id == param("id")))
+        of_session = M.select().where(M.session == param("session_id"))
+        self.messages = Statement(of_session.order_by(M.timestamp, M.id))
+        self.latest_messages = Statement(of_session.order_by(M.timestamp.desc(), M.id.desc()).limit(param("limit")))
+        self._message_fields = [f for f in M._meta.sorted_fields if not f.primary_key]
+        self._insert_messages = {}  # by the number of rows
+        self._M = M
+        T_fields = [f for f in T._meta.sorted_fields if not f.primary_key]
+        self.insert_tool_execution = Statement(T.insert({f: param(f.name) for f in T_fields}).returning(T.id))
+        self.stats = Statement(
+            peewee.Select(
+                columns=[
+                    S.select(every),
+                    M.select(every),
+                    T.select(every),
+                    S.select(fn.COALESCE(fn.SUM(S.total_cost_usd), peewee.SQL("0"))),
+                    S.select(fn.COALESCE(fn.SUM(S.total_tokens), peewee.SQL("0"))),
+                ]
+            ).bind(S._meta.database)
+        )
+
+    def insert_messages(self, count: int) -> Statement:
+        """INSERT of `count` messages RETURNING their ids; values in `message_values` order."""
+        if count not in self._insert_messages:
+            row = [param()] * len(self._message_fields)
+            query = self._M.insert_many([row] * count, fields=self._message_fields).returning(self._M.id)
+            self._insert_messages[count] = Statement(query)
+        return self._insert_messages[count]
+
+    def message_values(self, session_id: str, rows: list[dict]) -> list:
+        values = []
+        for row in rows:
+            row = {**row, "session": session_id}
+            values.extend(field.db_value(row[field.name]) for field in self._message_fields)
+        return values
 
 
 def _row(fields: tuple, values: tuple) -> Tuple:

@@ -1,0 +1,65 @@
+"""Hot statements: SQL built once must bind and decode exactly as peewee's own query would."""
+
+import datetime
+
+import pytest
+
+from loom_models.hitl import HumanRequest
+from loom_models.sessions import Message, Session
+from loom_models.statements import Statement, param
+
+
+def _data(instances) -> list[dict]:
+    return [dict(instance.__data__) for instance in instances]
+
+
+def test_decoded_rows_match_what_a_peewee_select_gives(repo):
+    repo.save_session(Session(id="sess_1", context={"user": "john"}))
+    repo.save_messages(
+        "sess_1",
+        [
+            Message(role="assistant", content="42", tool_calls=[{"name": "add", "args": [40, 2]}], cost_usd=0.5),
+            Message(role="tool", content="", tool_use_id="t1", tool_result={"ok": True}, token_count=7),
+            Message(role="user", content="Ünïcode ✓", session_context="shared", agent_id="a1"),
+        ],
+    )
+    M, S = repo.Message, repo.Session
+    by_peewee = M.select().where(M.session == "sess_1").order_by(M.id)
+    statement = Statement(M.select().where(M.session == param("session_id")).order_by(M.id))
+    decoded = statement.models(session_id="sess_1")
+
+    assert _data(decoded) == _data(by_peewee) and len(decoded) == 3
+    assert all(type(m) is M and not m._dirty for m in decoded)
+    assert decoded[0].timestamp.tzinfo is datetime.timezone.utc
+    assert _data(Statement(S.select().where(S.id == param("id"))).models(id="sess_1")) == _data(S.select())
+
+
+def test_the_pending_requests_match_a_peewee_select(hitl):
+    for i, priority in enumerate(["low", "critical", "high"]):
+        hitl.store(HumanRequest(id="r%d" % i, agent_id="a", session_id="s", question="?", priority=priority))
+    H = hitl.HumanRequest
+    assert _data(hitl.list_pending(limit=10)) == _data(H.select().order_by(H.id).where(H.id == "r1")) + _data(
+        H.select().where(H.id.in_(["r2", "r0"])).order_by(H.id.desc())
+    )
+
+
+def test_positional_parameters_bind_in_order(repo):
+    S = repo.Session
+    statement = Statement(S.select(S.id).where(S.id.in_([param(), param()])).order_by(S.id))
+    repo.save_session(Session(id="a"))
+    repo.save_session(Session(id="b"))
+    repo.save_session(Session(id="c"))
+    assert statement.rows("c", "a") == [("a",), ("c",)]
+
+
+def test_a_constant_in_a_statement_is_refused(repo):
+    # A constant would become a positional parameter among named ones.
+    S = repo.Session
+    with pytest.raises(ValueError, match="param"):
+        Statement(S.select().where(S.id == param("id"), S.total_tokens > 0))
+
+
+def test_named_parameters_fit_the_driver(repo):
+    S = repo.Session
+    sql = Statement(S.select(S.id).where(S.id == param("id"))).sql
+    assert sql.endswith(":id)") if repo._sqlite else sql.endswith("%(id)s)")
