@@ -158,7 +158,8 @@ def test_adoption_keeps_every_row_table_index_and_trigger(reference_dir):
         assert {"idx_messages_session_time", "idx_sessions_parent"} <= {n for n, in db.execute(
             "SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert db.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [
-            ("0001_reference_schema",), ("0002_query_indexes",), ("0003_search",)]
+            ("0001_reference_schema",), ("0002_query_indexes",), ("0003_search",),
+            ("0004_search_by_rowid",)]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert len(glob.glob(str(reference_dir / "*.pre-*.bak"))) == 3  # each file was copied first
 

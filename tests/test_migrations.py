@@ -17,7 +17,7 @@ from loom_models import migrator
 from loom_models.migrator import MIGRATIONS_DIR, runner
 from loom_models.sessions import Message, Session, SessionRepository
 
-APPLIED = ["0001_reference_schema", "0002_query_indexes", "0003_search"]
+APPLIED = ["0001_reference_schema", "0002_query_indexes", "0003_search", "0004_search_by_rowid"]
 
 # Column order of REFERENCE-FORMAT.md.
 REFERENCE_COLUMNS = {
@@ -70,6 +70,7 @@ def test_up_down_up_keeps_working(backend):
     with SessionRepository.open(backend.target) as repo:
         history_runner = runner(repo.database, "sessions")
 
+        assert history_runner.down() == ["0004_search_by_rowid"]
         assert history_runner.down() == ["0003_search"]
         assert history_runner.down() == ["0002_query_indexes"]
         assert history_runner.down() == ["0001_reference_schema"]
@@ -88,12 +89,12 @@ def test_a_database_ahead_of_the_code_is_refused(backend):
     backend.sql("INSERT INTO schema_migration_sessions (name, applied) VALUES ('0007_from_the_future', ?)",
                 datetime.datetime.now())
 
-    with pytest.raises(SchemaMismatchError, match="^schema version mismatch: expected 3, got 7$"):
+    with pytest.raises(SchemaMismatchError, match="^schema version mismatch: expected 4, got 7$"):
         SessionRepository.open(backend.target)
 
 
 def test_without_migrate_an_old_database_is_refused(tmp_path):
-    with pytest.raises(SchemaMismatchError, match="expected 3, got 0"):
+    with pytest.raises(SchemaMismatchError, match="expected 4, got 0"):
         open_storage(tmp_path, migrate=False)
     with open_storage(tmp_path):
         pass
@@ -126,7 +127,7 @@ def test_data_is_backed_up_before_it_is_migrated(tmp_path, caplog):
     with sqlite3.connect(backup) as copy:
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert copy.execute("SELECT id FROM sessions").fetchall() == [("keep_me",)]
-        assert copy.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [(n,) for n in APPLIED[:2]]
+        assert copy.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [(n,) for n in APPLIED[:-1]]
 
 
 def test_a_fresh_database_is_not_backed_up(tmp_path):
@@ -173,11 +174,11 @@ def test_a_migration_that_rebuilds_a_table_keeps_its_children(backend, tmp_path,
         repo.save_session(Session(id="child", parent_session_id="parent"))
         repo.save_messages("parent", [Message(role="user", content="keep")] * 3)
     shutil.copytree(os.path.join(MIGRATIONS_DIR, "sessions"), tmp_path / "migrations" / "sessions")
-    (tmp_path / "migrations" / "sessions" / "0004_name_default.py").write_text(REBUILD)
+    (tmp_path / "migrations" / "sessions" / "0005_name_default.py").write_text(REBUILD)
     monkeypatch.setattr(migrator, "MIGRATIONS_DIR", str(tmp_path / "migrations"))
 
     with SessionRepository.open(backend.target) as repo:
-        assert history(backend)[-1] == "0004_name_default"
+        assert history(backend)[-1] == "0005_name_default"
         assert len(repo.load_session("parent").messages) == 3
         assert repo.load_session("child").parent_session_id == "parent"
         if backend.name == "sqlite":

@@ -46,7 +46,7 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
         cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
     )
     assert output.splitlines() == [
-        "sessions ['0001_reference_schema', '0002_query_indexes', '0003_search']",
+        "sessions ['0001_reference_schema', '0002_query_indexes', '0003_search', '0004_search_by_rowid']",
         "hitl ['0001_reference_schema', '0002_pending_indexes']",
         "references ['0001_reference_schema', '0002_listing_index']",
     ]

@@ -123,10 +123,11 @@ def test_existing_messages_are_indexed_when_search_arrives(backend):
     from loom_models.sessions import SessionRepository
 
     with SessionRepository.open(backend.target) as repo:
+        runner(repo.database, "sessions").down()
         runner(repo.database, "sessions").down()  # back to before search
         repo.save_session(Session(id="old"))
         repo.save_message("old", Message(role="user", content="written before search existed"))
-        assert repo.migrate() == ["0003_search"]
+        assert repo.migrate() == ["0003_search", "0004_search_by_rowid"]
         assert contents(repo.search_messages("existed")) == ["written before search existed"]
 
 
@@ -148,3 +149,55 @@ def test_without_fts5_search_says_so_and_the_rest_works(tmp_path):
 @given(query=st.text())
 def test_arbitrary_text_never_raises(team, query):
     assert isinstance(team.search_messages(query, limit=5), list)
+
+
+def _steps_to_delete_a_session(repo, others: int) -> int:
+    """SQLite VM steps (in thousands) to delete a 20-message session among `others` messages."""
+    repo.save_session(Session(id="others"))
+    repo.save_messages("others", [Message(role="user", content="filler %d" % i) for i in range(others)])
+    repo.save_session(Session(id="gone"))
+    repo.save_messages("gone", [Message(role="user", content="short lived %d" % i) for i in range(20)])
+    steps = []
+    repo.database.connection().set_progress_handler(lambda: steps.append(1), 1000)
+    try:
+        repo.delete_session("gone")
+    finally:
+        repo.database.connection().set_progress_handler(None, 0)
+    return len(steps)
+
+
+def test_deleting_a_session_does_not_scan_the_whole_index(tmp_path):
+    # The reference triggers found a message's index row by an unindexed column:
+    # every deleted message read every row of the index.
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(tmp_path / "small.db") as small, SessionRepository.open(tmp_path / "big.db") as big:
+        few, many = _steps_to_delete_a_session(small, 100), _steps_to_delete_a_session(big, 5000)
+    assert many < 2 * few + 10, (few, many)
+
+
+def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_back_on_down(tmp_path):
+    import sqlite3
+
+    from loom_models.migrator import runner
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(tmp_path / "s.db") as repo:
+        runner(repo.database, "sessions").down()  # the reference's triggers, which leave rowids to FTS5
+        repo.save_session(Session(id="s"))
+        repo.save_messages("s", [Message(role="user", content=word) for word in ("alpha", "beta", "gamma")])
+        repo.database.execute_sql("DELETE FROM messages_fts5 WHERE content = 'alpha'")
+        repo.database.execute_sql("INSERT INTO messages_fts5 (message_id, session_id, role, content, timestamp)"
+                                  " SELECT id, session_id, role, content, timestamp FROM messages WHERE content = 'alpha'")
+        assert repo.migrate() == ["0004_search_by_rowid"]
+
+        assert repo.database.execute_sql("SELECT rowid, message_id FROM messages_fts5 ORDER BY rowid").fetchall() == [
+            (m.id, m.id) for m in repo.load_messages("s")
+        ]
+        repo.delete_session("s")
+        assert repo.database.execute_sql("SELECT COUNT(*) FROM messages_fts5").fetchone() == (0,)
+
+        runner(repo.database, "sessions").down()
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        triggers = [sql for sql, in db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
+    assert len(triggers) == 3 and all("WHERE message_id = old.id" in t or "VALUES (new.id," in t for t in triggers)
