@@ -22,6 +22,7 @@ import peewee
 from . import migrator
 from .db import describe, is_sqlite, open_database
 from .errors import storage_call
+from .statements import Statement, param
 
 
 class Repository:
@@ -90,15 +91,17 @@ class Repository:
     def _snapshot(self):
         return self.database.atomic(**self._snapshot_options)
 
-    def _lock_rows(self, query) -> None:
-        """Inside `_write()`: hold the rows `query` selects until the transaction ends.
+    def _row_lock(self, model):
+        """A function that, inside `_write()`, holds the row of `model` with a given id until the end.
 
         SQLite's write transaction holds the whole database already; PostgreSQL
         locks rows as a statement reaches them, so a clock read before that
         statement could be stale by the time it runs.
         """
-        if not self._sqlite:
-            list(query.for_update())
+        if self._sqlite:
+            return lambda row_id: None
+        lock = Statement(model.select(model.id).where(model.id == param("id")).for_update())
+        return lambda row_id: lock.execute(id=row_id)
 
 
 class _SqliteWrite:
@@ -117,9 +120,10 @@ class _SqliteWrite:
         self.transaction = database.atomic(lock_type="IMMEDIATE")
 
     def __enter__(self):
-        wait_ms = self.database.execute_sql("PRAGMA busy_timeout").fetchone()[0]
+        connection = self.database.connection()
+        wait_ms = connection.execute("PRAGMA busy_timeout").fetchone()[0]
         deadline = time.monotonic() + wait_ms / 1000
-        self.database.execute_sql("PRAGMA busy_timeout = 0")
+        connection.execute("PRAGMA busy_timeout = 0")
         try:
             while True:
                 try:
@@ -129,7 +133,7 @@ class _SqliteWrite:
                         raise
                 time.sleep(random.uniform(0.0005, 0.0015))  # out of step with the other waiters
         finally:
-            self.database.execute_sql("PRAGMA busy_timeout = %d" % wait_ms)
+            connection.execute("PRAGMA busy_timeout = %d" % wait_ms)
 
     def __exit__(self, *exc_info):
         return self.transaction.__exit__(*exc_info)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime
 import time
+import types
 
 import peewee
 from peewee import SQL, fn
@@ -36,7 +37,7 @@ from ..errors import (
 )
 from ..fields import utc_now
 from ..repository import Repository
-from ..statements import Statement, param
+from ..statements import Statement, bound, param
 from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_time, cutoff_time, input_of, load
 from .models import ANSWERS, EXPIRED_BY, STATUSES, HumanRequest
 from .schemas import HumanRequestSchema, ResponseSchema
@@ -61,7 +62,9 @@ class HumanRequestRepository(Repository):
     def __init__(self, database: peewee.Database):
         super().__init__(database)
         (self.HumanRequest,) = bind_models(database, [HumanRequest])
+        self._sql = self._statements()
         self._pending: dict[tuple, Statement] = {}  # by the names of the values list_pending binds
+        self._lock_request = self._row_lock(self.HumanRequest)
 
     @storage_call
     def store(self, request) -> HumanRequest:
@@ -78,12 +81,34 @@ class HumanRequestRepository(Repository):
             "responded_at": None,
             "responded_by": "",
         }
-        H = self.HumanRequest
         with self._write():
-            inserted = H.insert(**row).on_conflict_ignore().as_rowcount().execute()
+            inserted = self._sql.store.execute(**bound(self.HumanRequest, row)).rowcount
         if not inserted:
             raise ConflictError("request already exists: %s" % row["id"])
-        return H(**row)
+        return self.HumanRequest(**row)
+
+    def _statements(self):
+        """The statements of store, respond_to_request and the expiry, built once."""
+        H = self.HumanRequest
+        now = param("now")
+        expire = H.update(status=param("expired"), responded_at=now, responded_by=param("by")).where(_PENDING)
+        return types.SimpleNamespace(
+            store=Statement(H.insert({f: param(f.name) for f in H._meta.sorted_fields}).on_conflict_ignore()),
+            # One per answer: the request types it may not answer are literals.
+            answer={status: self._answer_statement(status) for answers in ANSWERS.values() for status in answers},
+            expire_due=Statement(expire.where(H.expires_at <= now)),
+            expire_one=Statement(expire.where(H.id == param("id"), H.expires_at <= now)),
+        )
+
+    def _answer_statement(self, status: str) -> Statement:
+        H = self.HumanRequest
+        answer = {name: param(name) for name in ("status", "response", "responded_by", "response_data")}
+        # Types a status may not answer; unknown types on disk take any answer.
+        refused = [SQL("'%s'" % kind) for kind, answers in ANSWERS.items() if status not in answers]
+        query = H.update(**answer, responded_at=param("now")).where(
+            H.id == param("id"), _PENDING, H.expires_at > param("now"), H.request_type.not_in(refused)
+        )
+        return Statement(query.returning(*H._meta.sorted_fields))
 
     @storage_call
     def get(self, request_id: str) -> HumanRequest:
@@ -154,15 +179,11 @@ class HumanRequestRepository(Repository):
             _RESPONSE,
             {"status": status, "response": response, "responded_by": responded_by, "response_data": response_data},
         )
-        H = self.HumanRequest
         with self._write():
-            self._lock_rows(H.select(H.id).where(H.id == request_id))
+            self._lock_request(request_id)
             now = utc_now()  # once the lock is ours: waiting for it must not stretch the deadline
-            decided = list(
-                H.update(**answer, responded_at=now)
-                .where(H.id == request_id, _PENDING, H.expires_at > now, self._answerable_by(answer["status"]))
-                .returning(H)
-                .execute()
+            decided = self._sql.answer[answer["status"]].models(
+                **bound(self.HumanRequest, answer), id=request_id, now=self.HumanRequest.responded_at.db_value(now)
             )
             if not decided:
                 refusal = self._expire_if_overdue(request_id, now) or self._refusal(request_id)
@@ -178,7 +199,7 @@ class HumanRequestRepository(Repository):
         """
         moment = utc_now() if now is None else check_time(now, "now")
         with self._write():
-            return self._expire(self.HumanRequest.expires_at <= moment, moment)
+            return self._expire(self._sql.expire_due, moment)
 
     @storage_call
     def wait_for_response(self, request_id: str, timeout: float | None = None, poll_interval: float = 0.5) -> HumanRequest:
@@ -233,15 +254,9 @@ class HumanRequestRepository(Repository):
         counts["expired"] += overdue
         return counts
 
-    def _answerable_by(self, status: str):
-        # Types a status may not answer; unknown types on disk take any answer.
-        refused = [kind for kind, answers in ANSWERS.items() if status not in answers]
-        return self.HumanRequest.request_type.not_in(refused)
-
     def _expire_if_overdue(self, request_id: str, now: datetime.datetime) -> RequestExpiredError | None:
         """Expire the request if it is pending past its deadline; the error to report then."""
-        H = self.HumanRequest
-        if self._expire((H.id == request_id) & (H.expires_at <= now), now):
+        if self._expire(self._sql.expire_one, now, id=request_id):
             return RequestExpiredError("request expired: %s" % request_id)
         return None
 
@@ -257,6 +272,6 @@ class HumanRequestRepository(Repository):
         answers = " or ".join(ANSWERS[request.request_type])
         return ValidationError({"status": ["A %s request is answered with %s." % (request.request_type, answers)]})
 
-    def _expire(self, which, now: datetime.datetime) -> int:
-        H = self.HumanRequest
-        return H.update(status="expired", responded_at=now, responded_by=EXPIRED_BY).where(_PENDING, which).execute()
+    def _expire(self, statement: Statement, now: datetime.datetime, **values) -> int:
+        now = self.HumanRequest.expires_at.db_value(now)
+        return statement.execute(expired="expired", now=now, by=EXPIRED_BY, **values).rowcount

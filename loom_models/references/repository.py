@@ -74,6 +74,7 @@ class ReferenceRepository(Repository):
         (self.Reference,) = bind_models(database, [Reference])
         self._metadata = [f for f in self.Reference._meta.sorted_fields if f.name != "data"]
         self._sql = self._statements()
+        self._lock_reference = self._row_lock(self.Reference)
         self._counts_lock = threading.Lock()
         self._gc_runs = self._evictions = 0
         self._stop_collecting = threading.Event()
@@ -158,7 +159,7 @@ class ReferenceRepository(Repository):
         _id_of(reference_id)
         R = self.Reference
         with self._write():
-            self._lock_rows(R.select(R.id).where(R.id == reference_id))
+            self._lock_reference(reference_id)
             retained = self._sql.retain.rows(id=reference_id, now=R.expires_at.db_value(_now()))
             if not retained:  # say why: absent, or expired
                 self._check_live(reference_id, R.select(R.expires_at, R.ref_count).where(R.id == reference_id).first())
@@ -171,9 +172,8 @@ class ReferenceRepository(Repository):
             refs.release(ref.id)   # 0: gone
         """
         _id_of(reference_id)
-        R = self.Reference
         with self._write():
-            self._lock_rows(R.select(R.id).where(R.id == reference_id))
+            self._lock_reference(reference_id)
             if self._sql.delete_last.execute(id=reference_id).rowcount:
                 return 0
             released = self._sql.release.rows(id=reference_id)
