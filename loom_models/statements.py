@@ -77,7 +77,8 @@ class Decoder:
         for row in rows:
             values = dict(zip(self.names, row))
             for name, index, convert in self.converters:
-                values[name] = convert(row[index])
+                if row[index] is not None:  # NULL is None to every field
+                    values[name] = convert(row[index])
             instance = self.model(__no_default__=1)
             instance.__data__ = values
             decoded.append(instance)
