@@ -21,6 +21,7 @@ import re
 import sqlite3
 import struct
 import tempfile
+from collections.abc import Callable
 
 import peewee
 
@@ -35,9 +36,12 @@ _STEP_PAGES = 1024
 # as a connection has the database open (its "dead man switch").
 _SHM_OPEN_BYTE = 128
 
+Path = str | os.PathLike
+Progress = Callable[[int, int], object]  # progress(remaining_pages, total_pages)
+
 
 @storage_call
-def backup(database: peewee.Database, destination, progress=None) -> str:
+def backup(database: peewee.Database, destination: Path, progress: Progress | None = None) -> str:
     """Copy a SQLite database to `destination`, verify the copy, and return its path.
 
     `progress(remaining_pages, total_pages)` is called as the copy advances.
@@ -49,7 +53,7 @@ def backup(database: peewee.Database, destination, progress=None) -> str:
 
 
 @storage_call
-def backup_data_dir(data_dir, backup_dir, keep_days: int = 7, progress=None) -> list[str]:
+def backup_data_dir(data_dir: Path, backup_dir: Path, keep_days: int = 7, progress: Progress | None = None) -> list[str]:
     """Back up each database of a data directory to `<name>-<UTC time>.db`; prune older ones.
 
     `progress(remaining_pages, total_pages)` follows each database's copy in turn.
@@ -70,7 +74,7 @@ def backup_data_dir(data_dir, backup_dir, keep_days: int = 7, progress=None) -> 
 
 
 @storage_call
-def restore(backup_file, database_path, progress=None) -> None:
+def restore(backup_file: Path, database_path: Path, progress: Progress | None = None) -> None:
     """Replace a database that nobody has open with a verified backup of it, atomically.
 
     `progress(remaining_pages, total_pages)` follows the copy.
@@ -100,7 +104,7 @@ _DOMAIN_TABLES = ("sessions", "human_requests", "reference_store")
 
 
 @storage_call
-def dump_sql(database: peewee.Database, path) -> str:
+def dump_sql(database: peewee.Database, path: Path) -> str:
     """Write the database as SQL text (schema and rows), one snapshot, to `path`.
 
         dump_sql(db, "sessions.sql")
@@ -140,7 +144,7 @@ def _literal(text: str) -> str:
 
 
 @storage_call
-def load_sql(path, database_path) -> None:
+def load_sql(path: Path, database_path: Path) -> None:
     """Build a new database at `database_path` from a dump_sql file, verified.
 
         load_sql("sessions.sql", "copy.db")
@@ -190,7 +194,7 @@ def _tables(path: str) -> set:
         return {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-def _staged_copy(source_path: str, destination: str, progress) -> str:
+def _staged_copy(source_path: str, destination: str, progress: Progress | None) -> str:
     """A verified copy of the database at `source_path`, in a temporary file beside `destination`."""
     staged = _temporary_beside(destination)
     try:
@@ -238,7 +242,7 @@ def _temporary_beside(path: str) -> str:
     return staged
 
 
-def _reporter(progress):
+def _reporter(progress: Progress | None) -> Callable[[int, int, int], object] | None:
     if progress is None:
         return None
     return lambda status, remaining, total: progress(remaining, total)

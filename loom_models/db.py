@@ -12,6 +12,7 @@ so each thread's connection runs with the same settings.
 from __future__ import annotations
 
 import os
+from typing import TypeGuard
 from urllib.parse import urlparse
 
 import peewee
@@ -33,7 +34,7 @@ DEFAULT_PRAGMAS = {
 }
 
 
-def open_database(path_or_url, pragmas: dict | None = None) -> peewee.Database:
+def open_database(path_or_url: str | os.PathLike, pragmas: dict | None = None) -> peewee.Database:
     """A peewee database for a file path or a database URL.
 
     `pragmas` override single entries of DEFAULT_PRAGMAS (SQLite only; they are
@@ -75,14 +76,15 @@ def describe(database: peewee.Database) -> str:
     return "%s@%s" % (database.database, database.connect_params.get("host", "localhost"))
 
 
-def is_sqlite(database: peewee.Database) -> bool:
+def is_sqlite(database: peewee.Database) -> TypeGuard[peewee.SqliteDatabase]:
     return isinstance(database, peewee.SqliteDatabase)
 
 
-def require_sqlite(database: peewee.Database, operation: str) -> None:
-    """NotImplementedError, naming the backend, for an operation that is SQLite's own."""
+def require_sqlite(database: peewee.Database, operation: str) -> peewee.SqliteDatabase:
+    """The database, if SQLite; NotImplementedError naming the backend for an operation that is SQLite's own."""
     if not is_sqlite(database):
         raise NotImplementedError("%s is SQLite's own; this database is %s" % (operation, type(database).__name__))
+    return database
 
 
 def check_pragmas(database: peewee.Database) -> dict:
@@ -90,8 +92,8 @@ def check_pragmas(database: peewee.Database) -> dict:
 
         check_pragmas(db)["journal_mode"]   # 'wal'
     """
-    require_sqlite(database, "check_pragmas")
-    return {name: database.pragma(name) for name in DEFAULT_PRAGMAS}
+    sqlite = require_sqlite(database, "check_pragmas")
+    return {name: sqlite.pragma(name) for name in DEFAULT_PRAGMAS}
 
 
 def _merged(pragmas: dict | None) -> dict:

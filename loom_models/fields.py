@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import json
+from typing import Any
 
 import peewee
 
@@ -31,17 +32,17 @@ class UnixTimeField(peewee.BigIntegerField):
     "no time" (0 for a reference that never expires).
     """
 
-    def __init__(self, resolution: int = 1, none_as: int | None = None, **kwargs):
+    def __init__(self, resolution: int = 1, none_as: int | None = None, **kwargs: Any) -> None:
         self.unit = datetime.timedelta(seconds=1) / resolution
         self.none_as = none_as
         super().__init__(**kwargs)
 
-    def db_value(self, value):
+    def db_value(self, value: Any) -> Any:
         if isinstance(value, datetime.datetime):
             return (to_utc(value) - EPOCH) // self.unit
         return self.none_as if value is None else value
 
-    def python_value(self, value):
+    def python_value(self, value: Any) -> datetime.datetime | None:
         if value is None or value == self.none_as:
             return None
         try:
@@ -64,16 +65,16 @@ class JSONField(peewee.TextField):
     We never query inside these values, so TEXT serves both backends alike.
     """
 
-    def __init__(self, none_as: str | None = None, **kwargs):
+    def __init__(self, none_as: str | None = None, **kwargs: Any) -> None:
         self.none_as = none_as
         super().__init__(null=True, **kwargs)
 
-    def db_value(self, value):
+    def db_value(self, value: Any) -> str | None:
         if value is None:
             return self.none_as
         return json.dumps(value, separators=(",", ":"))
 
-    def python_value(self, value):
+    def python_value(self, value: Any) -> Any:
         if value is None or value == "":
             return None
         try:
@@ -82,7 +83,7 @@ class JSONField(peewee.TextField):
             raise corrupt(self, "JSON", value) from None
 
 
-def corrupt(field: peewee.Field, expected: str, value) -> DatabaseCorruptError:
+def corrupt(field: peewee.Field, expected: str, value: object) -> DatabaseCorruptError:
     # Never garbage, never a row skipped in silence: say where it is.
     return DatabaseCorruptError(
         "not %s in %s.%s: %.60r" % (expected, field.model._meta.table_name, field.column_name, value)

@@ -86,13 +86,13 @@ def incremental_vacuum(database: peewee.Database, pages: int) -> int:
 
         incremental_vacuum(db, 100)
     """
-    require_sqlite(database, "incremental_vacuum")
+    sqlite = require_sqlite(database, "incremental_vacuum")
     if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
         raise ValidationError({"pages": ["Must be a positive integer."]})
-    before = database.pragma("freelist_count")
+    before = sqlite.pragma("freelist_count")
     # It frees a page a step; executescript steps it to the end, execute only once.
-    database.connection().executescript("PRAGMA incremental_vacuum(%d);" % pages)
-    return before - database.pragma("freelist_count")
+    sqlite.connection().executescript("PRAGMA incremental_vacuum(%d);" % pages)
+    return before - sqlite.pragma("freelist_count")
 
 
 @storage_call
@@ -114,8 +114,8 @@ def fragmentation(database: peewee.Database) -> Fragmentation:
 
         fragmentation(db).ratio
     """
-    require_sqlite(database, "fragmentation")
-    pages, free = database.pragma("page_count"), database.pragma("freelist_count")
+    sqlite = require_sqlite(database, "fragmentation")
+    pages, free = sqlite.pragma("page_count"), sqlite.pragma("freelist_count")
     return Fragmentation(pages, free, free / pages if pages else 0.0)
 
 
@@ -140,16 +140,15 @@ def sizes(database: peewee.Database) -> Sizes:
 
 
 @storage_call
-def explain(database: peewee.Database, sql, params=()) -> list[str]:
+def explain(database: peewee.Database, sql: str | peewee.Node, params: tuple | list = ()) -> list[str]:
     """The query plan's lines for SQL text or a peewee query.
 
         explain(db, repo.Message.select().where(repo.Message.session == "s"))
     """
-    if isinstance(sql, peewee.Node):
-        sql, params = database.get_sql_context().sql(sql).query()
+    text, values = database.get_sql_context().sql(sql).query() if isinstance(sql, peewee.Node) else (sql, params)
     if is_sqlite(database):
-        return [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()]
-    return [row[0] for row in database.execute_sql("EXPLAIN " + sql, params).fetchall()]
+        return [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + text, values).fetchall()]
+    return [row[0] for row in database.execute_sql("EXPLAIN " + text, values).fetchall()]
 
 
 def _quoted(database: peewee.Database, name: str) -> str:

@@ -17,11 +17,12 @@ import logging
 import os
 import sqlite3
 import tempfile
+from collections.abc import Iterator
 
 import peewee
 from playhouse.migrations import Runner
 
-from . import migrations
+from . import migrations  # type: ignore[attr-defined]  # mapped from migrations/ by package_dir
 from .db import is_sqlite
 from .errors import ForeignKeyConstraintError, SchemaMismatchError
 
@@ -69,14 +70,14 @@ def check_current(database: peewee.Database, domain: str) -> None:
         raise _mismatch(status)
 
 
-def _mismatch(status) -> SchemaMismatchError:
+def _mismatch(status: list) -> SchemaMismatchError:
     expected = max((m.idx for m in status if m.path is not None), default=0)
     got = max((m.idx for m in status if m.applied), default=0)
     return SchemaMismatchError("schema version mismatch: expected %d, got %d" % (expected, got))
 
 
 @contextlib.contextmanager
-def _exclusive(database: peewee.Database):
+def _exclusive(database: peewee.Database) -> Iterator[None]:
     """A transaction that one process at a time can be in, to migrate in."""
     if not is_sqlite(database):
         with database.atomic():

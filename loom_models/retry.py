@@ -13,12 +13,23 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from .errors import LoomStorageError, ValidationError
 
+T = TypeVar("T")
 
-def retry(call, *, attempts: int = 5, base_delay: float = 0.05, max_delay: float = 2.0,
-          sleep=time.sleep, jitter=random.random):
+
+def retry(
+    call: Callable[[], T],
+    *,
+    attempts: int = 5,
+    base_delay: float = 0.05,
+    max_delay: float = 2.0,
+    sleep: Callable[[float], object] = time.sleep,
+    jitter: Callable[[], float] = random.random,
+) -> T:
     """`call()`, tried up to `attempts` times with exponential backoff and full jitter.
 
     Before attempt n+1 it sleeps a random time up to min(max_delay, base_delay * 2**(n-1)):
@@ -26,10 +37,11 @@ def retry(call, *, attempts: int = 5, base_delay: float = 0.05, max_delay: float
     """
     if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
         raise ValidationError({"attempts": ["Must be a positive integer."]})
-    for attempt in range(1, attempts + 1):
+    for attempt in range(1, attempts):
         try:
             return call()
         except LoomStorageError as error:
-            if not error.retryable or attempt == attempts:
+            if not error.retryable:
                 raise
             sleep(min(max_delay, base_delay * 2 ** (attempt - 1)) * jitter())
+    return call()  # the last attempt: what it raises, the caller gets

@@ -15,6 +15,9 @@ prepared statement of a repeated SQL text, so a hot statement is parsed once too
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import peewee
 
 
@@ -24,10 +27,10 @@ class param(peewee.Node):
     A statement's parameters are all named or all positional.
     """
 
-    def __init__(self, name: str | None = None):
+    def __init__(self, name: str | None = None) -> None:
         self.name = name
 
-    def __sql__(self, ctx):
+    def __sql__(self, ctx: peewee.Context) -> peewee.Context:
         if self.name is None:
             return ctx.literal(ctx.state.param)
         if ctx.state.param == "?":
@@ -38,22 +41,24 @@ class param(peewee.Node):
 class Statement:
     """A query's SQL, built once; run it with new values."""
 
-    def __init__(self, query: peewee.BaseQuery):
-        self.database = query._database
+    def __init__(self, query: peewee.BaseQuery) -> None:
+        self.database: peewee.Database = query._database  # type: ignore[attr-defined]
         self.sql, constants = query.sql()
         if constants:  # a constant among named parameters would shift them
             raise ValueError("every value of a Statement is a param() or SQL literal: %r" % (constants,))
         model, fields = getattr(query, "model", None), getattr(query, "_returning", None)
         self._decoder = Decoder(model, fields) if model and fields else None
 
-    def execute(self, *positional, **named):
+    def execute(self, *positional: Any, **named: Any) -> Any:
         return self.database.execute_sql(self.sql, positional or named)
 
-    def rows(self, *positional, **named) -> list[tuple]:
+    def rows(self, *positional: Any, **named: Any) -> list[tuple]:
         return self.execute(*positional, **named).fetchall()
 
-    def models(self, *positional, **named) -> list:
+    def models(self, *positional: Any, **named: Any) -> list:
         """The rows as model instances, decoded as a peewee select decodes them."""
+        if self._decoder is None:
+            raise TypeError("this statement returns no model rows: %s" % self.sql)
         return self._decoder.models(self.execute(*positional, **named))
 
 
@@ -65,14 +70,14 @@ class Decoder:
     third of the time it took to decode a row.
     """
 
-    def __init__(self, model, fields):
+    def __init__(self, model: type[peewee.Model], fields: list[peewee.Field]) -> None:
         self.model = model
         self.names = [field.name for field in fields]
         self.converters = [
             (field.name, index, field.python_value) for index, field in enumerate(fields) if _converts(field)
         ]
 
-    def models(self, rows) -> list:
+    def models(self, rows: Iterable[tuple]) -> list:
         decoded = []
         for row in rows:
             values = dict(zip(self.names, row))
@@ -91,7 +96,7 @@ def _converts(field: peewee.Field) -> bool:
     return type(field).python_value is not peewee.Field.python_value
 
 
-def bound(model, values: dict) -> dict:
+def bound(model: type[peewee.Model], values: dict) -> dict:
     """`values` by field name, each converted for its column by its field."""
     fields = model._meta.fields
     return {name: fields[name].db_value(value) for name, value in values.items()}

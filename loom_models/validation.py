@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import marshmallow
 import peewee
@@ -23,6 +24,8 @@ from .errors import ValidationError, translate
 from .fields import UTC, to_utc
 
 MAX_INT64 = 2**63 - 1
+
+T = TypeVar("T")
 
 
 def storable(text: str) -> bool:
@@ -41,7 +44,7 @@ class Text(fields.String):
 
     default_error_messages = {"unstorable": "Must not contain NUL characters or lone surrogates."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         text = super()._deserialize(value, attr, data, **kwargs)
         if not storable(text):
             raise self.make_error("unstorable")
@@ -53,7 +56,7 @@ class JSONValue(fields.Raw):
 
     default_error_messages = {"not_json": "Not a JSON-serialisable value: {error}."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         try:
             return json.loads(json.dumps(value, allow_nan=False))
         except (TypeError, ValueError, RecursionError) as error:
@@ -65,7 +68,7 @@ class JSONObject(JSONValue):
 
     default_error_messages = {"not_object": "Must be a JSON object."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, Mapping):
             raise self.make_error("not_object")
         return super()._deserialize(value, attr, data, **kwargs)
@@ -74,13 +77,13 @@ class JSONObject(JSONValue):
 class UnixTime(fields.AwareDateTime):
     """An aware UTC datetime truncated to the column's unit (naive input is UTC)."""
 
-    def __init__(self, resolution: int = 1, load_default=marshmallow.missing, **kwargs):
+    def __init__(self, resolution: int = 1, load_default: Any = marshmallow.missing, **kwargs: Any) -> None:
         self.unit_microseconds = 1_000_000 // resolution
         if callable(load_default):  # a default is what the database will give back, too
             load_default = _composed(self._truncated, load_default)
         super().__init__(default_timezone=UTC, load_default=load_default, **kwargs)
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         try:
             return self._truncated(super()._deserialize(value, attr, data, **kwargs))
         except OverflowError:  # in UTC it falls outside the years 1-9999
@@ -91,21 +94,21 @@ class UnixTime(fields.AwareDateTime):
         return moment.replace(microsecond=moment.microsecond // self.unit_microseconds * self.unit_microseconds)
 
 
-def _composed(outer, inner):
+def _composed(outer: Callable[[T], T], inner: Callable[[], T]) -> Callable[[], T]:
     return lambda: outer(inner())
 
 
-def count(maximum: int = MAX_INT64, minimum: int = 0, **kwargs) -> fields.Integer:
+def count(maximum: int = MAX_INT64, minimum: int = 0, **kwargs: Any) -> fields.Integer:
     """A whole number from `minimum` to `maximum` (by default, what a 64-bit column holds)."""
     return fields.Integer(strict=True, validate=marshmallow.validate.Range(minimum, maximum), **kwargs)
 
 
-def amount(maximum: float, **kwargs) -> fields.Float:
+def amount(maximum: float, **kwargs: Any) -> fields.Float:
     """A finite number from 0 to `maximum` (costs)."""
     return fields.Float(allow_nan=False, validate=marshmallow.validate.Range(0, maximum), **kwargs)
 
 
-def generated_id_if_none(data: Mapping) -> Mapping:
+def generated_id_if_none(data: dict) -> dict:
     """For a schema's pre_load: an id of None asks for a new id, as a missing one does."""
     return {k: v for k, v in data.items() if k != "id"} if data.get("id", ...) is None else data
 
@@ -118,7 +121,7 @@ def load(schema: marshmallow.Schema, data: Mapping) -> dict:
         raise translate(error) from error
 
 
-def input_of(obj, schema: marshmallow.Schema, what: str) -> dict:
+def input_of(obj: object, schema: marshmallow.Schema, what: str) -> dict:
     """The loadable values of a model instance, or a mapping as given.
 
     Fields the store owns (dump-only in the schema, such as totals) are dropped from
@@ -131,26 +134,26 @@ def input_of(obj, schema: marshmallow.Schema, what: str) -> dict:
     raise ValidationError({what: ["Expected a %s or a mapping, got %s." % (what, type(obj).__name__)]})
 
 
-def check_positive(value, name: str) -> int:
+def check_positive(value: object, name: str) -> int:
     """A positive int that fits a 64-bit column (a row id, a batch size)."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_INT64:
         raise ValidationError({name: ["Must be a positive integer."]})
     return value
 
 
-def check_limit(limit, name: str = "limit") -> int | None:
+def check_limit(limit: object, name: str = "limit") -> int | None:
     """None, or a positive int; 0 and negatives never mean 'everything'."""
     return None if limit is None else check_positive(limit, name)
 
 
-def check_id(value, name: str = "id") -> str:
+def check_id(value: object, name: str = "id") -> str:
     """An id: 1 to 255 characters that both backends store as they are."""
     if not isinstance(value, str) or not 0 < len(value) <= 255 or not storable(value):
         raise ValidationError({name: ["Must be a string of 1 to 255 characters, without NUL or lone surrogates."]})
     return value
 
 
-def check_time(value, name: str) -> datetime.datetime:
+def check_time(value: object, name: str) -> datetime.datetime:
     """An aware UTC datetime (naive is taken as UTC) within the years 1-9999."""
     try:
         if isinstance(value, datetime.datetime):
@@ -160,16 +163,20 @@ def check_time(value, name: str) -> datetime.datetime:
     raise ValidationError({name: ["Must be a datetime within the years 1-9999 in UTC."]})
 
 
-def check_seconds(value, name: str, *, maximum: float, allow_zero: bool = False) -> float:
+def check_seconds(value: object, name: str, *, maximum: float, allow_zero: bool = False) -> float:
     """A number of seconds: above 0 (or from 0, with `allow_zero`) and at most `maximum`."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not number or not (0 <= value <= maximum) or (value == 0 and not allow_zero):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 <= value <= maximum
+        or (value == 0 and not allow_zero)
+    ):
         lowest = "from 0" if allow_zero else "more than 0"
         raise ValidationError({name: ["Must be a number of seconds, %s and at most %g." % (lowest, maximum)]})
     return float(value)
 
 
-def cutoff_time(cutoff) -> datetime.datetime:
+def cutoff_time(cutoff: object) -> datetime.datetime:
     """A moment in the past: a datetime, or a timedelta counted back from now.
 
     A cutoff in the future would match every row, which is never what a

@@ -9,12 +9,14 @@ What the store decides (status, expiry, the answer) is dump-only in a request.
 
 import datetime
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import marshmallow
 from marshmallow import fields, validate
 
 from ..fields import utc_now
-from ..validation import generated_id_if_none, JSONValue, Text, UnixTime, count
+from ..validation import JSONValue, Text, UnixTime, count, generated_id_if_none
 from .models import PRIORITIES, REQUEST_TYPES
 
 # At most a century: the deadline must stay a date that both backends can store.
@@ -26,7 +28,7 @@ def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex
 
 
-def _id_text(validate_more=None, **kwargs):
+def _id_text(validate_more: Callable[[str], None] | None = None, **kwargs: Any) -> Text:
     rules = [validate.Length(1, 255)] + ([validate_more] if validate_more else [])
     return Text(validate=rules, **kwargs)
 
@@ -60,11 +62,11 @@ class HumanRequestSchema(marshmallow.Schema):
     responded_by = fields.String(dump_only=True)
 
     @marshmallow.pre_load
-    def _generated_id(self, data, **kwargs):
+    def _generated_id(self, data: dict, **kwargs: Any) -> dict:
         return generated_id_if_none(data)
 
     @marshmallow.post_load
-    def _deadline(self, data, **kwargs):
+    def _deadline(self, data: dict, **kwargs: Any) -> dict:
         try:
             data["expires_at"] = data["created_at"] + datetime.timedelta(milliseconds=data["timeout_ms"])
         except OverflowError:
@@ -81,6 +83,6 @@ class ResponseSchema(marshmallow.Schema):
     response_data = JSONValue(allow_none=True, load_default=None)
 
     @marshmallow.pre_load
-    def _empty_response(self, data, **kwargs):
+    def _empty_response(self, data: dict, **kwargs: Any) -> dict:
         # The reference reader scans the response into a string: never NULL.
         return {**data, "response": ""} if data.get("response", "") is None else data

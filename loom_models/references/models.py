@@ -7,6 +7,7 @@ The columns are the reference implementation's `reference_store`
 """
 
 import enum
+from typing import Any
 
 import peewee
 
@@ -32,7 +33,7 @@ class ReferenceType(enum.IntEnum):
 class ReferenceTypeField(peewee.IntegerField):
     """A ReferenceType; a number the enum does not know is read as the plain int."""
 
-    def python_value(self, value):
+    def python_value(self, value: Any) -> Any:
         try:
             return ReferenceType(value)
         except ValueError:

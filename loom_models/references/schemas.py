@@ -5,6 +5,8 @@
 """
 
 import datetime
+from collections.abc import Mapping
+from typing import Any
 
 import marshmallow
 from marshmallow import fields
@@ -21,7 +23,7 @@ class Bytes(fields.Field):
 
     default_error_messages = {"invalid": "Must be bytes (or bytearray, memoryview).", "empty": "Must not be empty."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if not isinstance(value, (bytes, bytearray, memoryview)):
             raise self.make_error("invalid")
         try:
@@ -38,7 +40,7 @@ class TimeToLive(fields.Field):
 
     default_error_messages = {"invalid": "Must be None, or a positive number of seconds or timedelta up to 100 years."}
 
-    def _deserialize(self, value, attr, data, **kwargs):
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= MAX_TTL.total_seconds():
             value = datetime.timedelta(seconds=value)
         if not isinstance(value, datetime.timedelta) or not datetime.timedelta(0) < value <= MAX_TTL:

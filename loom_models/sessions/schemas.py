@@ -8,21 +8,21 @@ back (times in whole seconds, UTC). Dump-only fields are the store's own.
 """
 
 import uuid
+from typing import Any
 
 import marshmallow
 from marshmallow import fields, validate
 
 from ..fields import utc_now
-from ..validation import generated_id_if_none, JSONObject, JSONValue, Text, UnixTime, amount, count
+from ..validation import JSONObject, JSONValue, Text, UnixTime, amount, count, generated_id_if_none
 from .models import ROLES, SESSION_CONTEXTS
-
 
 # Bounds on one message that keep a session's totals exact in 64 bits and finite.
 MAX_MESSAGE_TOKENS = 2**31 - 1
 MAX_MESSAGE_COST_USD = 1e9
 
 
-def _id_text(**kwargs):
+def _id_text(**kwargs: Any) -> Text:
     return Text(validate=validate.Length(1, 255), **kwargs)
 
 
@@ -43,11 +43,11 @@ class SessionSchema(marshmallow.Schema):
     messages = fields.List(fields.Nested(lambda: MessageSchema()), dump_only=True)
 
     @marshmallow.pre_load
-    def _generated_id(self, data, **kwargs):
+    def _generated_id(self, data: dict, **kwargs: Any) -> dict:
         return generated_id_if_none(data)
 
     @marshmallow.validates_schema
-    def _not_own_parent(self, data, **kwargs):
+    def _not_own_parent(self, data: dict, **kwargs: Any) -> None:
         if data.get("parent_session_id") is not None and data["parent_session_id"] == data.get("id"):
             raise marshmallow.ValidationError("A session cannot be its own parent.", "parent_session_id")
 
@@ -67,7 +67,7 @@ class MessageSchema(marshmallow.Schema):
     cost_usd = amount(MAX_MESSAGE_COST_USD, load_default=0.0)
 
     @marshmallow.pre_load
-    def _empty_content(self, data, **kwargs):
+    def _empty_content(self, data: dict, **kwargs: Any) -> dict:
         # The reference reader scans content into a string: never NULL.
         if data.get("content", "") is None:
             data = {**data, "content": ""}
