@@ -48,11 +48,26 @@ _EXPIRE = (
     " WHERE status = 'pending' AND expires_at <= ?"
 )
 _REQUEST_COLUMNS = (
-    "id", "agent_id", "session_id", "question", "context_json", "request_type", "priority", "timeout_ms",
-    "created_at", "expires_at", "status", "response", "response_data_json", "responded_at", "responded_by",
+    "id",
+    "agent_id",
+    "session_id",
+    "question",
+    "context_json",
+    "request_type",
+    "priority",
+    "timeout_ms",
+    "created_at",
+    "expires_at",
+    "status",
+    "response",
+    "response_data_json",
+    "responded_at",
+    "responded_by",
 )
 _INTO_REQUESTS = "INTO human_requests (%s) VALUES (%s)" % (
-    ", ".join(_REQUEST_COLUMNS), ", ".join(":" + column for column in _REQUEST_COLUMNS))
+    ", ".join(_REQUEST_COLUMNS),
+    ", ".join(":" + column for column in _REQUEST_COLUMNS),
+)
 _UPSERT_SESSION = (
     "INSERT INTO sessions (id, name, agent_id, parent_session_id, context_json, created_at, updated_at,"
     " total_cost_usd, total_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, 0, 0)"
@@ -109,8 +124,15 @@ class RawStore:
 
     def save_session(self, session: dict) -> dict:
         now = int(time.time())
-        values = (session["id"], session.get("name"), session.get("agent_id"), session.get("parent_session_id"),
-                  json.dumps(session.get("context")), now, now)
+        values = (
+            session["id"],
+            session.get("name"),
+            session.get("agent_id"),
+            session.get("parent_session_id"),
+            json.dumps(session.get("context")),
+            now,
+            now,
+        )
         with _transaction(self._sessions):
             (row,) = _decoded(self._sessions.execute(_UPSERT_SESSION, values), ("context_json",))
         return row
@@ -132,23 +154,28 @@ class RawStore:
             # executemany leaves lastrowid unset; the ids are consecutive under the write lock.
             (last,) = self._sessions.execute("SELECT last_insert_rowid()").fetchone()
         first = last - len(rows) + 1
-        return [{**message, "id": first + n, "session_id": session_id, "timestamp": now}
-                for n, message in enumerate(messages)]
+        return [
+            {**message, "id": first + n, "session_id": session_id, "timestamp": now}
+            for n, message in enumerate(messages)
+        ]
 
     def load_session(self, session_id: str) -> dict:
         with _transaction(self._sessions, "BEGIN"):  # the session and its messages from one snapshot
-            found = _decoded(self._sessions.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)),
-                             ("context_json",))
+            found = _decoded(
+                self._sessions.execute("SELECT * FROM sessions WHERE id = ?", (session_id,)), ("context_json",)
+            )
             if not found:
                 raise KeyError("session not found: %s" % session_id)
             messages = self._sessions.execute(
-                "SELECT * FROM messages WHERE session_id = ? ORDER BY timestamp, id", (session_id,))
+                "SELECT * FROM messages WHERE session_id = ? ORDER BY timestamp, id", (session_id,)
+            )
             found[0]["messages"] = _decoded(messages, ("tool_calls_json", "tool_result_json"))
         return found[0]
 
     def load_messages(self, session_id: str, limit: int) -> list[dict]:
         latest = self._sessions.execute(
-            "SELECT * FROM messages WHERE session_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?", (session_id, limit))
+            "SELECT * FROM messages WHERE session_id = ? ORDER BY timestamp DESC, id DESC LIMIT ?", (session_id, limit)
+        )
         return _decoded(latest, ("tool_calls_json", "tool_result_json"))[::-1]
 
     def delete_session(self, session_id: str) -> bool:
@@ -157,7 +184,7 @@ class RawStore:
 
     def get_stats(self) -> dict:
         names = ("session_count", "message_count", "tool_execution_count", "total_cost_usd", "total_tokens")
-        return dict(zip(names, self._sessions.execute(_STATS).fetchone()))
+        return dict(zip(names, self._sessions.execute(_STATS).fetchone(), strict=True))
 
     def count_messages(self, session_id: str) -> int:
         query = "SELECT COUNT(*) FROM messages WHERE session_id = ?"
@@ -175,11 +202,21 @@ class RawStore:
     def store_request(self, request: dict) -> dict:
         created = _now_ms()
         row = {
-            "id": request["id"], "agent_id": request["agent_id"], "session_id": request["session_id"],
-            "question": request["question"], "context_json": json.dumps(request.get("context")),
-            "request_type": request["request_type"], "priority": request["priority"],
-            "timeout_ms": request["timeout_ms"], "created_at": created, "expires_at": created + request["timeout_ms"],
-            "status": "pending", "response": "", "response_data_json": "", "responded_at": None, "responded_by": "",
+            "id": request["id"],
+            "agent_id": request["agent_id"],
+            "session_id": request["session_id"],
+            "question": request["question"],
+            "context_json": json.dumps(request.get("context")),
+            "request_type": request["request_type"],
+            "priority": request["priority"],
+            "timeout_ms": request["timeout_ms"],
+            "created_at": created,
+            "expires_at": created + request["timeout_ms"],
+            "status": "pending",
+            "response": "",
+            "response_data_json": "",
+            "responded_at": None,
+            "responded_by": "",
         }
         with _transaction(self._hitl):
             inserted = self._hitl.execute("INSERT OR IGNORE " + _INTO_REQUESTS, row).rowcount
@@ -281,7 +318,7 @@ def _transaction(connection: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE")
 def _decoded(cursor: sqlite3.Cursor, json_columns: tuple) -> list[dict]:
     """The rows as dicts, JSON columns decoded ('' and NULL: None), read to the end."""
     names = [column[0] for column in cursor.description]
-    rows = [dict(zip(names, values)) for values in cursor.fetchall()]
+    rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
     for row in rows:
         for column in json_columns:
             row[column] = json.loads(row[column]) if row[column] else None
@@ -290,10 +327,19 @@ def _decoded(cursor: sqlite3.Cursor, json_columns: tuple) -> list[dict]:
 
 def _message_row(session_id: str, message: dict, now: int) -> tuple:
     tool_calls, tool_result = message.get("tool_calls"), message.get("tool_result")
-    return (session_id, message["role"], message.get("content", ""),
-            None if tool_calls is None else json.dumps(tool_calls), message.get("tool_use_id"),
-            None if tool_result is None else json.dumps(tool_result), message.get("session_context", "direct"),
-            now, message.get("token_count", 0), message.get("cost_usd", 0.0), message.get("agent_id"))
+    return (
+        session_id,
+        message["role"],
+        message.get("content", ""),
+        None if tool_calls is None else json.dumps(tool_calls),
+        message.get("tool_use_id"),
+        None if tool_result is None else json.dumps(tool_result),
+        message.get("session_context", "direct"),
+        now,
+        message.get("token_count", 0),
+        message.get("cost_usd", 0.0),
+        message.get("agent_id"),
+    )
 
 
 def _now_ms() -> int:

@@ -50,13 +50,13 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
+import _peers
+import _raw
+
 import loom_models
 from loom_models.db import open_database
 from loom_models.hitl import HumanRequest
 from loom_models.sessions import Message, Session
-
-import _peers
-import _raw
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 UTC = datetime.timezone.utc
@@ -92,10 +92,30 @@ class Plan:
     memory: bool  # the 50 MB reference figures
 
 
-FULL = Plan(calls=1_000, slow_calls=200, large_calls=50, delete_calls=200, requests=100_000, pending=10_000,
-            due_per_sweep=10, scale_sessions=10_000, scale_loads=1_000, memory=True)
-QUICK = Plan(calls=20, slow_calls=10, large_calls=5, delete_calls=5, requests=1_000, pending=100,
-             due_per_sweep=2, scale_sessions=200, scale_loads=50, memory=False)
+FULL = Plan(
+    calls=1_000,
+    slow_calls=200,
+    large_calls=50,
+    delete_calls=200,
+    requests=100_000,
+    pending=10_000,
+    due_per_sweep=10,
+    scale_sessions=10_000,
+    scale_loads=1_000,
+    memory=True,
+)
+QUICK = Plan(
+    calls=20,
+    slow_calls=10,
+    large_calls=5,
+    delete_calls=5,
+    requests=1_000,
+    pending=100,
+    due_per_sweep=2,
+    scale_sessions=200,
+    scale_loads=50,
+    memory=False,
+)
 
 
 class BenchmarkFailure(Exception):
@@ -225,7 +245,7 @@ VOCABULARY = (
 ).split()
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _message(n: int) -> dict:
     """The n-th message of a conversation: a question or an answer, some answers with a tool call."""
     content = " ".join(random.Random(n).choices(VOCABULARY, k=40))
@@ -233,8 +253,9 @@ def _message(n: int) -> dict:
         return {"role": "user", "content": content, "token_count": 40, "cost_usd": 0.0}
     message = {"role": "assistant", "content": content, "token_count": 60, "cost_usd": 0.0004}
     if n % 10 == 1:
-        message["tool_calls"] = [{"ID": "call_%d" % n, "Name": "lookup_order", "Input": {"order": n},
-                                  "ThoughtSignature": ""}]
+        message["tool_calls"] = [
+            {"ID": "call_%d" % n, "Name": "lookup_order", "Input": {"order": n}, "ThoughtSignature": ""}
+        ]
     return message
 
 
@@ -249,12 +270,19 @@ def _session(session_id: str) -> dict:
 
 
 def _request(i: int) -> dict:
-    return {"id": "req_new_%06d" % i, "agent_id": "billing", "session_id": "sess_%03d" % (i % 100),
-            "question": "Refund 120 EUR to order %d?" % i, "context": {"order": i, "amount_eur": 120},
-            "request_type": "approval", "priority": PRIORITIES[i % 4], "timeout_ms": 300_000}
+    return {
+        "id": "req_new_%06d" % i,
+        "agent_id": "billing",
+        "session_id": "sess_%03d" % (i % 100),
+        "question": "Refund 120 EUR to order %d?" % i,
+        "context": {"order": i, "amount_eur": 120},
+        "request_type": "approval",
+        "priority": PRIORITIES[i % 4],
+        "timeout_ms": 300_000,
+    }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _block(size: int) -> bytes:
     return random.Random(size).randbytes(size)
 
@@ -303,29 +331,73 @@ class SessionsWorkload:
     def operations(self) -> list[Operation]:
         calls, slow_calls = self.plan.calls, self.plan.slow_calls
         # Every message in the file when get_stats runs: before the deletes.
-        messages = (SESSION_SIZE + LONG_SESSION_SIZE + self.deletes * SESSION_SIZE
-                    + _iterations(calls) + _iterations(slow_calls) * BATCH)
+        messages = (
+            SESSION_SIZE
+            + LONG_SESSION_SIZE
+            + self.deletes * SESSION_SIZE
+            + _iterations(calls)
+            + _iterations(slow_calls) * BATCH
+        )
         return [
-            Operation("save_session (insert)", "save_session", calls, lambda i: (_session(NEW % i),),
-                      check=lambda result, args: _equal(_field(result, "id"), args[0]["id"], "session id")),
+            Operation(
+                "save_session (insert)",
+                "save_session",
+                calls,
+                lambda i: (_session(NEW % i),),
+                check=lambda result, args: _equal(_field(result, "id"), args[0]["id"], "session id"),
+            ),
             # The same ids again: the sessions the inserts made.
-            Operation("save_session (upsert)", "save_session", calls, lambda i: (_session(NEW % i),),
-                      check=lambda result, args: _equal(_field(result, "id"), args[0]["id"], "session id")),
-            Operation("save_message", "save_message", calls, lambda i: (WRITE_ONE, _message(i % 1_000)),
-                      verify=lambda store, n: _equal(store.count_messages(WRITE_ONE), n, "messages saved")),
-            Operation("save_messages", "save_messages", slow_calls, lambda i: (WRITE_BATCH, _messages(BATCH, i)),
-                      rows=BATCH,
-                      verify=lambda store, n: _equal(store.count_messages(WRITE_BATCH), n * BATCH, "messages saved")),
-            Operation("load_session (%d messages)" % SESSION_SIZE, "load_session", calls, lambda i: (LOAD,),
-                      check=lambda result, _: _equal(len(_loaded_messages(result)), SESSION_SIZE, "messages")),
-            Operation("load_messages (latest %d of %s)" % (LATEST, f"{LONG_SESSION_SIZE:,}"), "load_messages", calls,
-                      lambda i: (LONG, LATEST), check=lambda result, _: _equal(len(result), LATEST, "messages")),
-            Operation("get_stats", "get_stats", slow_calls, lambda i: (),
-                      check=lambda result, _: _equal(_field(result, "message_count"), messages, "message_count")),
+            Operation(
+                "save_session (upsert)",
+                "save_session",
+                calls,
+                lambda i: (_session(NEW % i),),
+                check=lambda result, args: _equal(_field(result, "id"), args[0]["id"], "session id"),
+            ),
+            Operation(
+                "save_message",
+                "save_message",
+                calls,
+                lambda i: (WRITE_ONE, _message(i % 1_000)),
+                verify=lambda store, n: _equal(store.count_messages(WRITE_ONE), n, "messages saved"),
+            ),
+            Operation(
+                "save_messages",
+                "save_messages",
+                slow_calls,
+                lambda i: (WRITE_BATCH, _messages(BATCH, i)),
+                rows=BATCH,
+                verify=lambda store, n: _equal(store.count_messages(WRITE_BATCH), n * BATCH, "messages saved"),
+            ),
+            Operation(
+                "load_session (%d messages)" % SESSION_SIZE,
+                "load_session",
+                calls,
+                lambda i: (LOAD,),
+                check=lambda result, _: _equal(len(_loaded_messages(result)), SESSION_SIZE, "messages"),
+            ),
+            Operation(
+                "load_messages (latest %d of %s)" % (LATEST, f"{LONG_SESSION_SIZE:,}"),
+                "load_messages",
+                calls,
+                lambda i: (LONG, LATEST),
+                check=lambda result, _: _equal(len(result), LATEST, "messages"),
+            ),
+            Operation(
+                "get_stats",
+                "get_stats",
+                slow_calls,
+                lambda i: (),
+                check=lambda result, _: _equal(_field(result, "message_count"), messages, "message_count"),
+            ),
             # Named with the file's message count: the full-text index has a row for each.
-            Operation("delete_session (%d of %s messages)" % (SESSION_SIZE, f"{messages:,}"), "delete_session",
-                      self.plan.delete_calls, lambda i: (DELETE % i,),
-                      check=lambda result, _: _equal(result, True, "deleted")),
+            Operation(
+                "delete_session (%d of %s messages)" % (SESSION_SIZE, f"{messages:,}"),
+                "delete_session",
+                self.plan.delete_calls,
+                lambda i: (DELETE % i,),
+                check=lambda result, _: _equal(result, True, "deleted"),
+            ),
         ]
 
 
@@ -354,21 +426,49 @@ class HitlWorkload:
     def operations(self) -> list[Operation]:
         plan, pending = self.plan, self.plan.pending
         return [
-            Operation("list_pending (limit %d)" % PAGE, "list_pending", plan.calls, lambda i: (PAGE,),
-                      check=lambda result, _: _equal(len(result), PAGE, "requests")),
-            Operation("list_pending (all %s)" % f"{pending:,}", "list_pending", plan.large_calls, lambda i: (None,),
-                      check=lambda result, _: _equal(len(result), pending, "requests")),
-            Operation("respond_to_request", "respond_to_request", plan.calls,
-                      lambda i: (_pending_id(pending - 1 - i), "approved", "Go ahead", "alice"),
-                      check=lambda result, _: _equal(_field(result, "status"), "approved", "status")),
-            Operation("expire_overdue (none due)", "expire_overdue", plan.calls, lambda i: (None,),
-                      check=lambda result, _: _equal(result, 0, "expired")),
-            Operation("expire_overdue (%d due)" % plan.due_per_sweep, "expire_overdue", plan.slow_calls,
-                      lambda i: (self._sweep_time(i),),
-                      check=lambda result, _: _equal(result, plan.due_per_sweep, "expired")),
+            Operation(
+                "list_pending (limit %d)" % PAGE,
+                "list_pending",
+                plan.calls,
+                lambda i: (PAGE,),
+                check=lambda result, _: _equal(len(result), PAGE, "requests"),
+            ),
+            Operation(
+                "list_pending (all %s)" % f"{pending:,}",
+                "list_pending",
+                plan.large_calls,
+                lambda i: (None,),
+                check=lambda result, _: _equal(len(result), pending, "requests"),
+            ),
+            Operation(
+                "respond_to_request",
+                "respond_to_request",
+                plan.calls,
+                lambda i: (_pending_id(pending - 1 - i), "approved", "Go ahead", "alice"),
+                check=lambda result, _: _equal(_field(result, "status"), "approved", "status"),
+            ),
+            Operation(
+                "expire_overdue (none due)",
+                "expire_overdue",
+                plan.calls,
+                lambda i: (None,),
+                check=lambda result, _: _equal(result, 0, "expired"),
+            ),
+            Operation(
+                "expire_overdue (%d due)" % plan.due_per_sweep,
+                "expire_overdue",
+                plan.slow_calls,
+                lambda i: (self._sweep_time(i),),
+                check=lambda result, _: _equal(result, plan.due_per_sweep, "expired"),
+            ),
             # Last: its new requests fall due before the sweeps' `now`.
-            Operation("store (request)", "store_request", plan.calls, lambda i: (_request(i),),
-                      check=lambda result, _: _equal(_field(result, "status"), "pending", "status")),
+            Operation(
+                "store (request)",
+                "store_request",
+                plan.calls,
+                lambda i: (_request(i),),
+                check=lambda result, _: _equal(_field(result, "status"), "pending", "status"),
+            ),
         ]
 
     def _sweep_time(self, i: int) -> datetime.datetime:
@@ -397,11 +497,19 @@ def _request_rows(plan: Plan, now: int, deadlines: int) -> list[dict]:
 def _request_row(request_id: str, n: int, created: int, expires: int, status: str) -> dict:
     decided = status != "pending"
     return {
-        "id": request_id, "agent_id": "agent_%d" % (n % 10), "session_id": "sess_%03d" % (n % 1_000),
-        "question": "Refund order %d?" % n, "context_json": json.dumps({"order": n}),
-        "request_type": "input" if status == "responded" else "approval", "priority": PRIORITIES[n % 4],
-        "timeout_ms": expires - created, "created_at": created, "expires_at": expires, "status": status,
-        "response": "done" if decided else "", "response_data_json": "",
+        "id": request_id,
+        "agent_id": "agent_%d" % (n % 10),
+        "session_id": "sess_%03d" % (n % 1_000),
+        "question": "Refund order %d?" % n,
+        "context_json": json.dumps({"order": n}),
+        "request_type": "input" if status == "responded" else "approval",
+        "priority": PRIORITIES[n % 4],
+        "timeout_ms": expires - created,
+        "created_at": created,
+        "expires_at": expires,
+        "status": status,
+        "response": "done" if decided else "",
+        "response_data_json": "",
         "responded_at": created + 1000 if decided else None,
         "responded_by": ("system:expiry" if status == "expired" else "alice") if decided else "",
     }
@@ -435,10 +543,20 @@ class ReferencesWorkload:
             _equal(hashlib.sha256(result).hexdigest(), args[0], "SHA-256 of the bytes resolved")
 
         return [
-            Operation("references store %s (new)" % label, "store_reference", self.calls, lambda i: (payload(i),),
-                      check=counts(1)),
-            Operation("references store %s (again)" % label, "store_reference", self.calls,
-                      lambda i: (payload(i),), check=counts(2)),
+            Operation(
+                "references store %s (new)" % label,
+                "store_reference",
+                self.calls,
+                lambda i: (payload(i),),
+                check=counts(1),
+            ),
+            Operation(
+                "references store %s (again)" % label,
+                "store_reference",
+                self.calls,
+                lambda i: (payload(i),),
+                check=counts(2),
+            ),
             Operation("references resolve %s" % label, "resolve", self.calls, reference_id, check=hashes_to_id),
             Operation("references retain %s" % label, "retain", self.calls, reference_id, check=returns(3)),
             Operation("references release %s" % label, "release", self.calls, reference_id, check=returns(2)),
@@ -446,8 +564,12 @@ class ReferencesWorkload:
 
 
 def _workloads(plan: Plan) -> list:
-    return [SessionsWorkload(plan), HitlWorkload(plan), ReferencesWorkload(KB, plan.calls),
-            ReferencesWorkload(MB, plan.large_calls)]
+    return [
+        SessionsWorkload(plan),
+        HitlWorkload(plan),
+        ReferencesWorkload(KB, plan.calls),
+        ReferencesWorkload(MB, plan.large_calls),
+    ]
 
 
 # Timing.
@@ -468,8 +590,15 @@ class Figure:
         ordered = sorted(samples)
         p50 = _percentile(ordered, 0.50)
         ratio = None if baseline_p50 is None else p50 / baseline_p50
-        return cls(operation, store, p50 / 1e6, _percentile(ordered, 0.99) / 1e6,
-                   len(ordered) * 1e9 / sum(ordered), ratio, len(ordered))
+        return cls(
+            operation,
+            store,
+            p50 / 1e6,
+            _percentile(ordered, 0.99) / 1e6,
+            len(ordered) * 1e9 / sum(ordered),
+            ratio,
+            len(ordered),
+        )
 
 
 def _percentile(ordered: list, q: float) -> float:
@@ -483,7 +612,7 @@ def measure(operation: Operation, stores: list) -> dict[str, list[int]]:
     for i in range(operation.iterations):
         arguments = operation.arguments(i)
         # The first store rotates: none always runs right after another's write or read.
-        for store in stores[i % len(stores):] + stores[: i % len(stores)]:
+        for store in stores[i % len(stores) :] + stores[: i % len(stores)]:
             elapsed = _timed_call(operation, store, arguments)
             if i >= operation.discarded:
                 samples[store.name].append(elapsed)
@@ -544,8 +673,7 @@ def run_once(plan: Plan, peers: list, database_url: str | None) -> list[Figure]:
 
 def _open_stores(directory: str, peers: list, database_url: str | None, stack: contextlib.ExitStack) -> list:
     """raw first (the baseline), then loom, loom-pg and the peers; each closed when `stack` ends."""
-    makers = [lambda: _raw.RawStore(os.path.join(directory, "raw")),
-              lambda: LoomStore(os.path.join(directory, "loom"))]
+    makers = [lambda: _raw.RawStore(os.path.join(directory, "raw")), lambda: LoomStore(os.path.join(directory, "loom"))]
     if database_url:
         makers.append(lambda: LoomStore(database_url=stack.enter_context(_throwaway_schema(database_url))))
     makers += [functools.partial(peer, directory) for peer in peers]
@@ -579,15 +707,17 @@ def across_runs(runs: list[list[Figure]]) -> list[dict]:
     summary = []
     for (operation, store), figures in grouped.items():
         ratios = [f.ratio_to_raw for f in figures if f.ratio_to_raw is not None]
-        summary.append({
-            "operation": operation,
-            "store": store,
-            "p50_ms": statistics.median(f.p50_ms for f in figures),
-            "p99_ms": statistics.median(f.p99_ms for f in figures),
-            "ops_per_s": statistics.median(f.ops_per_s for f in figures),
-            "ratio_to_raw": statistics.median(ratios) if ratios else None,
-            "p50_ms_per_run": [f.p50_ms for f in figures],
-        })
+        summary.append(
+            {
+                "operation": operation,
+                "store": store,
+                "p50_ms": statistics.median(f.p50_ms for f in figures),
+                "p99_ms": statistics.median(f.p99_ms for f in figures),
+                "ops_per_s": statistics.median(f.ops_per_s for f in figures),
+                "ratio_to_raw": statistics.median(ratios) if ratios else None,
+                "p50_ms_per_run": [f.p50_ms for f in figures],
+            }
+        )
     return summary
 
 
@@ -669,11 +799,22 @@ def run_scale(plan: Plan) -> list[dict]:
         written = {store.name: _write_scale(store, plan.scale_sessions) for store in stores}
         sample = random.Random(0).sample(range(plan.scale_sessions), plan.scale_loads)
         messages = plan.scale_sessions * BATCH
-        loads = Operation("load_session", "load_session", len(sample), lambda i: (SCALE % sample[i % len(sample)],),
-                          warmup=len(sample),  # a first pass over the same sessions: warm
-                          check=lambda result, _: _equal(len(_loaded_messages(result)), BATCH, "messages"))
-        stats = Operation("get_stats", "get_stats", 5, lambda i: (), warmup=1,
-                          check=lambda result, _: _equal(_field(result, "message_count"), messages, "message_count"))
+        loads = Operation(
+            "load_session",
+            "load_session",
+            len(sample),
+            lambda i: (SCALE % sample[i % len(sample)],),
+            warmup=len(sample),  # a first pass over the same sessions: warm
+            check=lambda result, _: _equal(len(_loaded_messages(result)), BATCH, "messages"),
+        )
+        stats = Operation(
+            "get_stats",
+            "get_stats",
+            5,
+            lambda i: (),
+            warmup=1,
+            check=lambda result, _: _equal(_field(result, "message_count"), messages, "message_count"),
+        )
         load_figures = {f.store: f for f in _figures(loads.name, measure(loads, stores))}
         stats_figures = {f.store: f for f in _figures(stats.name, measure(stats, stores))}
         return [
@@ -698,8 +839,15 @@ def _scale_figures(store, write_s: float, messages: int, load: Figure, stats: Fi
     path = store.path("sessions")
     _raw.checkpoint(path)
     size = os.path.getsize(path) + (os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0)
-    return {"store": store.name, "messages": messages, "write_s": write_s, "load_session_p50_ms": load.p50_ms,
-            "load_session_p99_ms": load.p99_ms, "get_stats_ms": stats.p50_ms, "bytes_per_message": size / messages}
+    return {
+        "store": store.name,
+        "messages": messages,
+        "write_s": write_s,
+        "load_session_p50_ms": load.p50_ms,
+        "load_session_p99_ms": load.p99_ms,
+        "get_stats_ms": stats.p50_ms,
+        "bytes_per_message": size / messages,
+    }
 
 
 # Output.
@@ -734,13 +882,22 @@ def print_table(summary: list[dict], runs: int) -> None:
         name = row["operation"] if row["operation"] != previous else ""
         previous = row["operation"]
         ratio = "%8.2f" % row["ratio_to_raw"] if row["ratio_to_raw"] is not None else "%8s" % "-"
-        line = "%-*s %-20s %9.3f %9.3f %11s %s" % (width, name, row["store"], row["p50_ms"], row["p99_ms"],
-                                                    f"{row['ops_per_s']:,.0f}", ratio)
+        line = "%-*s %-20s %9.3f %9.3f %11s %s" % (
+            width,
+            name,
+            row["store"],
+            row["p50_ms"],
+            row["p99_ms"],
+            f"{row['ops_per_s']:,.0f}",
+            ratio,
+        )
         if runs > 1:
             line += "  " + " ".join("%.3f" % p50 for p50 in row["p50_ms_per_run"])
         print(line)
-    print("P50/raw: the P50 over raw sqlite3's P50 in the same run%s." % (
-        "; each figure is the median over the runs" if runs > 1 else ""))
+    print(
+        "P50/raw: the P50 over raw sqlite3's P50 in the same run%s."
+        % ("; each figure is the median over the runs" if runs > 1 else "")
+    )
     print('ops/s: calls per second of time spent in the calls (rows per second on "per row" lines).')
     print()
 
@@ -750,20 +907,35 @@ def print_memory(figures: list[dict]) -> None:
     print("(it includes SQLite's page cache and mapped pages), in MB and in copies of the payload; and time")
     for figure in figures:
         peak = figure["peak_bytes"]
-        print("  %-8s %-6s peak +%5.0f MB (%.1f copies) %9.1f ms" % (
-            figure["operation"], figure["store"], peak / MB, peak / LARGE, figure["ms"]))
+        print(
+            "  %-8s %-6s peak +%5.0f MB (%.1f copies) %9.1f ms"
+            % (figure["operation"], figure["store"], peak / MB, peak / LARGE, figure["ms"])
+        )
     print()
 
 
 def print_scale(figures: list[dict], plan: Plan) -> None:
-    print("scale: %s sessions x %d messages = %s messages per store, written with save_session + save_messages"
-          % (f"{plan.scale_sessions:,}", BATCH, f"{plan.scale_sessions * BATCH:,}"))
-    print("  %-6s %9s %11s %16s %16s %13s %14s" % ("store", "write s", "messages/s", "load_session P50",
-                                                 "load_session P99", "get_stats ms", "bytes/message"))
+    print(
+        "scale: %s sessions x %d messages = %s messages per store, written with save_session + save_messages"
+        % (f"{plan.scale_sessions:,}", BATCH, f"{plan.scale_sessions * BATCH:,}")
+    )
+    print(
+        "  %-6s %9s %11s %16s %16s %13s %14s"
+        % ("store", "write s", "messages/s", "load_session P50", "load_session P99", "get_stats ms", "bytes/message")
+    )
     for f in figures:
-        print("  %-6s %9.1f %11s %13.3f ms %13.3f ms %13.3f %14.0f" % (
-            f["store"], f["write_s"], f"{f['messages'] / f['write_s']:,.0f}", f["load_session_p50_ms"],
-            f["load_session_p99_ms"], f["get_stats_ms"], f["bytes_per_message"]))
+        print(
+            "  %-6s %9.1f %11s %13.3f ms %13.3f ms %13.3f %14.0f"
+            % (
+                f["store"],
+                f["write_s"],
+                f"{f['messages'] / f['write_s']:,.0f}",
+                f["load_session_p50_ms"],
+                f["load_session_p99_ms"],
+                f["get_stats_ms"],
+                f["bytes_per_message"],
+            )
+        )
     print("  (load_session: %s random sessions, after a warm pass over them)" % f"{plan.scale_loads:,}")
     print()
 
@@ -811,9 +983,15 @@ def main(argv=None) -> None:
         print_scale(scale, plan)
     print("wall time %.0f s" % (time.monotonic() - started))
     if args.json:
-        document = {"environment": env, "mode": mode, "plan": dataclasses.asdict(plan),
-                    "runs": [[dataclasses.asdict(f) for f in figures] for figures in every_run],
-                    "summary": summary, "references_50mb": memory, "scale": scale}
+        document = {
+            "environment": env,
+            "mode": mode,
+            "plan": dataclasses.asdict(plan),
+            "runs": [[dataclasses.asdict(f) for f in figures] for figures in every_run],
+            "summary": summary,
+            "references_50mb": memory,
+            "scale": scale,
+        }
         with open(args.json, "w") as out:
             json.dump(document, out, indent=1)
 

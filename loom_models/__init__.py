@@ -1,11 +1,11 @@
 """loom_models: the persistence layer of the Loom agent platform.
 
-    from loom_models import open_storage
-    from loom_models.sessions import Message, Session
+from loom_models import open_storage
+from loom_models.sessions import Message, Session
 
-    with open_storage("./loom-data") as storage:
-        storage.sessions.save_session(Session(id="sess_1", agent_id="support"))
-        storage.sessions.save_message("sess_1", Message(role="user", content="Hi"))
+with open_storage("./loom-data") as storage:
+    storage.sessions.save_session(Session(id="sess_1", agent_id="support"))
+    storage.sessions.save_message("sess_1", Message(role="user", content="Hi"))
 """
 
 from .errors import (

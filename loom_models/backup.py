@@ -25,8 +25,8 @@ from collections.abc import Callable
 
 import peewee
 
-from .errors import ConflictError, DatabaseCorruptError, NotFoundError, ValidationError, storage_call
 from .db import require_sqlite
+from .errors import ConflictError, DatabaseCorruptError, NotFoundError, ValidationError, storage_call
 
 DATABASE_FILES = ("sessions.db", "hitl.db", "references.db")
 _STAMP = "%Y%m%dT%H%M%SZ"
@@ -53,7 +53,9 @@ def backup(database: peewee.Database, destination: Path, progress: Progress | No
 
 
 @storage_call
-def backup_data_dir(data_dir: Path, backup_dir: Path, keep_days: int = 7, progress: Progress | None = None) -> list[str]:
+def backup_data_dir(
+    data_dir: Path, backup_dir: Path, keep_days: int = 7, progress: Progress | None = None
+) -> list[str]:
     """Back up each database of a data directory to `<name>-<UTC time>.db`; prune older ones.
 
     `progress(remaining_pages, total_pages)` follows each database's copy in turn.
@@ -88,8 +90,9 @@ def restore(backup_file: Path, database_path: Path, progress: Progress | None = 
     try:
         staged = _staged_copy(backup_file, database_path, progress)
     except (sqlite3.DatabaseError, DatabaseCorruptError) as error:
-        raise DatabaseCorruptError("backup %s is not a usable database (%s); choose another backup"
-                                   % (backup_file, error)) from error
+        raise DatabaseCorruptError(
+            "backup %s is not a usable database (%s); choose another backup" % (backup_file, error)
+        ) from error
     try:
         _check_same_kind(staged, database_path)
         _refuse_if_open(database_path)  # again: the copy took a while
@@ -107,7 +110,7 @@ _DOMAIN_TABLES = ("sessions", "human_requests", "reference_store")
 def dump_sql(database: peewee.Database, path: Path) -> str:
     """Write the database as SQL text (schema and rows), one snapshot, to `path`.
 
-        dump_sql(db, "sessions.sql")
+    dump_sql(db, "sessions.sql")
     """
     require_sqlite(database, "dump_sql")
     path = os.fspath(path)
@@ -147,7 +150,7 @@ def _literal(text: str) -> str:
 def load_sql(path: Path, database_path: Path) -> None:
     """Build a new database at `database_path` from a dump_sql file, verified.
 
-        load_sql("sessions.sql", "copy.db")
+    load_sql("sessions.sql", "copy.db")
     """
     path, database_path = os.fspath(path), os.fspath(database_path)
     if os.path.exists(database_path):
@@ -185,13 +188,15 @@ def _check_same_kind(staged: str, database_path: str) -> None:
     wanted = set(_DOMAIN_TABLES) & _tables(database_path)
     missing = wanted - _tables(staged)
     if missing:
-        raise ConflictError("the backup holds no %s table, which %s has: it is a backup of another database"
-                            % (", ".join(sorted(missing)), database_path))
+        raise ConflictError(
+            "the backup holds no %s table, which %s has: it is a backup of another database"
+            % (", ".join(sorted(missing)), database_path)
+        )
 
 
 def _tables(path: str) -> set:
     with contextlib.closing(sqlite3.connect(path)) as db:
-        return {name for name, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def _staged_copy(source_path: str, destination: str, progress: Progress | None) -> str:

@@ -60,7 +60,7 @@ def open_database(path_or_url: str | os.PathLike, pragmas: dict | None = None) -
 def redact(url: str) -> str:
     """A database URL fit for a message or a log: its password replaced by ***.
 
-        redact("postgresql://loom:s3cret@db/loom")   # 'postgresql://loom:***@db/loom'
+    redact("postgresql://loom:s3cret@db/loom")   # 'postgresql://loom:***@db/loom'
     """
     parts = urlparse(url)
     if parts.password is None:
@@ -90,7 +90,7 @@ def require_sqlite(database: peewee.Database, operation: str) -> peewee.SqliteDa
 def check_pragmas(database: peewee.Database) -> dict:
     """The values in force on this thread's connection, as SQLite reports them.
 
-        check_pragmas(db)["journal_mode"]   # 'wal'
+    check_pragmas(db)["journal_mode"]   # 'wal'
     """
     sqlite = require_sqlite(database, "check_pragmas")
     return {name: sqlite.pragma(name) for name in DEFAULT_PRAGMAS}

@@ -1,9 +1,9 @@
 """peewee fields for the reference implementation's on-disk conventions.
 
-    created_at = UnixTimeField()                 # INTEGER seconds <-> aware UTC datetime
-    created_at = UnixTimeField(resolution=1000)  # INTEGER milliseconds
-    expires_at = UnixTimeField(none_as=0)        # 0 <-> None
-    context = JSONField(column_name="context_json", none_as="null")  # None -> 'null'
+created_at = UnixTimeField()                 # INTEGER seconds <-> aware UTC datetime
+created_at = UnixTimeField(resolution=1000)  # INTEGER milliseconds
+expires_at = UnixTimeField(none_as=0)        # 0 <-> None
+context = JSONField(column_name="context_json", none_as="null")  # None -> 'null'
 """
 
 from __future__ import annotations

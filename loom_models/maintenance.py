@@ -32,8 +32,8 @@ CHECKPOINT_MODES = ("PASSIVE", "FULL", "RESTART", "TRUNCATE")
 def integrity_check(database: peewee.Database, *, quick: bool = False, raise_on_error: bool = False) -> list[str]:
     """The problems SQLite finds in the file and its foreign keys; [] when healthy.
 
-        integrity_check(db, quick=True)          # quick_check: no index cross-checks
-        integrity_check(db, raise_on_error=True) # DatabaseCorruptError instead of a list
+    integrity_check(db, quick=True)          # quick_check: no index cross-checks
+    integrity_check(db, raise_on_error=True) # DatabaseCorruptError instead of a list
     """
     require_sqlite(database, "integrity_check")
     pragma = "quick_check" if quick else "integrity_check"
@@ -99,7 +99,7 @@ def incremental_vacuum(database: peewee.Database, pages: int) -> int:
 def wal_checkpoint(database: peewee.Database, mode: str = "PASSIVE") -> tuple[int, int, int]:
     """Copy the WAL into the database file: (busy, log_pages, checkpointed_pages).
 
-        wal_checkpoint(db, "TRUNCATE")   # and empty the WAL file
+    wal_checkpoint(db, "TRUNCATE")   # and empty the WAL file
     """
     require_sqlite(database, "wal_checkpoint")
     if mode not in CHECKPOINT_MODES:
@@ -112,7 +112,7 @@ def wal_checkpoint(database: peewee.Database, mode: str = "PASSIVE") -> tuple[in
 def fragmentation(database: peewee.Database) -> Fragmentation:
     """Pages in the file, pages free, and the free share (0-1): VACUUM when it is high.
 
-        fragmentation(db).ratio
+    fragmentation(db).ratio
     """
     sqlite = require_sqlite(database, "fragmentation")
     pages, free = sqlite.pragma("page_count"), sqlite.pragma("freelist_count")
@@ -123,7 +123,7 @@ def fragmentation(database: peewee.Database) -> Fragmentation:
 def sizes(database: peewee.Database) -> Sizes:
     """Bytes of the database and of its WAL (PostgreSQL: the tables of the current schema; WAL 0).
 
-        sizes(db).wal_bytes
+    sizes(db).wal_bytes
     """
     if not is_sqlite(database):
         (size,) = database.execute_sql(
@@ -143,7 +143,7 @@ def sizes(database: peewee.Database) -> Sizes:
 def explain(database: peewee.Database, sql: str | peewee.Node, params: tuple | list = ()) -> list[str]:
     """The query plan's lines for SQL text or a peewee query.
 
-        explain(db, repo.Message.select().where(repo.Message.session == "s"))
+    explain(db, repo.Message.select().where(repo.Message.session == "s"))
     """
     text, values = database.get_sql_context().sql(sql).query() if isinstance(sql, peewee.Node) else (sql, params)
     if is_sqlite(database):

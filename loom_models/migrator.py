@@ -117,9 +117,11 @@ def _backup(database: peewee.SqliteDatabase, domain: str) -> None:
     handle, path = tempfile.mkstemp(prefix="%s.%s.pre-%s-" % (name, stamp, domain), suffix=".bak", dir=directory)
     os.close(handle)
     try:
-        with contextlib.closing(sqlite3.connect(database.database)) as source:
-            with contextlib.closing(sqlite3.connect(path)) as copy:
-                source.backup(copy)
+        with (
+            contextlib.closing(sqlite3.connect(database.database)) as source,
+            contextlib.closing(sqlite3.connect(path)) as copy,
+        ):
+            source.backup(copy)
     except BaseException:
         os.remove(path)  # never leave a partial file that looks like a backup
         raise

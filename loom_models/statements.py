@@ -80,7 +80,7 @@ class Decoder:
     def models(self, rows: Iterable[tuple]) -> list:
         decoded = []
         for row in rows:
-            values = dict(zip(self.names, row))
+            values = dict(zip(self.names, row, strict=True))
             for name, index, convert in self.converters:
                 if row[index] is not None:  # NULL is None to every field
                     values[name] = convert(row[index])

@@ -1,12 +1,12 @@
 """What the domain schemas share: marshmallow fields for our columns, and input checks.
 
-    class NoteSchema(marshmallow.Schema):
-        text = Text(required=True)          # a str that any backend can store
-        data = JSONValue(load_default=None)  # JSON-serialisable, returned as stored
-        at = UnixTime(resolution=1)         # aware UTC datetime, whole seconds
+class NoteSchema(marshmallow.Schema):
+    text = Text(required=True)          # a str that any backend can store
+    data = JSONValue(load_default=None)  # JSON-serialisable, returned as stored
+    at = UnixTime(resolution=1)         # aware UTC datetime, whole seconds
 
-    values = load(NoteSchema(), {"text": "hi", "at": datetime.now()})
-    check_limit(0)   # ValidationError {'limit': ['Must be a positive integer.']}
+values = load(NoteSchema(), {"text": "hi", "at": datetime.now()})
+check_limit(0)   # ValidationError {'limit': ['Must be a positive integer.']}
 """
 
 from __future__ import annotations

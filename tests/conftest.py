@@ -35,9 +35,8 @@ class SQLiteBackend:
         return open_database(self.target, pragmas=pragmas)
 
     def sql(self, query: str, *params) -> list[tuple]:
-        with contextlib.closing(sqlite3.connect(self.target)) as connection:
-            with connection:
-                return connection.execute(query, params).fetchall()
+        with contextlib.closing(sqlite3.connect(self.target)) as connection, connection:
+            return connection.execute(query, params).fetchall()
 
     @contextlib.contextmanager
     def write_lock(self, tables=()):
@@ -78,10 +77,9 @@ class PostgresBackend:
         return self._psycopg2.connect(dsn, options=options)
 
     def sql(self, query: str, *params, search_path: bool = True) -> list[tuple]:
-        with contextlib.closing(self._connect(search_path)) as connection:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(query.replace("?", "%s"), params)
-                return cursor.fetchall() if cursor.description else []
+        with contextlib.closing(self._connect(search_path)) as connection, connection, connection.cursor() as cursor:
+            cursor.execute(query.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
 
     @contextlib.contextmanager
     def write_lock(self, tables=("sessions", "messages", "tool_executions")):

@@ -91,10 +91,14 @@ def write_reference_directory(directory):
         db.execute("PRAGMA journal_mode = wal")
         db.execute("PRAGMA foreign_keys = 1")
         db.executescript(SESSIONS_DDL)
-        db.execute("INSERT INTO sessions VALUES ('coord', 'Coordinator', 'lead', NULL, 'null', ?, ?, 0.003, 30)",
-                   (NOW, NOW + 5))
-        db.execute("INSERT INTO sessions VALUES ('child', NULL, 'worker', 'coord', ?, ?, ?, 0, 0)",
-                   (json.dumps({"task": "search"}), NOW, NOW))
+        db.execute(
+            "INSERT INTO sessions VALUES ('coord', 'Coordinator', 'lead', NULL, 'null', ?, ?, 0.003, 30)",
+            (NOW, NOW + 5),
+        )
+        db.execute(
+            "INSERT INTO sessions VALUES ('child', NULL, 'worker', 'coord', ?, ?, ?, 0, 0)",
+            (json.dumps({"task": "search"}), NOW, NOW),
+        )
         db.executemany(
             "INSERT INTO messages (session_id, role, content, tool_calls_json, tool_use_id, tool_result_json,"
             " session_context, timestamp, token_count, cost_usd, agent_id) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -104,32 +108,49 @@ def write_reference_directory(directory):
                 ("coord", "tool", "3 hits", None, "call_1", TOOL_RESULT, "shared", NOW + 2, 5, 0.0005, "lead"),
             ],
         )
-        db.execute("INSERT INTO tool_executions (session_id, tool_name, input_json, result_json, error,"
-                   " execution_time_ms, timestamp) VALUES ('coord', 'search', '{\"q\":\"loom\"}', 'null', NULL, 42, ?)",
-                   (NOW + 1,))
-        db.execute("INSERT INTO memory_snapshots (session_id, snapshot_type, content, token_count, created_at)"
-                   " VALUES ('coord', 'summary', 'They looked for docs.', 6, ?)", (NOW + 3,))
-        db.execute("INSERT INTO artifacts (id, name, path, source, session_id, created_at, tags) VALUES"
-                   " ('art_1', 'docs.md', '/tmp/docs.md', 'tool', 'coord', ?, 'docs')", (NOW,))
+        db.execute(
+            "INSERT INTO tool_executions (session_id, tool_name, input_json, result_json, error,"
+            " execution_time_ms, timestamp) VALUES ('coord', 'search', '{\"q\":\"loom\"}', 'null', NULL, 42, ?)",
+            (NOW + 1,),
+        )
+        db.execute(
+            "INSERT INTO memory_snapshots (session_id, snapshot_type, content, token_count, created_at)"
+            " VALUES ('coord', 'summary', 'They looked for docs.', 6, ?)",
+            (NOW + 3,),
+        )
+        db.execute(
+            "INSERT INTO artifacts (id, name, path, source, session_id, created_at, tags) VALUES"
+            " ('art_1', 'docs.md', '/tmp/docs.md', 'tool', 'coord', ?, 'docs')",
+            (NOW,),
+        )
     with sqlite3.connect(directory / "hitl.db") as db:
         db.executescript(HITL_DDL)
-        db.execute("INSERT INTO human_requests VALUES ('req_ref', 'lead', 'coord', 'Publish?', 'null', 'approval',"
-                   " 'normal', 60000, ?, ?, 'approved', 'yes', '', ?, 'alice')",
-                   (NOW * 1000, NOW * 1000 + 60000, NOW * 1000 + 100))
+        db.execute(
+            "INSERT INTO human_requests VALUES ('req_ref', 'lead', 'coord', 'Publish?', 'null', 'approval',"
+            " 'normal', 60000, ?, ?, 'approved', 'yes', '', ?, 'alice')",
+            (NOW * 1000, NOW * 1000 + 60000, NOW * 1000 + 100),
+        )
     with sqlite3.connect(directory / "references.db") as db:
         db.executescript(REFERENCES_DDL)
-        db.execute("INSERT INTO reference_store VALUES (?, 6, 2, ?, 2, ?, 0, 11)",
-                   ("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", b"hello world", NOW))
+        db.execute(
+            "INSERT INTO reference_store VALUES (?, 6, 2, ?, 2, ?, 0, 11)",
+            ("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", b"hello world", NOW),
+        )
 
 
 def snapshot(path):
     """Every table's rows (FTS shadow tables aside), and the names of every index and trigger."""
     with sqlite3.connect(path) as db:
-        tables = [t for t, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"
-                                         " AND name NOT LIKE 'schema_migration%' AND name NOT LIKE '%fts5_%'"
-                                         " AND name NOT LIKE 'sqlite_%'")]
+        tables = [
+            t
+            for (t,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+                " AND name NOT LIKE 'schema_migration%' AND name NOT LIKE '%fts5_%'"
+                " AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
         rows = {t: sorted(map(repr, db.execute('SELECT * FROM "%s"' % t))) for t in tables}
-        objects = {n for n, in db.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger')")}
+        objects = {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type IN ('index', 'trigger')")}
     return rows, objects
 
 
@@ -155,11 +176,15 @@ def test_adoption_keeps_every_row_table_index_and_trigger(reference_dir):
         assert rows == before[name][0], name
         assert objects >= before[name][1], name  # nothing dropped; our indexes added
     with sqlite3.connect(reference_dir / "sessions.db") as db:
-        assert {"idx_messages_session_time", "idx_sessions_parent"} <= {n for n, in db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index'")}
+        assert {"idx_messages_session_time", "idx_sessions_parent"} <= {
+            n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
         assert db.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [
-            ("0001_reference_schema",), ("0002_query_indexes",), ("0003_search",),
-            ("0004_search_by_rowid",)]
+            ("0001_reference_schema",),
+            ("0002_query_indexes",),
+            ("0003_search",),
+            ("0004_search_by_rowid",),
+        ]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert len(glob.glob(str(reference_dir / "*.pre-*.bak"))) == 3  # each file was copied first
 
@@ -173,8 +198,10 @@ def test_adopted_rows_read_as_they_were_written(reference_dir):
         assert coord.messages[2].tool_result["Data"] == {"hits": 3}
         assert storage.sessions.load_session("child").parent_session_id == "coord"
         assert storage.hitl.get("req_ref").priority == "normal"
-        assert storage.references.resolve(
-            "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", verify=True) == b"hello world"
+        assert (
+            storage.references.resolve("b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9", verify=True)
+            == b"hello world"
+        )
 
 
 def test_writes_keep_the_reference_tables_working(reference_dir):
@@ -184,14 +211,18 @@ def test_writes_keep_the_reference_tables_working(reference_dir):
         assert storage.sessions.load_session("coord").total_tokens == 34
 
         with sqlite3.connect(reference_dir / "sessions.db") as db:  # the reference's FTS trigger ran
-            assert db.execute("SELECT COUNT(*) FROM messages_fts5 WHERE messages_fts5 MATCH 'question'").fetchone() == (1,)
+            assert db.execute("SELECT COUNT(*) FROM messages_fts5 WHERE messages_fts5 MATCH 'question'").fetchone() == (
+                1,
+            )
 
         assert storage.sessions.delete_session("coord") is True
 
     with sqlite3.connect(reference_dir / "sessions.db") as db:
-        counts = db.execute("SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM memory_snapshots),"
-                            " (SELECT COUNT(*) FROM artifacts), (SELECT COUNT(*) FROM messages_fts5),"
-                            " (SELECT parent_session_id FROM sessions WHERE id = 'child')").fetchone()
+        counts = db.execute(
+            "SELECT (SELECT COUNT(*) FROM messages), (SELECT COUNT(*) FROM memory_snapshots),"
+            " (SELECT COUNT(*) FROM artifacts), (SELECT COUNT(*) FROM messages_fts5),"
+            " (SELECT parent_session_id FROM sessions WHERE id = 'child')"
+        ).fetchone()
     assert counts == (0, 0, 0, 0, None)  # cascaded as the reference's own delete does
 
 

@@ -143,14 +143,14 @@ def test_restore_checks_the_backup_before_touching_anything(tmp_path):
 def test_dump_and_load_sql_round_trip(tmp_path):
     with SessionRepository.open(tmp_path / "sessions.db") as repo:
         repo.save_session(Session(id="s", context={"k": "v"}))
-        repo.save_messages("s", [Message(role="user", content="it's \"quoted\"\n")] * 3)
+        repo.save_messages("s", [Message(role="user", content='it\'s "quoted"\n')] * 3)
         dumped = backup.dump_sql(repo.database, tmp_path / "dump.sql")
 
     backup.load_sql(dumped, tmp_path / "loaded.db")
 
     with SessionRepository.open(tmp_path / "loaded.db") as copy:
         assert copy.load_session("s").context == {"k": "v"}
-        assert [m.content for m in copy.load_messages("s")] == ["it's \"quoted\"\n"] * 3
+        assert [m.content for m in copy.load_messages("s")] == ['it\'s "quoted"\n'] * 3
     with pytest.raises(ConflictError):
         backup.load_sql(dumped, tmp_path / "loaded.db")
 
@@ -191,7 +191,7 @@ def test_restore_refuses_a_backup_of_another_database(tmp_path):
     with open_storage(tmp_path / "data", gc_interval=0) as storage:
         storage.sessions.save_session(Session(id="precious"))
     written = backup.backup_data_dir(tmp_path / "data", tmp_path / "backups")
-    hitl_backup = [p for p in written if os.path.basename(p).startswith("hitl-")][0]
+    hitl_backup = next(p for p in written if os.path.basename(p).startswith("hitl-"))
 
     with pytest.raises(ConflictError, match="another database"):
         backup.restore(hitl_backup, tmp_path / "data" / "sessions.db")

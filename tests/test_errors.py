@@ -88,7 +88,7 @@ def test_postgres_errors_by_sqlstate(sqlstate, expected):
         try:
             raise FakePostgresError(sqlstate)
         except FakePostgresError as driver:
-            raise peewee.DatabaseError(str(driver))
+            raise peewee.DatabaseError(str(driver))  # noqa: B904 - as peewee does: the driver's error is the context
     except peewee.DatabaseError as wrapped:
         assert type(errors.translate(wrapped)) is expected
 

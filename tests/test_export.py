@@ -17,8 +17,10 @@ def at(seconds: int) -> datetime.datetime:
 
 
 def without_ids(document: dict) -> dict:
-    rows = {name: [{k: v for k, v in row.items() if k != "id"} for row in document[name]]
-            for name in ("messages", "tool_executions")}
+    rows = {
+        name: [{k: v for k, v in row.items() if k != "id"} for row in document[name]]
+        for name in ("messages", "tool_executions")
+    }
     return {**document, **rows}
 
 
@@ -26,14 +28,34 @@ def without_ids(document: dict) -> dict:
 def exported(repo, backend):
     """An exported session with messages (one tie in time) and tool executions, as JSON text would give it."""
     repo.save_session(Session(id="sess_1", name="Support", agent_id="a1", context={"user": "john"}, created_at=at(0)))
-    repo.save_messages("sess_1", [
-        Message(role="user", content="Where is my order?", timestamp=at(10), token_count=7, cost_usd=0.1),
-        Message(role="assistant", content="On its way.", timestamp=at(20), token_count=5, cost_usd=0.2,
-                tool_calls=[{"name": "lookup"}], session_context="coordinator", agent_id="a1"),
-        Message(role="tool", content="", timestamp=at(20), tool_use_id="t1", tool_result={"status": "shipped"}),
-    ])
-    repo.save_tool_execution("sess_1", ToolExecution(tool_name="lookup", input={"order": 42}, result=None,
-                                                     error="timeout", execution_time_ms=1500, timestamp=at(15)))
+    repo.save_messages(
+        "sess_1",
+        [
+            Message(role="user", content="Where is my order?", timestamp=at(10), token_count=7, cost_usd=0.1),
+            Message(
+                role="assistant",
+                content="On its way.",
+                timestamp=at(20),
+                token_count=5,
+                cost_usd=0.2,
+                tool_calls=[{"name": "lookup"}],
+                session_context="coordinator",
+                agent_id="a1",
+            ),
+            Message(role="tool", content="", timestamp=at(20), tool_use_id="t1", tool_result={"status": "shipped"}),
+        ],
+    )
+    repo.save_tool_execution(
+        "sess_1",
+        ToolExecution(
+            tool_name="lookup",
+            input={"order": 42},
+            result=None,
+            error="timeout",
+            execution_time_ms=1500,
+            timestamp=at(15),
+        ),
+    )
     backend.sql("UPDATE sessions SET updated_at = ? WHERE id = 'sess_1'", int(at(30).timestamp()))
     return json.loads(json.dumps(repo.export_session("sess_1")))
 
@@ -101,8 +123,12 @@ def test_invalid_input_names_the_row_and_writes_nothing(exported, other):
         other.import_session(bad)
     assert raised.value.messages == {"messages": {3: {"role": ["Must be one of: user, assistant, tool, system."]}}}
 
-    for document in ([exported], {**exported, "updated_at": "yesterday"}, {**exported, "unknown": 1},
-                     {**exported, "tool_executions": {"not": "a list"}}):
+    for document in (
+        [exported],
+        {**exported, "updated_at": "yesterday"},
+        {**exported, "unknown": 1},
+        {**exported, "tool_executions": {"not": "a list"}},
+    ):
         with pytest.raises(ValidationError):
             other.import_session(document)
     assert other.get_stats().session_count == 0

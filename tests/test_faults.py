@@ -230,8 +230,15 @@ def test_a_writer_killed_at_random_moments_loses_nothing_it_acknowledged(backend
 
     print(
         "crash (%s): %d kills, %d acknowledged writes (%d messages, %d requests, %d answers, %d references), all there"
-        % (backend.name, CRASH_KILLS, acknowledged.count(), len(acknowledged.messages), len(acknowledged.requests),
-           len(acknowledged.approved), len(acknowledged.references))
+        % (
+            backend.name,
+            CRASH_KILLS,
+            acknowledged.count(),
+            len(acknowledged.messages),
+            len(acknowledged.requests),
+            len(acknowledged.approved),
+            len(acknowledged.references),
+        )
     )
     assert len(acknowledged.messages) > 10 * CRASH_KILLS  # the kills did land among writes
     assert acknowledged.approved and len(acknowledged.references) > CRASH_KILLS
@@ -407,7 +414,7 @@ def test_a_full_file_system_under_the_data_directory(tmp_path):
             assert len(storage.sessions.load_session("s").messages) == len(written["sessions"])
 
             filler.unlink()  # space again
-            for domain, write in writes.items():
+            for write in writes.values():
                 write(-1)
             assert sql("sessions", "SELECT COUNT(*) FROM messages") == [(len(written["sessions"]) + 1,)]
             assert sql("hitl", "SELECT COUNT(*) FROM human_requests") == [(len(written["hitl"]) + 1,)]
@@ -524,9 +531,8 @@ def test_a_damaged_file_gives_database_corrupt_on_open_or_read(pristine, tmp_pat
     data_dir = _copy(pristine, tmp_path)
     _damage(data_dir / FILES[domain], kind, MAIN_TABLES[domain])
 
-    with pytest.raises(DatabaseCorruptError) as caught:
-        with open_storage(data_dir, gc_interval=None) as storage:
-            _read_everything(storage, domain)
+    with pytest.raises(DatabaseCorruptError) as caught, open_storage(data_dir, gc_interval=None) as storage:
+        _read_everything(storage, domain)
     assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
     assert caught.value.code == "database_corrupt" and not caught.value.retryable
 
@@ -571,9 +577,8 @@ def test_a_damaged_file_leaves_the_other_domains_readable(pristine, tmp_path):
 def test_verify_catches_bytes_altered_with_raw_sql(tmp_path):
     with open_storage(tmp_path / "data", gc_interval=None) as storage:
         ref = storage.references.store(b"the original content")
-        with contextlib.closing(sqlite3.connect(tmp_path / "data" / "references.db")) as connection:
-            with connection:
-                connection.execute("UPDATE reference_store SET data = ? WHERE id = ?", (b"the altered content", ref.id))
+        with contextlib.closing(sqlite3.connect(tmp_path / "data" / "references.db")) as connection, connection:
+            connection.execute("UPDATE reference_store SET data = ? WHERE id = ?", (b"the altered content", ref.id))
 
         with pytest.raises(DatabaseCorruptError, match=ref.id) as caught:
             storage.references.resolve(ref.id, verify=True)

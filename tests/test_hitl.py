@@ -53,10 +53,17 @@ def test_store_files_a_pending_request_in_the_reference_layout(hitl, backend):
     assert stored.created_at == created.replace(microsecond=678_000)
     assert stored.expires_at == stored.created_at + datetime.timedelta(seconds=90)
     assert row(backend, "req_1", "created_at, expires_at, timeout_ms, context_json") == (
-        ms(created), ms(created) + 90_000, 90_000, '{"sql":"DELETE"}'
+        ms(created),
+        ms(created) + 90_000,
+        90_000,
+        '{"sql":"DELETE"}',
     )
     assert row(backend, "req_1", "status, response, responded_by, response_data_json, responded_at") == (
-        "pending", "", "", "", None
+        "pending",
+        "",
+        "",
+        "",
+        None,
     )
     assert hitl.get("req_1").__data__ == stored.__data__
 
@@ -66,7 +73,12 @@ def test_store_fills_sensible_defaults(hitl):
 
     assert stored.id.startswith("req_")
     assert hitl.store(request(id=None)).id.startswith("req_")
-    assert (stored.request_type, stored.priority, stored.timeout_ms, stored.context) == ("approval", "medium", 300_000, None)
+    assert (stored.request_type, stored.priority, stored.timeout_ms, stored.context) == (
+        "approval",
+        "medium",
+        300_000,
+        None,
+    )
 
 
 def test_a_duplicate_id_is_a_conflict_and_changes_nothing(hitl, backend):
@@ -116,8 +128,11 @@ def test_get_a_missing_request_is_not_found(hitl):
 
 def test_list_pending_orders_by_priority_then_age(hitl):
     for name, priority, age in [
-        ("low_old", "low", 50), ("high_new", "high", 10), ("critical", "critical", 5),
-        ("medium", "medium", 30), ("high_old", "high", 40),
+        ("low_old", "low", 50),
+        ("high_new", "high", 10),
+        ("critical", "critical", 5),
+        ("medium", "medium", 30),
+        ("high_old", "high", 40),
     ]:
         hitl.store(request(id=name, priority=priority, created_at=ago(age)))
 
@@ -157,7 +172,9 @@ def test_list_by_session_gives_every_status_newest_first(hitl):
     hitl.respond_to_request("mid", "rejected", "no", responded_by="bob")
 
     assert [(r.id, r.status) for r in hitl.list_by_session("sess_1")] == [
-        ("new", "pending"), ("mid", "rejected"), ("old", "pending")
+        ("new", "pending"),
+        ("mid", "rejected"),
+        ("old", "pending"),
     ]
 
 
@@ -173,16 +190,24 @@ def test_approve_records_the_audit_trail(hitl, backend):
     assert decided.response_data == {"ticket": 7}
     assert decided.responded_at is not None
     assert row(backend, "req_1", "status, response, responded_by, response_data_json, responded_at") == (
-        "approved", "Go ahead", "alice", '{"ticket":7}', ms(decided.responded_at)
+        "approved",
+        "Go ahead",
+        "alice",
+        '{"ticket":7}',
+        ms(decided.responded_at),
     )
 
 
 @pytest.mark.parametrize(
     "request_type, status, accepted",
     [
-        ("approval", "approved", True), ("approval", "rejected", True), ("approval", "responded", False),
-        ("input", "responded", True), ("input", "approved", False),
-        ("selection", "responded", True), ("selection", "rejected", False),
+        ("approval", "approved", True),
+        ("approval", "rejected", True),
+        ("approval", "responded", False),
+        ("input", "responded", True),
+        ("input", "approved", False),
+        ("selection", "responded", True),
+        ("selection", "rejected", False),
     ],
 )
 def test_each_request_type_takes_its_own_answers(hitl, backend, request_type, status, accepted):
@@ -333,8 +358,12 @@ def test_expire_overdue_sweeps_only_overdue_pending_requests(hitl, backend):
     assert hitl.expire_overdue() == 0
 
     rows = dict(backend.sql("SELECT id, status || ':' || responded_by FROM human_requests"))
-    assert rows == {"late1": "expired:system:expiry", "late2": "expired:system:expiry",
-                    "open": "pending:", "decided": "approved:"}
+    assert rows == {
+        "late1": "expired:system:expiry",
+        "late2": "expired:system:expiry",
+        "open": "pending:",
+        "decided": "approved:",
+    }
 
 
 def test_expire_overdue_at_a_given_time(hitl):
@@ -386,8 +415,14 @@ def test_wait_for_response_gives_up_after_its_timeout(hitl):
     hitl.store(request(id="req_1", timeout_ms=60_000))
 
     assert hitl.wait_for_response("req_1", timeout=0.2, poll_interval=0.05).status == "pending"
-    for bad in ({"timeout": -1}, {"poll_interval": 0}, {"poll_interval": float("nan")}, {"timeout": "1"},
-                {"timeout": 10**400}, {"poll_interval": 1e12}):
+    for bad in (
+        {"timeout": -1},
+        {"poll_interval": 0},
+        {"poll_interval": float("nan")},
+        {"timeout": "1"},
+        {"timeout": 10**400},
+        {"poll_interval": 1e12},
+    ):
         with pytest.raises(ValidationError):
             hitl.wait_for_response("req_1", **bad)
 
@@ -403,8 +438,10 @@ def test_delete_older_than_purges_decided_requests_only(hitl, backend):
     hitl.expire_overdue(now=ago(30))  # sweeps old_expired only
 
     assert hitl.delete_older_than(datetime.timedelta(seconds=100)) == 2
-    assert sorted(r for r, in backend.sql("SELECT id FROM human_requests")) == [
-        "new_rejected", "old_overdue_unswept", "old_pending"
+    assert sorted(r for (r,) in backend.sql("SELECT id FROM human_requests")) == [
+        "new_rejected",
+        "old_overdue_unswept",
+        "old_pending",
     ]
     with pytest.raises(ValidationError):
         hitl.delete_older_than(datetime.timedelta(days=-1))
@@ -439,12 +476,15 @@ def test_rows_written_by_the_reference_implementation_are_read(hitl, backend):
     backend.sql(
         "INSERT INTO human_requests VALUES ('ref', 'a', 's', 'Proceed', 'null', 'decision', 'normal', 60000, ?, ?,"
         " 'pending', '', '', NULL, '')",
-        created, created + 60_000,
+        created,
+        created + 60_000,
     )
     backend.sql(
         "INSERT INTO human_requests VALUES ('old', 'a', 's', 'Proceed', '{\"k\":1}', 'approval', 'high', 1000, ?, ?,"
         " 'timeout', '', '', ?, 'system')",
-        created, created + 1000, created + 1000,
+        created,
+        created + 1000,
+        created + 1000,
     )
 
     hitl.store(request(id="low", priority="low", created_at=ago(100)))

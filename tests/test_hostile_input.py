@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from loom_models import LoomStorageError, ValidationError
-from loom_models.sessions import Message, Session, SessionRepository
+from loom_models.sessions import Message, Session
 
 scalars = st.one_of(
     st.none(),
@@ -20,10 +20,22 @@ scalars = st.one_of(
     st.datetimes(timezones=st.none() | st.timezones()),
     st.timedeltas(),
 )
-anything = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=8)
+anything = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=8
+)
 
-MESSAGE_FIELDS = ["role", "content", "tool_calls", "tool_use_id", "tool_result", "session_context", "agent_id",
-                  "timestamp", "token_count", "cost_usd"]
+MESSAGE_FIELDS = [
+    "role",
+    "content",
+    "tool_calls",
+    "tool_use_id",
+    "tool_result",
+    "session_context",
+    "agent_id",
+    "timestamp",
+    "token_count",
+    "cost_usd",
+]
 SESSION_FIELDS = ["id", "name", "agent_id", "parent_session_id", "context", "created_at"]
 
 
@@ -116,13 +128,23 @@ def test_every_argument_of_the_read_and_delete_calls(seeded, backend, value):
     ]
     for call in calls:
         only_storage_errors(call)
-    if not (isinstance(value, datetime.timedelta) or isinstance(value, datetime.datetime)):
+    if not isinstance(value, (datetime.timedelta, datetime.datetime)):
         assert unchanged(backend)
     only_storage_errors(lambda: seeded.delete_session(value))
 
 
-REQUEST_FIELDS = ["id", "agent_id", "session_id", "question", "context", "request_type", "priority", "timeout_ms",
-                  "created_at", "status"]
+REQUEST_FIELDS = [
+    "id",
+    "agent_id",
+    "session_id",
+    "question",
+    "context",
+    "request_type",
+    "priority",
+    "timeout_ms",
+    "created_at",
+    "status",
+]
 
 
 @hostile
@@ -195,8 +217,11 @@ def test_every_argument_of_the_reference_calls(references, value):
 
 
 @hostile
-@given(document=st.dictionaries(st.sampled_from(SESSION_FIELDS + ["messages", "tool_executions", "updated_at"]),
-                                anything, max_size=6))
+@given(
+    document=st.dictionaries(
+        st.sampled_from([*SESSION_FIELDS, "messages", "tool_executions", "updated_at"]), anything, max_size=6
+    )
+)
 def test_import_and_export_a_session(seeded, backend, document):
     seed(seeded)
     imported = only_storage_errors(lambda: seeded.import_session(document))

@@ -73,7 +73,7 @@ class _Worker:
         ]  # fmt: skip
 
     def run(self, deadline: float) -> None:
-        operations, weights = zip(*self.writers)
+        operations, weights = zip(*self.writers, strict=True)
         for _ in range(3):  # sessions of its own to work on from the start
             self.save_session()
             self.writes += 1
@@ -418,7 +418,18 @@ def test_four_processes_of_four_threads_lose_nothing_under_load(backend, tmp_pat
     print(
         "\nload (%s, %d processes x %d threads, %.1f s): %d writes, %d reads: %.0f writes/s, %.0f reads/s;"
         " slowest call %.2f s (%s); %d collector runs gave way to writers"
-        % (backend.name, PROCESSES, THREADS, elapsed, writes, reads, writes / elapsed, reads / elapsed,
-           slowest[0], slowest[1], len(collector_failures))
+        % (
+            backend.name,
+            PROCESSES,
+            THREADS,
+            elapsed,
+            writes,
+            reads,
+            writes / elapsed,
+            reads / elapsed,
+            slowest[0],
+            slowest[1],
+            len(collector_failures),
+        )
     )
     assert writes > 0 and reads > 0

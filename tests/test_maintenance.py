@@ -28,8 +28,11 @@ def test_explain_shows_the_plan_for_text_or_a_query(database, repo, backend):
     query = repo.Message.select().where(repo.Message.session == "s")
 
     lines = maintenance.explain(database, query)
-    text_lines = maintenance.explain(database, "SELECT * FROM messages WHERE session_id = ?" .replace(
-        "?", "?" if backend.name == "sqlite" else "%s"), ("s",))
+    text_lines = maintenance.explain(
+        database,
+        "SELECT * FROM messages WHERE session_id = ?".replace("?", "?" if backend.name == "sqlite" else "%s"),
+        ("s",),
+    )
 
     assert lines and text_lines
     if backend.name == "sqlite":
@@ -66,7 +69,9 @@ def test_integrity_check_reports_and_raises_on_damage(tmp_path):
         repo.save_session(Session(id="s"))
         repo.save_messages("s", [Message(role="user", content="m%d" % i) for i in range(2000)])
         repo.database.execute_sql("PRAGMA foreign_keys = 0")
-        repo.database.execute_sql("INSERT INTO messages (session_id, role, content, timestamp) VALUES ('ghost', 'user', '', 0)")
+        repo.database.execute_sql(
+            "INSERT INTO messages (session_id, role, content, timestamp) VALUES ('ghost', 'user', '', 0)"
+        )
         # Make the index describe another column than the one its entries hold.
         repo.database.execute_sql("PRAGMA writable_schema = 1")
         repo.database.execute_sql(

@@ -12,8 +12,7 @@ import stat
 
 import pytest
 
-from loom_models import SchemaMismatchError, open_storage
-from loom_models import migrator
+from loom_models import SchemaMismatchError, migrator, open_storage
 from loom_models.migrator import MIGRATIONS_DIR, runner
 from loom_models.sessions import Message, Session, SessionRepository
 
@@ -22,15 +21,39 @@ APPLIED = ["0001_reference_schema", "0002_query_indexes", "0003_search", "0004_s
 # Column order of REFERENCE-FORMAT.md.
 REFERENCE_COLUMNS = {
     "sessions": [
-        "id", "name", "agent_id", "parent_session_id", "context_json", "created_at", "updated_at",
-        "total_cost_usd", "total_tokens",
+        "id",
+        "name",
+        "agent_id",
+        "parent_session_id",
+        "context_json",
+        "created_at",
+        "updated_at",
+        "total_cost_usd",
+        "total_tokens",
     ],
     "messages": [
-        "id", "session_id", "role", "content", "tool_calls_json", "tool_use_id", "tool_result_json",
-        "session_context", "timestamp", "token_count", "cost_usd", "agent_id",
+        "id",
+        "session_id",
+        "role",
+        "content",
+        "tool_calls_json",
+        "tool_use_id",
+        "tool_result_json",
+        "session_context",
+        "timestamp",
+        "token_count",
+        "cost_usd",
+        "agent_id",
     ],
     "tool_executions": [
-        "id", "session_id", "tool_name", "input_json", "result_json", "error", "execution_time_ms", "timestamp",
+        "id",
+        "session_id",
+        "tool_name",
+        "input_json",
+        "result_json",
+        "error",
+        "execution_time_ms",
+        "timestamp",
     ],
 }
 
@@ -86,8 +109,10 @@ def test_up_down_up_keeps_working(backend):
 def test_a_database_ahead_of_the_code_is_refused(backend):
     with SessionRepository.open(backend.target):
         pass
-    backend.sql("INSERT INTO schema_migration_sessions (name, applied) VALUES ('0007_from_the_future', ?)",
-                datetime.datetime.now())
+    backend.sql(
+        "INSERT INTO schema_migration_sessions (name, applied) VALUES ('0007_from_the_future', ?)",
+        datetime.datetime.now(),
+    )
 
     with pytest.raises(SchemaMismatchError, match="^schema version mismatch: expected 4, got 7$"):
         SessionRepository.open(backend.target)
@@ -117,9 +142,8 @@ def test_data_is_backed_up_before_it_is_migrated(tmp_path, caplog):
         repo.save_session(Session(id="keep_me"))
         runner(repo.database, "sessions").down()  # as if written by an older release
 
-    with caplog.at_level(logging.WARNING, logger="loom_models"):
-        with SessionRepository.open(path) as repo:
-            assert repo.load_session("keep_me").id == "keep_me"
+    with caplog.at_level(logging.WARNING, logger="loom_models"), SessionRepository.open(path) as repo:
+        assert repo.load_session("keep_me").id == "keep_me"
 
     (backup,) = glob.glob(str(tmp_path / "sessions.db.*.pre-sessions-*.bak"))
     assert backup in caplog.text
@@ -127,7 +151,9 @@ def test_data_is_backed_up_before_it_is_migrated(tmp_path, caplog):
     with sqlite3.connect(backup) as copy:
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert copy.execute("SELECT id FROM sessions").fetchall() == [("keep_me",)]
-        assert copy.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [(n,) for n in APPLIED[:-1]]
+        assert copy.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [
+            (n,) for n in APPLIED[:-1]
+        ]
 
 
 def test_a_fresh_database_is_not_backed_up(tmp_path):
@@ -203,5 +229,7 @@ def test_many_processes_opening_a_database_with_data_back_it_up_once(tmp_path):
     assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
     assert len(glob.glob(str(tmp_path / "*.pre-sessions-*.bak"))) == 1
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [(n,) for n in APPLIED]
+        assert db.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [
+            (n,) for n in APPLIED
+        ]
         assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (5,)

@@ -30,7 +30,9 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
     shutil.copytree(
         ROOT,
         source,
-        ignore=shutil.ignore_patterns(".git", ".venv", ".ci-venv", ".tox", "build", "dist", "*.egg-info", "__pycache__"),
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".ci-venv", ".tox", "build", "dist", "*.egg-info", "__pycache__"
+        ),
     )
     run(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path / "dist"), str(source))
     (wheel,) = (tmp_path / "dist").glob("loom_models-*.whl")
@@ -40,10 +42,16 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
     for domain in ("sessions", "hitl", "references"):
         assert (site / "loom_models" / "migrations" / domain / "0001_reference_schema.py").exists()
     assert not (site / "migrations").exists()  # no top-level package of that name
+    assert (site / "loom_models" / "py.typed").exists()  # type checkers of other projects use our hints
 
     output = run(
-        sys.executable, "-c", CHILD, str(site), str(tmp_path / "data"),
-        cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
+        sys.executable,
+        "-c",
+        CHILD,
+        str(site),
+        str(tmp_path / "data"),
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"},
     )
     assert output.splitlines() == [
         "sessions ['0001_reference_schema', '0002_query_indexes', '0003_search', '0004_search_by_rowid']",

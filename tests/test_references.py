@@ -4,7 +4,6 @@ import datetime
 import hashlib
 import logging
 import multiprocessing
-import os
 import subprocess
 import sys
 import time
@@ -46,12 +45,16 @@ def test_store_writes_the_reference_layout(references, backend):
 
     assert isinstance(ref, Reference)
     assert (ref.id, ref.type, ref.ref_count, ref.size_bytes, ref.data) == (
-        sha(b"a tool result"), ReferenceType.TOOL_RESULT, 1, 13, b"a tool result"
+        sha(b"a tool result"),
+        ReferenceType.TOOL_RESULT,
+        1,
+        13,
+        b"a tool result",
     )
     type_, store, count, created, expires, size = stored_row(backend, b"a tool result")
     assert (type_, store, count, size) == (6, 2, 1, 13)
     assert before <= created <= now_s() and created + 60 <= expires <= created + 61  # TTL rounded up
-    assert [bytes(data) for data, in backend.sql("SELECT data FROM reference_store")] == [b"a tool result"]
+    assert [bytes(data) for (data,) in backend.sql("SELECT data FROM reference_store")] == [b"a tool result"]
     assert ref.created_at == datetime.datetime.fromtimestamp(created, UTC)
 
 
@@ -240,8 +243,9 @@ def test_processes_releasing_at_once_never_go_below_zero(references, backend, co
         references.retain(ref.id)
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(releasers), context.Queue()
-    workers = [context.Process(target=_release, args=(backend.target, ref.id, barrier, results))
-               for _ in range(releasers)]
+    workers = [
+        context.Process(target=_release, args=(backend.target, ref.id, barrier, results)) for _ in range(releasers)
+    ]
     for worker in workers:
         worker.start()
     outcomes = sorted((results.get(timeout=60) for _ in workers), key=str)
@@ -288,7 +292,9 @@ def test_rows_written_by_the_reference_implementation_are_read(references, backe
     backend.sql(
         "INSERT INTO reference_store (id, type, store, data, ref_count, created_at, expires_at, size_bytes)"
         " VALUES (?, 7, 2, ?, 3, 1767225600, 0, ?)",
-        sha(data), data, len(data),
+        sha(data),
+        data,
+        len(data),
     )
 
     ref = references.get(sha(data))
@@ -309,7 +315,7 @@ def test_collect_garbage_removes_expired_and_unreferenced_rows(references, backe
     backend.sql("UPDATE reference_store SET ref_count = 0 WHERE id = ?", sha(b"orphan"))
 
     assert references.collect_garbage() == 2
-    assert sorted(bytes(d) for d, in backend.sql("SELECT data FROM reference_store")) == [b"live", b"never"]
+    assert sorted(bytes(d) for (d,) in backend.sql("SELECT data FROM reference_store")) == [b"live", b"never"]
     assert references.collect_garbage(now=datetime.datetime.now(UTC) + datetime.timedelta(hours=2)) == 1
     stats = references.stats()
     assert (stats.active_refs, stats.current_bytes, stats.gc_runs, stats.evictions) == (1, 5, 2, 3)

@@ -67,8 +67,12 @@ def test_a_write_held_up_by_another_writer_gets_through(backend):
     holder.start()
     holding.wait(10)
     try:
-        saved = retry(lambda: repo.save_message("s", Message(role="user", content="patient")), attempts=20,
-                      base_delay=0.05, max_delay=0.2)
+        saved = retry(
+            lambda: repo.save_message("s", Message(role="user", content="patient")),
+            attempts=20,
+            base_delay=0.05,
+            max_delay=0.2,
+        )
     finally:
         holder.join()
     assert saved.content == "patient"

@@ -1,7 +1,7 @@
 """Multi-agent reads and full-text search over messages, on either backend."""
 
 import pytest
-from hypothesis import given, settings, HealthCheck
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from loom_models import LoomStorageError, NotFoundError, ValidationError
@@ -15,11 +15,14 @@ def team(repo):
     repo.save_session(Session(id="child_a", agent_id="alice", parent_session_id="coord"))
     repo.save_session(Session(id="child_b", agent_id="bob", parent_session_id="coord"))
     repo.save_session(Session(id="alone", agent_id="alice"))
-    repo.save_messages("coord", [
-        Message(role="system", content="plan: research the database", session_context="coordinator"),
-        Message(role="user", content="a private remark", session_context="direct"),
-        Message(role="assistant", content="shared notes on PostgreSQL", session_context="shared"),
-    ])
+    repo.save_messages(
+        "coord",
+        [
+            Message(role="system", content="plan: research the database", session_context="coordinator"),
+            Message(role="user", content="a private remark", session_context="direct"),
+            Message(role="assistant", content="shared notes on PostgreSQL", session_context="shared"),
+        ],
+    )
     repo.save_messages("child_a", [Message(role="user", content="alice is running benchmarks")])
     repo.save_messages("child_b", [Message(role="user", content="bob reads about SQLite")])
     repo.save_messages("alone", [Message(role="user", content="alice alone")])
@@ -37,7 +40,8 @@ def test_load_agent_sessions(team):
 
 def test_a_child_sees_what_its_parent_shared(team):
     assert contents(team.load_messages_from_parent("child_a")) == [
-        "plan: research the database", "shared notes on PostgreSQL"
+        "plan: research the database",
+        "shared notes on PostgreSQL",
     ]
     assert team.load_messages_from_parent("coord") == []  # no parent: none, no error
     with pytest.raises(NotFoundError):
@@ -46,7 +50,10 @@ def test_a_child_sees_what_its_parent_shared(team):
 
 def test_an_agent_reads_its_own_and_its_parents_shared_messages_once(team):
     assert contents(team.load_messages_for_agent("alice")) == [
-        "plan: research the database", "shared notes on PostgreSQL", "alice is running benchmarks", "alice alone"
+        "plan: research the database",
+        "shared notes on PostgreSQL",
+        "alice is running benchmarks",
+        "alice alone",
     ]
     assert contents(team.load_messages_for_agent("alice", limit=2)) == ["alice is running benchmarks", "alice alone"]
     team.save_session(Session(id="coord", agent_id="alice"))  # now its parent is its own too
@@ -63,23 +70,30 @@ def test_a_child_keeps_its_messages_when_its_parent_goes(team):
 
 
 def test_search_ranks_the_best_match_first_and_stems(team):
-    team.save_messages("alone", [
-        Message(role="user", content="benchmark"),
-        Message(role="user", content="benchmark benchmark benchmarks, the benchmark suite"),
-    ])
+    team.save_messages(
+        "alone",
+        [
+            Message(role="user", content="benchmark"),
+            Message(role="user", content="benchmark benchmark benchmarks, the benchmark suite"),
+        ],
+    )
 
     found = contents(team.search_messages("benchmarks"))
 
     assert found[0] == "benchmark benchmark benchmarks, the benchmark suite"
-    assert set(found) == {"benchmark", "benchmark benchmark benchmarks, the benchmark suite",
-                          "alice is running benchmarks"}
+    assert set(found) == {
+        "benchmark",
+        "benchmark benchmark benchmarks, the benchmark suite",
+        "alice is running benchmarks",
+    }
     assert contents(team.search_messages("runs")) == ["alice is running benchmarks"]  # run, running, runs
 
 
 def test_search_filters_by_session_and_agent(team):
     assert contents(team.search_messages("alice", session_id="alone")) == ["alice alone"]
     assert sorted(contents(team.search_messages("alice", agent_id="alice"))) == [
-        "alice alone", "alice is running benchmarks"
+        "alice alone",
+        "alice is running benchmarks",
     ]
     assert team.search_messages("alice", agent_id="bob") == []
     assert len(team.search_messages("alice", limit=1)) == 1
@@ -87,8 +101,22 @@ def test_search_filters_by_session_and_agent(team):
 
 @pytest.mark.parametrize(
     "query",
-    ["what is SQL?", "C++", '"unbalanced', "AND", "OR NOT", "NEAR(a b)", "*", "-", "content:alice", "🙂", "",
-     "   ", "'); DROP TABLE messages; --", "a\\x00b"],
+    [
+        "what is SQL?",
+        "C++",
+        '"unbalanced',
+        "AND",
+        "OR NOT",
+        "NEAR(a b)",
+        "*",
+        "-",
+        "content:alice",
+        "🙂",
+        "",
+        "   ",
+        "'); DROP TABLE messages; --",
+        "a\\x00b",
+    ],
 )
 def test_any_text_is_a_valid_query(team, query):
     assert isinstance(team.search_messages(query), list)
@@ -187,8 +215,10 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
         repo.save_session(Session(id="s"))
         repo.save_messages("s", [Message(role="user", content=word) for word in ("alpha", "beta", "gamma")])
         repo.database.execute_sql("DELETE FROM messages_fts5 WHERE content = 'alpha'")
-        repo.database.execute_sql("INSERT INTO messages_fts5 (message_id, session_id, role, content, timestamp)"
-                                  " SELECT id, session_id, role, content, timestamp FROM messages WHERE content = 'alpha'")
+        repo.database.execute_sql(
+            "INSERT INTO messages_fts5 (message_id, session_id, role, content, timestamp)"
+            " SELECT id, session_id, role, content, timestamp FROM messages WHERE content = 'alpha'"
+        )
         assert repo.migrate() == ["0004_search_by_rowid"]
 
         assert repo.database.execute_sql("SELECT rowid, message_id FROM messages_fts5 ORDER BY rowid").fetchall() == [
@@ -199,5 +229,5 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
 
         runner(repo.database, "sessions").down()
     with sqlite3.connect(tmp_path / "s.db") as db:
-        triggers = [sql for sql, in db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
+        triggers = [sql for (sql,) in db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
     assert len(triggers) == 3 and all("WHERE message_id = old.id" in t or "VALUES (new.id," in t for t in triggers)

@@ -47,7 +47,10 @@ def test_a_private_directory_gets_no_warning(tmp_path, recwarn):
 @pytest.mark.parametrize(
     "url, shown",
     [
-        ("postgresql://loom:%s@db:5432/loom?sslmode=disable" % SECRET, "postgresql://loom:***@db:5432/loom?sslmode=disable"),
+        (
+            "postgresql://loom:%s@db:5432/loom?sslmode=disable" % SECRET,
+            "postgresql://loom:***@db:5432/loom?sslmode=disable",
+        ),
         ("postgresql://loom@db/loom", "postgresql://loom@db/loom"),
         ("postgresql://loom:p%40ss@db/loom", "postgresql://loom:***@db/loom"),
     ],

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from loom_models import DatabaseCorruptError, ForeignKeyConstraintError, NotFoundError, ValidationError
-from loom_models.sessions import Message, Session, SessionSchema, ToolExecution, MessageSchema
+from loom_models.sessions import Message, MessageSchema, Session, SessionSchema, ToolExecution
 
 UTC = datetime.timezone.utc
 
@@ -168,7 +168,9 @@ def test_messages_are_ordered_by_timestamp_then_id(repo):
 
 def test_load_messages_pages_backwards_from_the_latest(repo):
     repo.save_session(Session(id="sess_1"))
-    saved = repo.save_messages("sess_1", [Message(role="user", content=str(i), timestamp=at(i // 2)) for i in range(10)])
+    saved = repo.save_messages(
+        "sess_1", [Message(role="user", content=str(i), timestamp=at(i // 2)) for i in range(10)]
+    )
 
     latest = repo.load_messages("sess_1", limit=4)
     earlier = repo.load_messages("sess_1", limit=4, before_id=latest[0].id)
@@ -309,8 +311,13 @@ BAD_MESSAGES = [
     ({"role": "user", "tool_result": {"x": math.inf}}, "tool_result"),
     ({"role": "user", "session_context": "global"}, "session_context"),
     ({"role": "user", "timestamp": "not a time"}, "timestamp"),
-    ({"role": "user", "timestamp": datetime.datetime.max.replace(tzinfo=datetime.timezone(-datetime.timedelta(hours=14)))},
-     "timestamp"),
+    (
+        {
+            "role": "user",
+            "timestamp": datetime.datetime.max.replace(tzinfo=datetime.timezone(-datetime.timedelta(hours=14))),
+        },
+        "timestamp",
+    ),
     ({"content": "no role"}, "role"),
     ({"role": "user", "colour": "blue"}, "colour"),
 ]
@@ -395,7 +402,9 @@ def test_save_messages_needs_a_list(repo, messages):
 
 def test_rows_follow_the_reference_conventions(repo, backend):
     repo.save_session(Session(id="sess_1"))  # no context
-    repo.save_message("sess_1", Message(role="user", content=None, timestamp=at(7) + datetime.timedelta(microseconds=999)))
+    repo.save_message(
+        "sess_1", Message(role="user", content=None, timestamp=at(7) + datetime.timedelta(microseconds=999))
+    )
     repo.save_tool_execution("sess_1", ToolExecution(tool_name="t"))
 
     assert backend.sql("SELECT context_json FROM sessions") == [("null",)]
@@ -428,8 +437,17 @@ def test_returned_objects_match_a_reload(repo):
     repo.save_session(Session(id="sess_1", context={"t": (1, 2)}))
     saved = repo.save_message(
         "sess_1",
-        Message(role="tool", content="r", tool_calls=[{"ID": 1}], tool_use_id="t1", tool_result={"ok": True},
-                agent_id="a", token_count=3, cost_usd=0.125, timestamp=at(3) + datetime.timedelta(milliseconds=600)),
+        Message(
+            role="tool",
+            content="r",
+            tool_calls=[{"ID": 1}],
+            tool_use_id="t1",
+            tool_result={"ok": True},
+            agent_id="a",
+            token_count=3,
+            cost_usd=0.125,
+            timestamp=at(3) + datetime.timedelta(milliseconds=600),
+        ),
     )
 
     (loaded,) = repo.load_messages("sess_1")

@@ -1,7 +1,7 @@
 """Marshmallow schemas of the references domain: what `store` accepts, and JSON.
 
-    StoreSchema().load({"data": b"...", "type": ReferenceType.TOOL_RESULT, "ttl": 3600})
-    ReferenceSchema().dump(reference)   # metadata only: the bytes stay out of JSON
+StoreSchema().load({"data": b"...", "type": ReferenceType.TOOL_RESULT, "ttl": 3600})
+ReferenceSchema().dump(reference)   # metadata only: the bytes stay out of JSON
 """
 
 import datetime

@@ -4,6 +4,7 @@ Column for column as REFERENCE-FORMAT.md records it (no CHECK constraints: the
 reference wrote values outside the documented vocabulary, and they must load).
 Times are milliseconds, so BIGINT on PostgreSQL, where INTEGER is 32 bits.
 """
+
 from peewee import SqliteDatabase
 
 TABLE = """CREATE TABLE IF NOT EXISTS human_requests (

@@ -3,6 +3,7 @@
 Column for column as REFERENCE-FORMAT.md records it. On PostgreSQL the bytes are
 BYTEA, and times and sizes BIGINT (INTEGER is 32 bits there).
 """
+
 from peewee import SqliteDatabase
 
 TABLE = """CREATE TABLE IF NOT EXISTS reference_store (

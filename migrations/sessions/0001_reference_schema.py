@@ -6,6 +6,7 @@ read what the other writes. On PostgreSQL the same columns get that backend's
 types: BIGINT times and counts (INTEGER is 32 bits there), DOUBLE PRECISION costs.
 JSON values are TEXT on both, with the reference's conventions for none.
 """
+
 from peewee import SqliteDatabase
 
 TYPES = {

@@ -6,6 +6,7 @@ the messages already there. PostgreSQL: an expression GIN index over the English
 tsvector of the content. A SQLite build without FTS5 gets no index; search then
 says so, and everything else works.
 """
+
 from peewee import SqliteDatabase
 
 FTS_TABLE = (

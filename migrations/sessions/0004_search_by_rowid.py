@@ -8,6 +8,7 @@ each row by rowid = message id; existing rows are re-keyed once. Every writer of
 the file, the reference implementation included, runs these triggers, so the
 index stays in step whoever writes.
 """
+
 from peewee import SqliteDatabase
 
 TRIGGERS = {
