@@ -1,12 +1,14 @@
 """loom-db: look after a Loom store from the shell.
 
     loom-db init                                  # ./loom-data, or $LOOM_DATA_DIR
+    loom-db demo --sessions 10                    # sample data, then the stats
     loom-db --data-dir /srv/loom stats
     loom-db migrate --dry-run; loom-db migrate; loom-db migrate status
     loom-db check && loom-db backup /srv/backups --keep-days 14
     loom-db restore /srv/backups/sessions-20261126T120000Z.db
     loom-db prune --older-than 30d
     loom-db export sess_1 > sess_1.json; loom-db import sess_1.json
+    loom-db import tests/data/sample.json         # a fixture (loom_models/testing/fixtures.py)
     loom-db --database-url postgresql://loom@127.0.0.1/loom --json stats
 
 Global options come before the command. Each command prints a table, or with
@@ -25,6 +27,7 @@ import os
 import re
 import sys
 import tempfile
+from typing import Any
 from urllib.parse import urlparse
 
 import click
@@ -45,11 +48,10 @@ from .errors import (
     ValidationError,
     storage_call,
 )
-from .hitl import HumanRequest
 from .hitl.models import PRIORITIES
-from .references import ReferenceType
-from .sessions import Message, Session, ToolExecution
 from .storage import DOMAINS, Storage, open_storage
+from .testing.fixtures import KINDS as FIXTURE_KINDS
+from .testing.fixtures import is_fixture, load_fixture
 
 # One row per error class, the most specific first: its exit code and what to do.
 # click's own usage errors exit with 2.
@@ -84,7 +86,7 @@ _READ_CHUNK = 1 << 20
 def exit_code(error: BaseException) -> tuple[int, str]:
     """The exit code and the advice for an error, from EXIT_CODES.
 
-        exit_code(NotFoundError("session not found: s"))   # (3, 'Check the id or the path.')
+    exit_code(NotFoundError("session not found: s"))   # (3, 'Check the id or the path.')
     """
     return next((code, advice) for cls, code, advice in EXIT_CODES if isinstance(error, cls))
 
@@ -112,7 +114,7 @@ class Target:
     def repositories(self, *, create: bool = False) -> Storage:
         """The repositories over the databases as they are, to migrate or inspect them.
 
-            with target.repositories(create=True) as storage: storage.sessions.migrate()
+        with target.repositories(create=True) as storage: storage.sessions.migrate()
         """
         if self.database_url is not None:
             shared = open_database(self.database_url)
@@ -213,7 +215,7 @@ def init(target):
     _emit(
         target,
         {"target": target.where(), "applied": applied},
-        ["Store ready at %s" % target.where()] + _migration_lines(applied, "applied"),
+        ["Store ready at %s" % target.where(), *_migration_lines(applied, "applied")],
     )
 
 
@@ -332,7 +334,7 @@ _CHECK_FAILURES = (("integrity", DatabaseCorruptError), ("schema", SchemaMismatc
 
 def _check_database(database, repositories) -> dict:
     backend = "sqlite" if is_sqlite(database) else "postgresql"
-    report = {"database": _name(database), "backend": backend, "problems": [], "warnings": []}
+    report: dict[str, Any] = {"database": _name(database), "backend": backend, "problems": [], "warnings": []}
     try:
         if is_sqlite(database) and not _check_sqlite(database, report):
             return report
@@ -362,14 +364,15 @@ def _check_sqlite(database, report: dict) -> bool:
     ]
     report["fragmentation"] = maintenance.fragmentation(database)._asdict()
     if report["fragmentation"]["ratio"] > FRAGMENTATION_WARNING:
-        report["warnings"].append("%.0f%% of the pages are free: `loom-db vacuum` gives them back"
-                                  % (100 * report["fragmentation"]["ratio"]))
+        report["warnings"].append(
+            "%.0f%% of the pages are free: `loom-db vacuum` gives them back" % (100 * report["fragmentation"]["ratio"])
+        )
     return True
 
 
 def _expected_pragma(name: str):
     value = DEFAULT_PRAGMAS[name]
-    return _PRAGMA_NUMBERS.get(name, {}).get(value, value)
+    return _PRAGMA_NUMBERS.get(name, {}).get(str(value), value)
 
 
 def _check_lines(reports: list[dict]) -> list[str]:
@@ -397,14 +400,13 @@ def _figures(report: dict) -> str:
 def vacuum(target):
     """Rewrite each database compactly (SQLite) or reclaim dead rows (PostgreSQL)."""
     rows = []
-    with target.storage() as storage:
-        with _progress("vacuum", len(_by_database(storage))) as advance:
-            for database, _ in _by_database(storage):
-                before = maintenance.sizes(database).database_bytes
-                maintenance.vacuum(database)
-                rows.append((_name(database), before, maintenance.sizes(database).database_bytes))
-                advance(1)
-    document = [dict(zip(("database", "bytes_before", "bytes_after"), row)) for row in rows]
+    with target.storage() as storage, _progress("vacuum", len(_by_database(storage))) as advance:
+        for database, _ in _by_database(storage):
+            before = maintenance.sizes(database).database_bytes
+            maintenance.vacuum(database)
+            rows.append((_name(database), before, maintenance.sizes(database).database_bytes))
+            advance(1)
+    document = [dict(zip(("database", "bytes_before", "bytes_after"), row, strict=True)) for row in rows]
     _emit(target, {"databases": document}, _table(rows, ("database", "bytes before", "bytes after")))
 
 
@@ -429,7 +431,7 @@ def checkpoint(target):
             (_name(database), *maintenance.wal_checkpoint(database, mode="TRUNCATE"))
             for database, _ in _by_database(storage)
         ]
-    document = [dict(zip(("database", "busy", "log_pages", "checkpointed_pages"), row)) for row in rows]
+    document = [dict(zip(("database", "busy", "log_pages", "checkpointed_pages"), row, strict=True)) for row in rows]
     _emit(target, {"databases": document}, _table(rows, ("database", "busy", "log pages", "checkpointed")))
 
 
@@ -438,8 +440,13 @@ def checkpoint(target):
 
 @main.command(name="backup")
 @click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--keep-days", type=click.IntRange(min=0), default=7, show_default=True,
-              help="Delete this directory's backups older than this many days.")
+@click.option(
+    "--keep-days",
+    type=click.IntRange(min=0),
+    default=7,
+    show_default=True,
+    help="Delete this directory's backups older than this many days.",
+)
 @click.pass_obj
 def backup_command(target, directory, keep_days):
     """Back up every database into DIRECTORY as <name>-<UTC time>.db, verified."""
@@ -452,8 +459,11 @@ def backup_command(target, directory, keep_days):
 
 @main.command()
 @click.argument("backup_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
-@click.option("--database", type=click.Choice(list(DOMAINS)),
-              help="The database FILE holds; by default, told by its name (sessions-..., hitl-...).")
+@click.option(
+    "--database",
+    type=click.Choice(list(DOMAINS)),
+    help="The database FILE holds; by default, told by its name (sessions-..., hitl-...).",
+)
 @click.pass_obj
 def restore(target, backup_file, database):
     """Replace a database of the data directory with a backup; nothing may have it open."""
@@ -554,17 +564,33 @@ def export_command(target, session_id):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.pass_obj
 def import_command(target, file):
-    """Add a session exported by `loom-db export` (FILE, or - for stdin)."""
+    """Add a session exported by `loom-db export`, or a JSON fixture (FILE, or - for stdin).
+
+    A fixture holds sessions, requests and references (loom_models/testing/fixtures.py);
+    all of it is checked before anything is written.
+    """
     document = _read_json(file)
+    importer = _import_fixture if is_fixture(document) else _import_session
     with target.storage() as storage:
-        session = storage.sessions.import_session(document)
+        summary, lines = importer(storage, document)
+    _emit(target, summary, lines)
+
+
+def _import_session(storage: Storage, document) -> tuple[dict, list[str]]:
+    session = storage.sessions.import_session(document)
     counts = {name: len(document.get(name) or []) for name in ("messages", "tool_executions")}
-    _emit(
-        target,
-        {"session_id": session.id, **counts},
-        ["Imported session %s: %d messages, %d tool executions."
-         % (session.id, counts["messages"], counts["tool_executions"])],
+    line = "Imported session %s: %d messages, %d tool executions." % (
+        session.id,
+        counts["messages"],
+        counts["tool_executions"],
     )
+    return {"session_id": session.id, **counts}, [line]
+
+
+def _import_fixture(storage: Storage, document) -> tuple[dict, list[str]]:
+    loaded = load_fixture(storage, document)
+    ids = {kind: [item.id for item in getattr(loaded, kind)] for kind in FIXTURE_KINDS}
+    return ids, ["Imported %s." % ", ".join("%d %s" % (len(ids[kind]), kind) for kind in FIXTURE_KINDS)]
 
 
 def _read_json(file: str):
@@ -582,44 +608,47 @@ def _read_json(file: str):
 
 # -- sample data -----------------------------------------------------------------------------
 
-# (agent, question, answer, what the agent asks a person, its priority, the person's answer)
-_DEMO_CONVERSATIONS = (
-    ("support", "Where is my order 42?", "It shipped yesterday.", "Send a voucher?", "medium", None),
-    ("billing", "Why was I charged twice?", "One charge is a hold.", "Refund 120 EUR?", "high", None),
-    ("research", "Summarise the Q3 report.", "Revenue is up 12%.", "Publish the summary?", "low", "approved"),
+# The state of each demo session's request to a person, in turn.
+_DEMO_REQUESTS: tuple[dict[str, bool], ...] = (
+    {},
+    {"approved": True},
+    {"expired": True},
+    {},
+    {"answered": True},
+    {"rejected": True},
 )
 
 
 @main.command()
+@click.option(
+    "--sessions",
+    "count",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="How many sample sessions to add.",
+)
 @click.pass_obj
-def demo(target):
-    """Fill the store (created if needed) with a little sample data and print its stats."""
+def demo(target, count):
+    """Fill the store (created if needed) with sample data and print its stats.
+
+    Each session has four messages and a tool execution, a request to a person
+    (pending, approved, expired, answered or rejected) and a reference.
+    """
     with target.storage(create=True) as storage:
-        sessions = [_demo_conversation(storage, *conversation) for conversation in _DEMO_CONVERSATIONS]
-        storage.references.store(b"quarter,revenue\nQ3,1.12\n", type=ReferenceType.TOOL_RESULT)
-        storage.references.store(json.dumps({"step": 3}).encode(), type=ReferenceType.SESSION_STATE, ttl=3600)
+        _add_samples(storage, count)
         document = _stats(storage)
-    lines = ["Added %d sessions to %s" % (len(sessions), target.where())] + _stats_lines(document)
-    _emit(target, {"sessions_added": sessions, "stats": document}, lines)
+    _emit(target, document, ["Added %d sample sessions to %s" % (count, target.where()), *_stats_lines(document)])
 
 
-def _demo_conversation(storage: Storage, agent, question, answer, ask, priority, decision) -> str:
-    """A session of two messages and a tool run, and a request to a person; its id."""
-    session = storage.sessions.save_session(Session(agent_id=agent, name=question, context={"demo": True}))
-    storage.sessions.save_messages(
-        session.id,
-        [
-            Message(role="user", content=question, token_count=len(question.split())),
-            Message(role="assistant", content=answer, agent_id=agent, token_count=len(answer.split()), cost_usd=4e-4),
-        ],
-    )
-    run = ToolExecution(tool_name="lookup", input={"query": question}, result={"found": True}, execution_time_ms=42)
-    storage.sessions.save_tool_execution(session.id, run)
-    request = HumanRequest(agent_id=agent, session_id=session.id, question=ask, priority=priority)
-    request = storage.hitl.store(request)
-    if decision is not None:
-        storage.hitl.respond_to_request(request.id, decision, "Yes", responded_by="demo")
-    return session.id
+def _add_samples(storage: Storage, count: int) -> None:
+    # Imported here: factory_boy and Faker take longer to import than most commands take to run.
+    from .testing.factories import HumanRequestFactory, ReferenceFactory, SessionFactory
+
+    for index in range(count):
+        session = SessionFactory.create(storage=storage, messages=4, tool_executions=1)
+        HumanRequestFactory.create(storage=storage, session=session, **_DEMO_REQUESTS[index % len(_DEMO_REQUESTS)])
+        ReferenceFactory.create(storage=storage, expiring=index % 2 == 1)
 
 
 # -- output ----------------------------------------------------------------------------------
@@ -637,7 +666,7 @@ def _emit(target: Target, document, lines: list[str]) -> None:
 def _table(rows: list[tuple], headers: tuple = ()) -> list[str]:
     """Rows as aligned columns, numbers to the right.
 
-        _table([("sessions", 3)], ("what", "count"))   # ['what      count', 'sessions      3']
+    _table([("sessions", 3)], ("what", "count"))   # ['what      count', 'sessions      3']
     """
     rows = ([headers] if headers else []) + [tuple(row) for row in rows]
     if not rows:
@@ -647,9 +676,9 @@ def _table(rows: list[tuple], headers: tuple = ()) -> list[str]:
     return [
         "  ".join(
             text.rjust(width) if _number(value) else text.ljust(width)
-            for value, text, width in zip(row, row_texts, widths)
+            for value, text, width in zip(row, row_texts, widths, strict=True)
         ).rstrip()
-        for row, row_texts in zip(rows, texts)
+        for row, row_texts in zip(rows, texts, strict=True)
     ]
 
 

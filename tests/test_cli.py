@@ -12,6 +12,7 @@ import contextlib
 import datetime
 import json
 import os
+import pathlib
 import pty
 import sqlite3
 import subprocess
@@ -20,8 +21,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from loom_models import DiskFullError, open_storage
-from loom_models import cli, db, migrator
+from loom_models import DiskFullError, cli, db, migrator, open_storage
 from loom_models.cli import EXIT_CODES, main
 from loom_models.hitl import HumanRequest
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
@@ -76,9 +76,8 @@ class Store:
 
 def sqlite_sql(data_dir):
     def sql(domain, query, *params):
-        with contextlib.closing(sqlite3.connect(os.path.join(data_dir, domain + ".db"))) as connection:
-            with connection:
-                return connection.execute(query, params).fetchall()
+        with contextlib.closing(sqlite3.connect(os.path.join(data_dir, domain + ".db"))) as connection, connection:
+            return connection.execute(query, params).fetchall()
 
     return sql
 
@@ -94,8 +93,9 @@ def store(backend, tmp_path):
     """An initialised store on the suite's backend."""
     if backend.name == "sqlite":
         return data_dir_store(tmp_path / "data")
-    url_store = Store(["--database-url", backend.target], lambda _, q, *p: backend.sql(q, *p),
-                      {"database_url": backend.target})
+    url_store = Store(
+        ["--database-url", backend.target], lambda _, q, *p: backend.sql(q, *p), {"database_url": backend.target}
+    )
     ok(url_store("init"))
     return url_store
 
@@ -110,17 +110,22 @@ def fill(store: Store) -> str:
     """One session with two messages and a tool execution; its id."""
     with store.storage() as storage:
         storage.sessions.save_session(Session(id="sess_1", name="Support", context={"user": "john"}))
-        storage.sessions.save_messages("sess_1", [
-            Message(role="user", content="Where is my order?", token_count=7, cost_usd=0.25),
-            Message(role="assistant", content="On its way.", token_count=5, cost_usd=0.5, tool_calls=[{"id": 1}]),
-        ])
+        storage.sessions.save_messages(
+            "sess_1",
+            [
+                Message(role="user", content="Where is my order?", token_count=7, cost_usd=0.25),
+                Message(role="assistant", content="On its way.", token_count=5, cost_usd=0.5, tool_calls=[{"id": 1}]),
+            ],
+        )
         storage.sessions.save_tool_execution("sess_1", ToolExecution(tool_name="lookup", input={"order": 42}))
     return "sess_1"
 
 
 def without_ids(document: dict) -> dict:
-    rows = {name: [{k: v for k, v in row.items() if k != "id"} for row in document[name]]
-            for name in ("messages", "tool_executions")}
+    rows = {
+        name: [{k: v for k, v in row.items() if k != "id"} for row in document[name]]
+        for name in ("messages", "tool_executions")
+    }
     return {**document, **rows}
 
 
@@ -230,25 +235,64 @@ def test_stats_of_an_empty_store_are_zero(store):
     assert document["references"] == {"count": 0, "bytes": 0}
 
 
-def test_demo_fills_the_store_and_stats_agree_with_sql(store):
+def test_demo_fills_the_store_and_prints_what_stats_prints(store):
     added = ok_json(*store.args, "--json", "demo")
     document = ok_json(*store.args, "--json", "stats")
 
-    assert added["stats"] == document
+    assert added == document
     assert document["sessions"]["session_count"] == store.count("sessions", "sessions") == 3
-    assert document["sessions"]["message_count"] == store.count("sessions", "messages")
-    assert document["sessions"]["tool_execution_count"] == store.count("sessions", "tool_executions")
+    assert document["sessions"]["message_count"] == store.count("sessions", "messages") == 12
+    assert document["sessions"]["tool_execution_count"] == store.count("sessions", "tool_executions") == 3
     assert document["sessions"]["total_tokens"] == store.sql("sessions", "SELECT SUM(total_tokens) FROM sessions")[0][0]
-    pending = dict(store.sql("hitl", "SELECT priority, COUNT(*) FROM human_requests WHERE status = 'pending' "
-                                     "GROUP BY priority"))
+    pending = dict(
+        store.sql("hitl", "SELECT priority, COUNT(*) FROM human_requests WHERE status = 'pending' GROUP BY priority")
+    )
     assert {p: n for p, n in document["requests"]["pending_by_priority"].items() if n} == pending
-    assert document["references"]["count"] == store.count("references", "reference_store") == 2
-    assert "total tokens" in ok(store("stats")).stdout
+    assert document["references"]["count"] == store.count("references", "reference_store") == 3
+
+
+def test_demo_prints_the_stats_table_under_a_line_of_its_own(store):
+    printed = ok(store("demo")).stdout.splitlines()
+
+    assert printed[0].startswith("Added 3 sample sessions to ")
+    assert printed[1:] == ok(store("stats")).stdout.splitlines()
+    assert any(line.startswith("total tokens") for line in printed)
+
+
+def test_demo_sessions_have_requests_in_every_state(store):
+    document = ok_json(*store.args, "--json", "demo", "--sessions", 6)
+
+    assert document["sessions"]["session_count"] == 6 and document["sessions"]["message_count"] == 24
+    assert document["requests"]["by_status"] == {
+        "pending": 2,
+        "approved": 1,
+        "rejected": 1,
+        "responded": 1,
+        "expired": 1,
+    }
+    statuses = dict(store.sql("hitl", "SELECT status, COUNT(*) FROM human_requests GROUP BY status"))
+    assert statuses == {"pending": 2, "approved": 1, "rejected": 1, "responded": 1, "expired": 1}
+    session_ids = {sid for (sid,) in store.sql("sessions", "SELECT id FROM sessions")}
+    assert {sid for (sid,) in store.sql("hitl", "SELECT session_id FROM human_requests")} == session_ids
+    expiring = store.sql("references", "SELECT COUNT(*) FROM reference_store WHERE expires_at > 0")[0][0]
+    assert (store.count("references", "reference_store"), expiring) == (6, 3)
+
+
+def test_demo_adds_to_what_is_there(store):
+    ok(store("demo", "--sessions", 2))
+    ok(store("demo", "--sessions", 2))
+    assert store.count("sessions", "sessions") == 4
+
+
+def test_demo_needs_at_least_one_session(store):
+    assert "--sessions" in fails(store("demo", "--sessions", 0), 2).output
+    assert store.count("sessions", "sessions") == 0
 
 
 def test_demo_creates_a_missing_data_directory(tmp_path):
     output = ok(run("--data-dir", tmp_path / "new", "demo")).stdout
-    assert "Added 3 sessions" in output and (tmp_path / "new" / "hitl.db").exists()
+    assert output.startswith("Added 3 sample sessions to %s" % (tmp_path / "new"))
+    assert (tmp_path / "new" / "hitl.db").exists()
 
 
 # -- check --------------------------------------------------------------------------------
@@ -284,8 +328,11 @@ def test_check_and_stats_on_a_corrupt_file_exit_9(sqlite_store):
 
 
 def test_check_flags_a_pragma_not_in_force(sqlite_store, monkeypatch):
-    monkeypatch.setattr(cli, "check_pragmas", lambda db: {**cli.DEFAULT_PRAGMAS, "journal_mode": "delete",
-                                                           "synchronous": 1, "temp_store": 2})
+    monkeypatch.setattr(
+        cli,
+        "check_pragmas",
+        lambda db: {**cli.DEFAULT_PRAGMAS, "journal_mode": "delete", "synchronous": 1, "temp_store": 2},
+    )
     result = fails(sqlite_store("--json", "check"), 1)
     problems = json.loads(result.stdout)["databases"][0]["problems"]
     assert problems == [{"kind": "pragma", "detail": "journal_mode is 'delete', not 'wal'"}]
@@ -361,8 +408,9 @@ def test_backup_writes_verified_copies_and_prunes_old_ones(sqlite_store, tmp_pat
 
 def test_restore_brings_a_database_back(sqlite_store, tmp_path):
     fill(sqlite_store)
-    (written,) = [p for p in ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["written"]
-                  if "sessions-" in p]
+    (written,) = [
+        p for p in ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["written"] if "sessions-" in p
+    ]
     sqlite_store.sql("sessions", "DELETE FROM sessions")
 
     document = ok_json(*sqlite_store.args, "--json", "restore", written)
@@ -370,7 +418,7 @@ def test_restore_brings_a_database_back(sqlite_store, tmp_path):
     assert document["database"].endswith("sessions.db")
     assert sqlite_store.count("sessions", "messages") == 2
     renamed = tmp_path / "copy.db"
-    renamed.write_bytes(open(written, "rb").read())
+    renamed.write_bytes(pathlib.Path(written).read_bytes())
     assert "--database" in fails(sqlite_store("restore", renamed), 2).output
     ok(sqlite_store("restore", renamed, "--database", "sessions"))
 
@@ -386,7 +434,7 @@ def test_dump_to_a_directory_and_to_stdout(sqlite_store, tmp_path):
     fill(sqlite_store)
     written = ok_json(*sqlite_store.args, "--json", "dump", tmp_path / "sql")["written"]
     assert [os.path.basename(p) for p in written] == ["sessions.sql", "hitl.sql", "references.sql"]
-    assert "Where is my order?" in open(written[0]).read()
+    assert "Where is my order?" in pathlib.Path(written[0]).read_text()
 
     text = ok(sqlite_store("dump")).stdout
     assert "-- sessions.db" in text and "CREATE TABLE" in text and "Where is my order?" in text
@@ -426,8 +474,10 @@ def test_prune_deletes_old_sessions_and_decided_requests(store):
     store.sql("sessions", "UPDATE sessions SET updated_at = ? WHERE id = 'sess_1'", OLD)
     store.sql("hitl", "UPDATE human_requests SET created_at = ?", OLD * 1000)
 
-    assert ok_json(*store.args, "--json", "prune", "--older-than", "30d") == {"sessions_deleted": 1,
-                                                                              "requests_deleted": 1}
+    assert ok_json(*store.args, "--json", "prune", "--older-than", "30d") == {
+        "sessions_deleted": 1,
+        "requests_deleted": 1,
+    }
     assert store.sql("sessions", "SELECT id FROM sessions") == [("sess_recent",)]
     assert store.count("sessions", "messages") == 0
     assert store.sql("hitl", "SELECT id FROM human_requests") == [(waiting.id,)]
@@ -476,6 +526,64 @@ def test_import_of_bad_input_exits_4(store):
     fails(store("import", "-", input="{not json"), 4)
     fails(store("import", "-", input=json.dumps({"id": "s", "messages": [{"role": "robot"}]})), 4)
     assert store.count("sessions", "sessions") == 0
+
+
+FIXTURE = {
+    "sessions": [{"id": "sess_f", "agent_id": "support", "messages": [{"role": "user", "content": "Hi"}]}],
+    "requests": [
+        {"id": "req_f", "agent_id": "support", "session_id": "sess_f", "question": "Refund?"},
+        {
+            "id": "req_g",
+            "agent_id": "support",
+            "session_id": "sess_f",
+            "question": "Ship?",
+            "status": "approved",
+            "response": "Yes",
+            "responded_by": "alice",
+        },
+    ],
+    "references": [{"data": "quarter,revenue", "type": "TOOL_RESULT", "ttl": 60}],
+}
+
+
+def test_import_of_a_fixture(store, tmp_path):
+    path = tmp_path / "sample.json"
+    path.write_text(json.dumps(FIXTURE))
+
+    imported = ok_json(*store.args, "--json", "import", path)
+
+    assert imported["sessions"] == ["sess_f"] and imported["requests"] == ["req_f", "req_g"]
+    assert len(imported["references"]) == 1
+    assert store.sql("hitl", "SELECT id, status FROM human_requests ORDER BY id") == [
+        ("req_f", "pending"),
+        ("req_g", "approved"),
+    ]
+    assert store.sql("references", "SELECT id FROM reference_store") == [(imported["references"][0],)]
+    assert store.count("sessions", "messages") == 1
+
+
+def test_import_of_a_fixture_from_stdin_reads_as_a_line(store):
+    output = ok(store("import", "-", input=json.dumps({"references": [{"data": "x"}, {"data": "y"}]}))).stdout
+    assert output == "Imported 0 sessions, 0 requests, 2 references.\n"
+
+
+def test_a_bad_fixture_exits_4_and_writes_nothing(store):
+    bad = {**FIXTURE, "references": [{"data": "x", "data_base64": "eA=="}]}
+
+    result = fails(store("import", "-", input=json.dumps(bad)), 4)
+
+    assert "references: 0: data: Give data" in result.stderr
+    for domain, table in (("sessions", "sessions"), ("hitl", "human_requests"), ("references", "reference_store")):
+        assert store.count(domain, table) == 0
+
+
+def test_a_fixture_with_a_session_the_store_holds_exits_5_and_writes_nothing(store):
+    fill(store)
+    document = {**FIXTURE, "sessions": FIXTURE["sessions"] + [{"id": "sess_1"}]}
+
+    assert "already exists" in fails(store("import", "-", input=json.dumps(document)), 5).stderr
+    assert store.sql("sessions", "SELECT id FROM sessions") == [("sess_1",)]
+    assert store.count("hitl", "human_requests") == 0 and store.count("references", "reference_store") == 0
 
 
 # -- the installed script and the terminal ------------------------------------------------

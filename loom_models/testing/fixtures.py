@@ -1,0 +1,266 @@
+"""JSON fixtures: sample data a project commits, loaded into a store in one go.
+
+    from loom_models.testing import load_fixture
+
+    loaded = load_fixture(storage, "tests/data/sample.json")    # or the document itself
+    [session.id for session in loaded.sessions]
+
+    loom-db import tests/data/sample.json                        # the same from the shell
+
+A fixture is one JSON object; each key is optional:
+
+    {
+      "sessions": [
+        {"id": "sess_1", "agent_id": "support", "context": {"user": "john"},
+         "messages": [{"role": "user", "content": "Where is my order?", "token_count": 7}],
+         "tool_executions": [{"tool_name": "lookup_order", "input": {"order": 42}}]}
+      ],
+      "requests": [
+        {"id": "req_1", "agent_id": "support", "session_id": "sess_1", "question": "Refund 12 EUR?"},
+        {"agent_id": "support", "session_id": "sess_1", "question": "Note?", "request_type": "input",
+         "status": "responded", "response": "VIP customer", "responded_by": "alice"}
+      ],
+      "references": [
+        {"data": "quarter,revenue\\nQ3,1.12\\n", "type": "TOOL_RESULT", "ttl": 3600},
+        {"data_base64": "iVBORw0KGgo=", "type": "LARGE_PAYLOAD"}
+      ]
+    }
+
+- `sessions`: each as `loom-db export` (SessionRepository.export_session) writes
+  it; ids and times are kept, messages and tool executions get new row ids, and
+  the totals are the sum of the messages.
+- `requests`: HumanRequestSchema fields, as HumanRequestSchema().dump writes them,
+  and a `status` (pending when absent). A request is filed as given, then brought
+  to its status: approved, rejected or responded (with `response`, `responded_by`
+  and `response_data`) by answering it as the fixture loads, which the store only
+  allows before its deadline, so leave `created_at` out of a decided request or
+  give it a `timeout_ms` that reaches past the load; `responded_at` is the load
+  time. An expired request needs a deadline already past.
+- `references`: `data`, text stored as UTF-8, or `data_base64`, bytes; `type`, a
+  ReferenceType name (UNSPECIFIED when absent); `ttl`, seconds, or null for never.
+
+Everything is checked before anything is written (a ValidationError names the
+item: `requests: 1: status: ...`), and the writes share one transaction on each
+database, so an id the store holds already (ConflictError) leaves it as it was too.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import dataclasses
+import functools
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import marshmallow
+from marshmallow import fields
+
+from ..db import is_sqlite
+from ..errors import ValidationError, storage_call
+from ..fields import utc_now
+from ..hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema, ResponseSchema
+from ..hitl.models import ANSWERS, STATUSES
+from ..references import Reference, ReferenceType, StoreSchema
+from ..sessions import MessageSchema, Session, SessionSchema, ToolExecutionSchema
+from ..storage import Storage
+from ..validation import Text, load
+
+KINDS = ("sessions", "requests", "references")
+
+_SESSION = SessionSchema()
+_SESSION_ROWS = {"messages": MessageSchema(), "tool_executions": ToolExecutionSchema()}
+_REQUEST = HumanRequestSchema()
+_RESPONSE = ResponseSchema()
+_STORE = StoreSchema()
+
+_EXPIRED_TOO_EARLY = "An expired request needs a deadline (created_at + timeout_ms) in the past."
+_DECIDED_TOO_LATE = (
+    "A decided request is answered as it loads, which must be before its deadline"
+    " (created_at + timeout_ms): leave created_at out, or lengthen timeout_ms."
+)
+
+
+@dataclasses.dataclass
+class LoadedFixture:
+    """What load_fixture wrote, as the repositories returned it."""
+
+    sessions: list[Session]
+    requests: list[HumanRequest]
+    references: list[Reference]
+
+
+def is_fixture(document: Any) -> bool:
+    """Whether a JSON document is a fixture rather than one exported session."""
+    return isinstance(document, Mapping) and any(kind in document for kind in KINDS)
+
+
+def load_fixture(storage: Storage, source: str | os.PathLike | Mapping) -> LoadedFixture:
+    """Check a fixture (a file's path, or the document), then write all of it or nothing.
+
+    load_fixture(storage, "tests/data/sample.json").requests[0].status
+    """
+    document = _read(source) if isinstance(source, (str, os.PathLike)) else source
+    return _write(storage, *_checked(document))
+
+
+def store_request(
+    hitl: HumanRequestRepository, request: HumanRequest | Mapping, status: str = "pending", **answer: Any
+) -> HumanRequest:
+    """File a request and bring it to `status`, as a person (answering now) or its deadline would.
+
+    store_request(storage.hitl, HumanRequest(...), "approved", response="Yes", responded_by="alice")
+
+    `answer` is respond_to_request's response, responded_by and response_data.
+    """
+    stored = hitl.store(request)
+    if status == "pending":
+        return stored
+    if status == "expired":
+        expired = hitl.wait_for_response(stored.id, timeout=0)  # expires it, as its deadline is past
+        if expired.status != "expired":
+            raise ValidationError({"status": [_EXPIRED_TOO_EARLY]})
+        return expired
+    return hitl.respond_to_request(stored.id, status, **answer)
+
+
+def _read(path: str | os.PathLike) -> Any:
+    with open(path, "rb") as handle:
+        try:
+            return json.load(handle)
+        except ValueError as error:
+            raise ValidationError({os.fspath(path): ["Not JSON: %s." % error]}) from None
+
+
+@storage_call
+def _write(storage: Storage, sessions: list, requests: list, references: list) -> LoadedFixture:
+    with _all_or_nothing(storage):
+        return LoadedFixture(
+            [storage.sessions.import_session(session) for session in sessions],
+            [store_request(storage.hitl, request, status, **answer) for request, status, answer in requests],
+            [storage.references.store(**reference) for reference in references],
+        )
+
+
+@contextlib.contextmanager
+def _all_or_nothing(storage: Storage) -> Iterator[None]:
+    """One transaction on each database of the store; the repositories' own become savepoints in it."""
+    databases = {id(r.database): r.database for r in (storage.sessions, storage.hitl, storage.references)}
+    with contextlib.ExitStack() as transactions:
+        for database in databases.values():  # always in this order: two loaders never deadlock
+            # SQLite: the write lock up front, as the repositories take it.
+            options = {"lock_type": "IMMEDIATE"} if is_sqlite(database) else {}
+            transactions.enter_context(database.atomic(**options))
+        yield
+
+
+def _checked(document: Any) -> tuple[list, list, list]:
+    """The sessions, requests and references of a fixture, each checked, ready to write."""
+    if not isinstance(document, Mapping):
+        raise ValidationError({"fixture": ["Must be a JSON object with sessions, requests or references."]})
+    unknown = sorted(set(document) - set(KINDS))
+    if unknown:
+        raise ValidationError({key: ["Unknown key: a fixture holds %s." % ", ".join(KINDS)] for key in unknown})
+    return (
+        _each(document.get("sessions", []), "sessions", _session),
+        _each(document.get("requests", []), "requests", _request),
+        _each(document.get("references", []), "references", _reference),
+    )
+
+
+def _each(items: Any, name: str, check: Callable[[Mapping], Any]) -> list:
+    """`check` of every item of a list; an error names the list and the item's index."""
+    if not isinstance(items, list):
+        raise ValidationError({name: ["Must be a list."]})
+    checked = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ValidationError({name: {index: ["Must be a JSON object."]}})
+        try:
+            checked.append(check(item))
+        except ValidationError as error:
+            raise ValidationError({name: {index: error.messages}}) from error
+    return checked
+
+
+def _loadable(schema: marshmallow.Schema, values: Mapping) -> dict:
+    # What the store assigns (row ids, totals, the decision) is exported but not loaded.
+    return {k: v for k, v in values.items() if k not in schema.fields or not schema.fields[k].dump_only}
+
+
+def _row(schema: marshmallow.Schema, row: Mapping) -> dict:
+    return load(schema, _loadable(schema, row))
+
+
+def _session(document: Mapping) -> Mapping:
+    """An exported session, checked as import_session will check it; written as it is."""
+    for name, schema in _SESSION_ROWS.items():
+        _each(document.get(name, []), name, functools.partial(_row, schema))
+    _row(_SESSION, {k: v for k, v in document.items() if k not in _SESSION_ROWS})
+    return document
+
+
+def _request(item: Mapping) -> tuple[dict, str, dict]:
+    """The request to file, the status to bring it to, and the answer that does."""
+    request = _loadable(_REQUEST, item)
+    values = load(_REQUEST, request)
+    status = item.get("status", "pending")
+    if status not in STATUSES:
+        raise ValidationError({"status": ["Must be one of: %s." % ", ".join(STATUSES)]})
+    overdue = values["expires_at"] <= utc_now()
+    if status == "expired" and not overdue:
+        raise ValidationError({"status": [_EXPIRED_TOO_EARLY]})
+    if status in ("pending", "expired"):
+        return request, status, {}
+    if overdue:
+        raise ValidationError({"status": [_DECIDED_TOO_LATE]})
+    return request, status, _answer(item, values["request_type"])
+
+
+def _answer(item: Mapping, request_type: str) -> dict:
+    """respond_to_request's arguments for a decided request of a fixture."""
+    answer = load(_RESPONSE, {k: item[k] for k in ("status", "response", "responded_by", "response_data") if k in item})
+    if answer["status"] not in ANSWERS[request_type]:
+        answers = " or ".join(ANSWERS[request_type])
+        raise ValidationError({"status": ["A %s request is answered with %s." % (request_type, answers)]})
+    return {k: v for k, v in answer.items() if k != "status"}
+
+
+class _Base64Bytes(fields.Field):
+    default_error_messages = {"invalid": "Must be base64 text."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Mapping | None, **kwargs: Any) -> bytes:
+        try:
+            return base64.b64decode(value, validate=True)
+        except (TypeError, ValueError, binascii.Error):
+            raise self.make_error("invalid") from None
+
+
+class _FixtureReferenceSchema(marshmallow.Schema):
+    """A reference in a fixture: `data` (text, stored as UTF-8) or `data_base64`, a type name, a ttl."""
+
+    data = Text()
+    data_base64 = _Base64Bytes()
+    type = fields.Enum(ReferenceType, load_default=ReferenceType.UNSPECIFIED)
+    ttl = fields.Raw(allow_none=True, load_default=None)  # StoreSchema checks it
+
+    @marshmallow.validates_schema
+    def _one_content(self, data: dict, **kwargs: Any) -> None:
+        if ("data" in data) == ("data_base64" in data):
+            raise marshmallow.ValidationError("Give data (text) or data_base64 (bytes), one of them.", "data")
+
+    @marshmallow.post_load
+    def _bytes(self, data: dict, **kwargs: Any) -> dict:
+        content = data.pop("data_base64") if "data_base64" in data else data.pop("data").encode("utf-8")
+        return {**data, "data": content}
+
+
+_FIXTURE_REFERENCE = _FixtureReferenceSchema()
+
+
+def _reference(item: Mapping) -> dict:
+    """store()'s arguments for a reference of a fixture."""
+    return load(_STORE, load(_FIXTURE_REFERENCE, item))

@@ -1,0 +1,136 @@
+"""The pytest plugin of loom_models: a fresh store per test, its repositories and factories.
+
+    import pytest
+
+    def test_reply(loom_storage, session_factory, message_factory):
+        session = session_factory.create(messages=2)
+        message_factory.create(session=session, role="user", content="Thanks!")
+        assert loom_storage.sessions.get_stats().message_count == 3
+
+    @pytest.mark.loom_fixture("data/sample.json")    # relative to the test's file
+    def test_sample(session_repository):
+        assert session_repository.load_session("sess_1").messages
+
+`loom_storage` is a new store in the test's temporary directory or, when
+LOOM_TEST_DATABASE_URL names a PostgreSQL database, in a schema of its own
+there, dropped afterwards; its reference collector is off. `session_repository`,
+`hitl_repository` and `reference_repository` are its repositories, and
+`session_factory`, `message_factory`, `tool_execution_factory`,
+`human_request_factory` and `reference_factory` the factories of
+loom_models.testing.factories writing to it: `create()` needs no `storage=`.
+
+pip installs this plugin with loom_models (a pytest11 entry point), so pytest
+imports it in every run of every project of that environment: factory_boy and
+Faker, slow to import, are imported only when a test asks for a factory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+import pytest
+
+from loom_models import Storage, open_storage
+from loom_models.db import open_database
+from loom_models.testing.fixtures import load_fixture
+
+if TYPE_CHECKING:
+    from loom_models.hitl import HumanRequestRepository
+    from loom_models.references import ReferenceRepository
+    from loom_models.sessions import SessionRepository
+
+DATABASE_URL_VARIABLE = "LOOM_TEST_DATABASE_URL"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "loom_fixture(*paths): load these JSON fixtures (relative to the test's file) into loom_storage"
+    )
+
+
+@pytest.fixture
+def loom_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
+    """A new store for this test, with the loom_fixture files of its marks loaded."""
+    url = os.environ.get(DATABASE_URL_VARIABLE)
+    with _schema_of_its_own(url) if url else contextlib.nullcontext() as schema_url:
+        data_dir = None if schema_url else tmp_path / "loom-data"
+        with open_storage(data_dir, database_url=schema_url, gc_interval=0) as storage:
+            # The module's marks first, the test's own last.
+            for mark in reversed(list(request.node.iter_markers("loom_fixture"))):
+                for path in mark.args:
+                    load_fixture(storage, request.path.parent / path)
+            yield storage
+
+
+@contextlib.contextmanager
+def _schema_of_its_own(url: str) -> Iterator[str]:
+    """The URL of a new schema in the PostgreSQL database at `url`; the schema is dropped afterwards."""
+    schema = "loom_test_" + uuid.uuid4().hex[:12]
+    database = open_database(url)
+    try:
+        database.execute_sql("CREATE SCHEMA %s" % schema)
+        yield "%s%soptions=%s" % (url, "&" if "?" in url else "?", quote("-csearch_path=%s" % schema))
+    finally:
+        database.execute_sql("DROP SCHEMA IF EXISTS %s CASCADE" % schema)
+        database.close()
+
+
+@pytest.fixture
+def session_repository(loom_storage: Storage) -> SessionRepository:
+    """loom_storage's SessionRepository."""
+    return loom_storage.sessions
+
+
+@pytest.fixture
+def hitl_repository(loom_storage: Storage) -> HumanRequestRepository:
+    """loom_storage's HumanRequestRepository."""
+    return loom_storage.hitl
+
+
+@pytest.fixture
+def reference_repository(loom_storage: Storage) -> ReferenceRepository:
+    """loom_storage's ReferenceRepository."""
+    return loom_storage.references
+
+
+def _bound(name: str, storage: Storage) -> Any:
+    # Imported on first use: factory_boy and Faker would slow every pytest run down.
+    from loom_models.testing import factories
+
+    return factories.bind(getattr(factories, name), storage)
+
+
+@pytest.fixture
+def session_factory(loom_storage: Storage) -> Any:
+    """SessionFactory writing to loom_storage: `session_factory.create(messages=3)`."""
+    return _bound("SessionFactory", loom_storage)
+
+
+@pytest.fixture
+def message_factory(loom_storage: Storage) -> Any:
+    """MessageFactory writing to loom_storage: `message_factory.create(session=session)`."""
+    return _bound("MessageFactory", loom_storage)
+
+
+@pytest.fixture
+def tool_execution_factory(loom_storage: Storage) -> Any:
+    """ToolExecutionFactory writing to loom_storage: `tool_execution_factory.create(failed=True)`."""
+    return _bound("ToolExecutionFactory", loom_storage)
+
+
+@pytest.fixture
+def human_request_factory(loom_storage: Storage) -> Any:
+    """HumanRequestFactory writing to loom_storage: `human_request_factory.create(approved=True)`."""
+    return _bound("HumanRequestFactory", loom_storage)
+
+
+@pytest.fixture
+def reference_factory(loom_storage: Storage) -> Any:
+    """ReferenceFactory writing to loom_storage: `reference_factory.create(expiring=True)`."""
+    return _bound("ReferenceFactory", loom_storage)
