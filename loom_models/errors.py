@@ -8,7 +8,9 @@
 
 Repository methods are wrapped in `storage_call`, so a peewee, sqlite3 or psycopg
 exception never escapes one: it comes out as one of these classes, with the driver's
-exception as `__cause__`.
+exception as `__cause__`. The same decorator makes a public method's span when its
+repository has a tracer (tracing.py), around the translation: a span records the
+error the caller gets.
 """
 
 from __future__ import annotations
@@ -16,9 +18,16 @@ from __future__ import annotations
 import errno
 import functools
 import sqlite3
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
 
 import marshmallow
 import peewee
+
+from .tracing import traced
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 try:
     import psycopg2
@@ -87,7 +96,7 @@ class SchemaMismatchError(LoomStorageError):
     code, http_status, grpc_code = "schema_mismatch", 500, "FAILED_PRECONDITION"
 
 
-def _describe(messages) -> str:
+def _describe(messages: object) -> str:
     if isinstance(messages, dict):
         return "; ".join("%s: %s" % (k, _describe(v)) for k, v in messages.items())
     if isinstance(messages, (list, tuple)):
@@ -146,6 +155,7 @@ def translate(error: BaseException) -> LoomStorageError:
         return (DiskFullError if error.errno in _DISK_FULL_ERRNOS else LoomStorageError)(str(error))
     driver = _driver_error(error)
     sqlstate = getattr(driver, "pgcode", None) or getattr(driver, "sqlstate", None)
+    cls: type[LoomStorageError] | None
     if sqlstate:
         cls = _POSTGRES_CODES.get(sqlstate) or _POSTGRES_CLASSES.get(sqlstate[:2])
     else:
@@ -173,21 +183,21 @@ def _driver_error(error: BaseException) -> BaseException:
 def _original(error: BaseException) -> BaseException:
     # On some errors (a full disk) SQLite rolls the transaction back itself; the
     # ROLLBACK that peewee then issues fails and would hide the error that mattered.
-    hidden = error
+    hidden: BaseException | None = error
     while hidden is not None and "no transaction is active" in str(hidden):
         hidden = hidden.__context__
     return hidden or error
 
 
-def storage_call(method):
-    """Decorate a repository method so that only LoomStorageErrors leave it."""
+def storage_call(method: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a repository method so that only LoomStorageErrors leave it, and in a span if traced."""
 
     @functools.wraps(method)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return method(*args, **kwargs)
-        except (marshmallow.ValidationError,) + _DRIVER_ERRORS as error:
+        except (marshmallow.ValidationError, *_DRIVER_ERRORS) as error:
             error = _original(error)
             raise translate(error) from _driver_error(error)
 
-    return wrapper
+    return traced(wrapper)

@@ -2,20 +2,26 @@
 
     repo = SessionRepository.open("./loom-data/sessions.db")   # opens, migrates, owns
     repo = SessionRepository(database)                         # wraps an open database
+    repo = SessionRepository.open(path, tracer=tracer)         # a span per call (tracing.py)
     repo.migrate()                                             # applies pending migrations
     repo.close()
 
 Backend differences are settled here, once: on SQLite a write transaction takes
 the write lock up front (BEGIN IMMEDIATE), because a deferred transaction that
 reads and then writes fails with SQLITE_BUSY under concurrency whatever the busy
-timeout, and waits for it in equal short steps (see _SqliteWrite); on PostgreSQL a snapshot read uses REPEATABLE READ, and a write that
-must read the clock after its lock takes the row lock first.
+timeout, and waits for it in equal short steps (see _SqliteWrite); on PostgreSQL
+a snapshot read uses REPEATABLE READ, and a write that must read the clock after
+its lock takes the row lock first.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import peewee
 
@@ -24,24 +30,32 @@ from .db import describe, is_sqlite, open_database
 from .errors import storage_call
 from .statements import Statement, param
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer  # the tracing extra; only a caller with a tracer has it
+
+
+RepositoryT = TypeVar("RepositoryT", bound="Repository")
+
 
 class Repository:
     domain: str  # the folder of its migrations, migrations/<domain>/
+    span_prefix: str  # its spans are named <span_prefix>.<method>
 
-    def __init__(self, database: peewee.Database):
+    def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         self.database = database
+        self.tracer = tracer
         self._owns_database = False
         self._sqlite = is_sqlite(database)
         self._snapshot_options = {} if self._sqlite else {"isolation_level": "REPEATABLE READ"}
 
     @classmethod
     @storage_call
-    def open(cls, path_or_url):
+    def open(cls: type[RepositoryT], path_or_url: str | os.PathLike, tracer: Tracer | None = None) -> RepositoryT:
         """Open the database at a path or URL, apply pending migrations, own it.
 
-            with SessionRepository.open("./loom-data/sessions.db") as repo: ...
+        with SessionRepository.open("./loom-data/sessions.db") as repo: ...
         """
-        repository = cls(open_database(path_or_url))
+        repository = cls(open_database(path_or_url), tracer)
         repository._owns_database = True
         try:
             repository.migrate()
@@ -54,7 +68,7 @@ class Repository:
     def migrate(self) -> list[str]:
         """Apply this domain's pending migrations; return the names applied.
 
-            SessionRepository(open_database(path)).migrate()   # ['0001_...', ...]
+        SessionRepository(open_database(path)).migrate()   # ['0001_...', ...]
         """
         return migrator.upgrade(self.database, self.domain)
 
@@ -62,36 +76,36 @@ class Repository:
     def check_schema(self) -> None:
         """SchemaMismatchError unless the database is at this code's version.
 
-            repo.check_schema()   # before serving from a database migrated elsewhere
+        repo.check_schema()   # before serving from a database migrated elsewhere
         """
         migrator.check_current(self.database, self.domain)
 
     def close(self) -> None:
         """Close the database if this repository opened it. Safe to call twice.
 
-            repo.close()
+        repo.close()
         """
         if self._owns_database:
             self.database.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<%s %s>" % (type(self).__name__, describe(self.database))
 
-    def __enter__(self):
+    def __enter__(self: RepositoryT) -> RepositoryT:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def _write(self):
-        if self._sqlite and not self.database.in_transaction():
+    def _write(self) -> AbstractContextManager[Any]:
+        if is_sqlite(self.database) and not self.database.in_transaction():
             return _SqliteWrite(self.database)
         return self.database.atomic()
 
-    def _snapshot(self):
+    def _snapshot(self) -> AbstractContextManager[Any]:
         return self.database.atomic(**self._snapshot_options)
 
-    def _row_lock(self, model):
+    def _row_lock(self, model: type[peewee.Model]) -> Callable[[str], object]:
         """A function that, inside `_write()`, holds the row of `model` with a given id until the end.
 
         SQLite's write transaction holds the whole database already; PostgreSQL
@@ -100,7 +114,8 @@ class Repository:
         """
         if self._sqlite:
             return lambda row_id: None
-        lock = Statement(model.select(model.id).where(model.id == param("id")).for_update())
+        key = model._meta.primary_key
+        lock = Statement(model.select(key).where(key == param("id")).for_update())
         return lambda row_id: lock.execute(id=row_id)
 
 
@@ -115,11 +130,11 @@ class _SqliteWrite:
     is bounded by the busy timeout in force on the connection.
     """
 
-    def __init__(self, database: peewee.SqliteDatabase):
+    def __init__(self, database: peewee.SqliteDatabase) -> None:
         self.database = database
         self.transaction = database.atomic(lock_type="IMMEDIATE")
 
-    def __enter__(self):
+    def __enter__(self) -> Any:
         connection = self.database.connection()
         wait_ms = connection.execute("PRAGMA busy_timeout").fetchone()[0]
         deadline = time.monotonic() + wait_ms / 1000
@@ -135,5 +150,5 @@ class _SqliteWrite:
         finally:
             connection.execute("PRAGMA busy_timeout = %d" % wait_ms)
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: Any) -> Any:
         return self.transaction.__exit__(*exc_info)

@@ -1,11 +1,11 @@
 """open_storage: every domain's repository over one data directory or one database URL.
 
-    with open_storage("./loom-data") as storage:       # or $LOOM_DATA_DIR, else ./loom-data
-        storage.sessions.save_session(Session(id="sess_1"))
-        storage.hitl.store(HumanRequest(agent_id="a", session_id="sess_1", question="Deploy?"))
-        storage.references.store(b"a large document")
+with open_storage("./loom-data") as storage:       # or $LOOM_DATA_DIR, else ./loom-data
+    storage.sessions.save_session(Session(id="sess_1"))
+    storage.hitl.store(HumanRequest(agent_id="a", session_id="sess_1", question="Deploy?"))
+    storage.references.store(b"a large document")
 
-    open_storage(database_url="postgresql://loom@127.0.0.1:5432/loom")   # all domains, one database
+open_storage(database_url="postgresql://loom@127.0.0.1:5432/loom")   # all domains, one database
 """
 
 from __future__ import annotations
@@ -13,12 +13,16 @@ from __future__ import annotations
 import os
 import stat
 import warnings
+from typing import TYPE_CHECKING
 
 from .db import open_database, redact
 from .errors import ValidationError, storage_call
 from .hitl import HumanRequestRepository
 from .references import ReferenceRepository
 from .sessions import SessionRepository
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer  # the tracing extra; only a caller with a tracer has it
 
 # domain -> (file in the data directory, repository class)
 DOMAINS = {
@@ -39,7 +43,7 @@ class Storage:
         self._databases = databases
         self._where = where
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<Storage %s>" % self._where
 
     def close(self) -> None:
@@ -49,33 +53,39 @@ class Storage:
         for database in self._databases:
             database.close()
 
-    def __enter__(self):
+    def __enter__(self) -> Storage:
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
 @storage_call
 def open_storage(
-    data_dir=None, *, database_url: str | None = None, gc_interval: float | None = 300, migrate: bool = True
+    data_dir: str | os.PathLike | None = None,
+    *,
+    database_url: str | None = None,
+    tracer: Tracer | None = None,
+    gc_interval: float | None = 300,
+    migrate: bool = True,
 ) -> Storage:
     """Open (creating if needed) every domain's database, apply pending migrations,
     and collect expired references every `gc_interval` seconds (0 or None: never).
 
     With `migrate=False` the schemas must already be current (SchemaMismatchError).
+    With an OpenTelemetry `tracer`, every repository call is a span (tracing.py).
     """
     if database_url is not None:
         if not isinstance(database_url, str) or "://" not in database_url:
             raise ValidationError({"database_url": ["Must be a URL such as postgresql://user@host/db."]})
         shared = open_database(database_url)
         databases = {domain: shared for domain in DOMAINS}
+        where = redact(database_url)
     else:
-        data_dir = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
-        _make_private_dir(data_dir)
-        databases = {domain: open_database(os.path.join(data_dir, name)) for domain, (name, _) in DOMAINS.items()}
-    repositories = {domain: cls(databases[domain]) for domain, (_, cls) in DOMAINS.items()}
-    where = redact(database_url) if database_url is not None else data_dir
+        where = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
+        _make_private_dir(where)
+        databases = {domain: open_database(os.path.join(where, name)) for domain, (name, _) in DOMAINS.items()}
+    repositories = {domain: cls(databases[domain], tracer) for domain, (_, cls) in DOMAINS.items()}
     storage = Storage(repositories, list({id(db): db for db in databases.values()}.values()), where)
     try:
         for repository in repositories.values():

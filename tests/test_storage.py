@@ -7,9 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from loom_models import LoomStorageError, ValidationError, open_storage
+from loom_models import open_storage
 from loom_models.hitl import HumanRequest
 from loom_models.sessions import Session
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 import datetime
 import time
 import types
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import peewee
 from peewee import SQL, fn
@@ -42,6 +44,9 @@ from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_
 from .models import ANSWERS, EXPIRED_BY, STATUSES, HumanRequest
 from .schemas import HumanRequestSchema, ResponseSchema
 
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
+
 _REQUEST = HumanRequestSchema()
 _RESPONSE = ResponseSchema()
 
@@ -58,19 +63,20 @@ MAX_POLL_INTERVAL = 3600.0
 
 class HumanRequestRepository(Repository):
     domain = "hitl"
+    span_prefix = "hitl_store"
 
-    def __init__(self, database: peewee.Database):
-        super().__init__(database)
+    def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
+        super().__init__(database, tracer)
         (self.HumanRequest,) = bind_models(database, [HumanRequest])
         self._sql = self._statements()
         self._pending: dict[tuple, Statement] = {}  # by the names of the values list_pending binds
         self._lock_request = self._row_lock(self.HumanRequest)
 
     @storage_call
-    def store(self, request) -> HumanRequest:
+    def store(self, request: HumanRequest | Mapping[str, Any]) -> HumanRequest:
         """File a pending request; it expires `timeout_ms` after `created_at`.
 
-            request = hitl.store(HumanRequest(agent_id="a", session_id="s", question="Deploy?"))
+        request = hitl.store(HumanRequest(agent_id="a", session_id="s", question="Deploy?"))
         """
         values = load(_REQUEST, input_of(request, _REQUEST, "request"))
         row = {
@@ -87,7 +93,7 @@ class HumanRequestRepository(Repository):
             raise ConflictError("request already exists: %s" % row["id"])
         return self.HumanRequest(**row)
 
-    def _statements(self):
+    def _statements(self) -> types.SimpleNamespace:
         """The statements of store, respond_to_request and the expiry, built once."""
         H = self.HumanRequest
         now = param("now")
@@ -114,7 +120,7 @@ class HumanRequestRepository(Repository):
     def get(self, request_id: str) -> HumanRequest:
         """The request, whatever its status.
 
-            hitl.get("req_1").status
+        hitl.get("req_1").status
         """
         H = self.HumanRequest
         found = H.get_or_none(H.id == check_id(request_id, "request_id"))
@@ -128,7 +134,7 @@ class HumanRequestRepository(Repository):
     ) -> list[HumanRequest]:
         """Pending requests not yet past their deadline: critical first, then oldest first.
 
-            for request in hitl.list_pending(agent_id="billing", limit=50): ...
+        for request in hitl.list_pending(agent_id="billing", limit=50): ...
         """
         values = {"now": self.HumanRequest.expires_at.db_value(utc_now())}
         if agent_id is not None:
@@ -157,7 +163,7 @@ class HumanRequestRepository(Repository):
     def list_by_session(self, session_id: str) -> list[HumanRequest]:
         """Every request of a session, whatever its status, newest first.
 
-            [r.status for r in hitl.list_by_session("sess_1")]
+        [r.status for r in hitl.list_by_session("sess_1")]
         """
         H = self.HumanRequest
         query = H.select().where(H.session_id == check_id(session_id, "session_id"))
@@ -165,7 +171,7 @@ class HumanRequestRepository(Repository):
 
     @storage_call
     def respond_to_request(
-        self, request_id: str, status: str, response: str, responded_by: str, response_data=None
+        self, request_id: str, status: str, response: str, responded_by: str, response_data: Any = None
     ) -> HumanRequest:
         """Decide a pending request: approved or rejected (approval), responded (input, selection).
 
@@ -195,14 +201,16 @@ class HumanRequestRepository(Repository):
     def expire_overdue(self, now: datetime.datetime | None = None) -> int:
         """Mark every pending request past its deadline (at `now`) expired; return how many.
 
-            hitl.expire_overdue()   # a sweep; list_pending never needs one
+        hitl.expire_overdue()   # a sweep; list_pending never needs one
         """
         moment = utc_now() if now is None else check_time(now, "now")
         with self._write():
             return self._expire(self._sql.expire_due, moment)
 
     @storage_call
-    def wait_for_response(self, request_id: str, timeout: float | None = None, poll_interval: float = 0.5) -> HumanRequest:
+    def wait_for_response(
+        self, request_id: str, timeout: float | None = None, poll_interval: float = 0.5
+    ) -> HumanRequest:
         """Block until the request is decided, looking every `poll_interval` seconds.
 
             decided = hitl.wait_for_response("req_1", timeout=30)
@@ -230,10 +238,10 @@ class HumanRequestRepository(Repository):
             time.sleep(max(pause, 0))
 
     @storage_call
-    def delete_older_than(self, cutoff) -> int:
+    def delete_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
         """Purge decided requests created before `cutoff` (a datetime or timedelta); never a pending one.
 
-            hitl.delete_older_than(timedelta(days=90))
+        hitl.delete_older_than(timedelta(days=90))
         """
         H = self.HumanRequest
         with self._write():
@@ -243,7 +251,7 @@ class HumanRequestRepository(Repository):
     def get_stats(self) -> dict[str, int]:
         """Requests per status, counting a pending request past its deadline as expired.
 
-            hitl.get_stats()   # {'pending': 2, 'approved': 5, 'rejected': 1, 'responded': 0, 'expired': 3}
+        hitl.get_stats()   # {'pending': 2, 'approved': 5, 'rejected': 1, 'responded': 0, 'expired': 3}
         """
         H = self.HumanRequest
         with self._snapshot():  # both counts from one moment; each read from an index alone
@@ -272,6 +280,6 @@ class HumanRequestRepository(Repository):
         answers = " or ".join(ANSWERS[request.request_type])
         return ValidationError({"status": ["A %s request is answered with %s." % (request.request_type, answers)]})
 
-    def _expire(self, statement: Statement, now: datetime.datetime, **values) -> int:
+    def _expire(self, statement: Statement, now: datetime.datetime, **values: str) -> int:
         now = self.HumanRequest.expires_at.db_value(now)
         return statement.execute(expired="expired", now=now, by=EXPIRED_BY, **values).rowcount

@@ -19,6 +19,7 @@ since it was opened (they are not stored, so a restart starts them at 0).
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import datetime
 import hashlib
@@ -26,14 +27,15 @@ import logging
 import re
 import threading
 import types
+from typing import TYPE_CHECKING
 
 import peewee
 from peewee import EXCLUDED, SQL, Case, fn
 
 from ..base import bind_models
+from ..db import is_sqlite
 from ..errors import (
     DatabaseCorruptError,
-    LoomStorageError,
     NotFoundError,
     ReferenceExpiredError,
     ValidationError,
@@ -45,6 +47,9 @@ from ..statements import Statement, bound, param
 from ..validation import check_limit, check_seconds, check_time, load
 from .models import SQLITE_STORE, Reference, ReferenceType
 from .schemas import StoreSchema
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger(__name__)
 
@@ -68,9 +73,10 @@ class ReferenceStats:
 
 class ReferenceRepository(Repository):
     domain = "references"
+    span_prefix = "reference_store"
 
-    def __init__(self, database: peewee.Database):
-        super().__init__(database)
+    def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
+        super().__init__(database, tracer)
         (self.Reference,) = bind_models(database, [Reference])
         self._metadata = [f for f in self.Reference._meta.sorted_fields if f.name != "data"]
         self._sql = self._statements()
@@ -81,10 +87,12 @@ class ReferenceRepository(Repository):
         self._collector: threading.Thread | None = None
 
     @storage_call
-    def store(self, data, *, type=ReferenceType.UNSPECIFIED, ttl=None) -> Reference:
+    def store(
+        self, data: bytes, *, type: int = ReferenceType.UNSPECIFIED, ttl: float | datetime.timedelta | None = None
+    ) -> Reference:
         """Store bytes; the same bytes again add one reference, and the later expiry wins.
 
-            ref = refs.store(b"...", type=ReferenceType.LARGE_PAYLOAD, ttl=timedelta(hours=1))
+        ref = refs.store(b"...", type=ReferenceType.LARGE_PAYLOAD, ttl=timedelta(hours=1))
         """
         values = load(_STORE, {"data": data, "type": type, "ttl": ttl})
         content, moment = values["data"], utc_now()
@@ -104,7 +112,7 @@ class ReferenceRepository(Repository):
         stored.data = content
         return stored
 
-    def _statements(self):
+    def _statements(self) -> types.SimpleNamespace:
         """The statements of store, resolve, retain and release, built once."""
         R = self.Reference
         now, reference_id, zero, one = param("now"), param("id"), SQL("0"), SQL("1")
@@ -137,10 +145,10 @@ class ReferenceRepository(Repository):
         )
 
     @storage_call
-    def resolve(self, ref_or_id, *, verify: bool = False) -> bytes:
+    def resolve(self, ref_or_id: Reference | str, *, verify: bool = False) -> bytes:
         """The bytes of a live reference; with `verify`, re-hashed against the id.
 
-            data = refs.resolve(ref)            # or refs.resolve(ref.id)
+        data = refs.resolve(ref)            # or refs.resolve(ref.id)
         """
         reference_id = _id_of(ref_or_id)
         found = self._sql.resolve.models(id=reference_id)
@@ -154,7 +162,7 @@ class ReferenceRepository(Repository):
     def retain(self, reference_id: str) -> int:
         """Add a reference to live content; return the new count.
 
-            refs.retain(ref.id)   # 2
+        refs.retain(ref.id)   # 2
         """
         _id_of(reference_id)
         R = self.Reference
@@ -169,7 +177,7 @@ class ReferenceRepository(Repository):
     def release(self, reference_id: str) -> int:
         """Drop a reference; return the new count. At 0 the content is deleted.
 
-            refs.release(ref.id)   # 0: gone
+        refs.release(ref.id)   # 0: gone
         """
         _id_of(reference_id)
         with self._write():
@@ -185,7 +193,7 @@ class ReferenceRepository(Repository):
     def get(self, reference_id: str) -> Reference:
         """A live reference's metadata, without its bytes.
 
-            refs.get(ref.id).size_bytes
+        refs.get(ref.id).size_bytes
         """
         _id_of(reference_id)
         R = self.Reference
@@ -197,7 +205,7 @@ class ReferenceRepository(Repository):
     def list(self, *, limit: int | None = None) -> list[Reference]:
         """Live references' metadata, newest first.
 
-            [r.id for r in refs.list(limit=20)]
+        [r.id for r in refs.list(limit=20)]
         """
         R = self.Reference
         query = R.select(*self._metadata).where(~self._expired(_now()), R.ref_count > 0)
@@ -207,7 +215,7 @@ class ReferenceRepository(Repository):
     def collect_garbage(self, now: datetime.datetime | None = None) -> int:
         """Delete expired and unreferenced content a small batch a transaction; return how many.
 
-            refs.collect_garbage()
+        refs.collect_garbage()
         """
         R = self.Reference
         garbage = self._expired(_now() if now is None else check_time(now, "now")) | (R.ref_count <= 0)
@@ -224,13 +232,14 @@ class ReferenceRepository(Repository):
             self._evictions += removed
         return removed
 
-    def _garbage_batch(self, garbage) -> list[str]:
+    def _garbage_batch(self, garbage: peewee.Expression) -> builtins.list[str]:  # list: the method above
         """Ids of at most GC_BATCH_ROWS garbage rows and GC_BATCH_BYTES (but one row at least)."""
         R = self.Reference
         query = R.select(R.id, R.size_bytes).where(garbage).limit(GC_BATCH_ROWS)
         if not self._sqlite:  # rows another transaction holds wait for the next run
             query = query.for_update(skip_locked=True)
-        batch, size = [], 0
+        batch: builtins.list[str] = []
+        size = 0
         for row_id, row_size in query.tuples():
             if batch and size + row_size > GC_BATCH_BYTES:
                 break
@@ -242,7 +251,7 @@ class ReferenceRepository(Repository):
     def stats(self) -> ReferenceStats:
         """Live references and their bytes; this repository's collector runs and evictions.
 
-            refs.stats().current_bytes
+        refs.stats().current_bytes
         """
         R = self.Reference
         live = R.select(fn.COUNT(SQL("*")), fn.COALESCE(fn.SUM(R.size_bytes), 0)).where(
@@ -255,7 +264,7 @@ class ReferenceRepository(Repository):
     def start_collector(self, interval: float) -> None:
         """Collect garbage every `interval` seconds in a background thread, until close().
 
-            refs.start_collector(300)
+        refs.start_collector(300)
         """
         check_seconds(interval, "gc_interval", maximum=threading.TIMEOUT_MAX)
         if self._collector is not None:
@@ -276,7 +285,7 @@ class ReferenceRepository(Repository):
     def close(self) -> None:
         """Stop the collector, and close the database if this repository opened it.
 
-            refs.close()
+        refs.close()
         """
         self.stop_collector()
         super().close()
@@ -294,16 +303,16 @@ class ReferenceRepository(Repository):
 
     def _wait_for_locks_briefly(self) -> None:
         # The collector gives way: blocked for long, it would hold up close().
-        if self._sqlite:
+        if is_sqlite(self.database):
             self.database.pragma("busy_timeout", COLLECTOR_LOCK_WAIT_MS)
         else:
             self.database.execute_sql("SET lock_timeout = %d" % COLLECTOR_LOCK_WAIT_MS)
 
-    def _expired(self, now: datetime.datetime):
+    def _expired(self, now: datetime.datetime | peewee.Node) -> peewee.Expression:
         R = self.Reference
         return (R.expires_at != SQL("0")) & (R.expires_at <= now)
 
-    def _check_live(self, reference_id: str, found) -> None:
+    def _check_live(self, reference_id: str, found: Reference | None) -> None:
         if found is None or found.ref_count <= 0:  # released to 0: gone, whether or not collected
             raise NotFoundError("reference not found: %s" % reference_id)
         if found.expires_at is not None and found.expires_at <= _now():
@@ -320,7 +329,7 @@ def _expiry(now: datetime.datetime, ttl: datetime.timedelta) -> datetime.datetim
     return end if end.microsecond == 0 else end.replace(microsecond=0) + datetime.timedelta(seconds=1)
 
 
-def _id_of(ref_or_id) -> str:
+def _id_of(ref_or_id: Reference | str) -> str:
     reference_id = ref_or_id.id if isinstance(ref_or_id, Reference) else ref_or_id
     if not isinstance(reference_id, str) or not _SHA256_HEX.fullmatch(reference_id):
         raise ValidationError({"id": ["Must be a lowercase hex SHA-256 (64 characters)."]})

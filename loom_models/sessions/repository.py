@@ -22,7 +22,8 @@ import dataclasses
 import datetime
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import marshmallow
 import peewee
@@ -43,6 +44,9 @@ from ..statements import Statement, bound, param
 from ..validation import check_id, check_limit, check_positive, cutoff_time, input_of, load
 from .models import Message, Session, ToolExecution
 from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Tracer
 
 _SESSION = SessionSchema()
 _MESSAGE = MessageSchema()
@@ -75,17 +79,18 @@ class SessionStats:
 
 class SessionRepository(Repository):
     domain = "sessions"
+    span_prefix = "session_store"
 
-    def __init__(self, database: peewee.Database):
-        super().__init__(database)
+    def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
+        super().__init__(database, tracer)
         self.Session, self.Message, self.ToolExecution = bind_models(database, [Session, Message, ToolExecution])
         self._sql = _Statements(self.Session, self.Message, self.ToolExecution)
 
     @storage_call
-    def save_session(self, session) -> Session:
+    def save_session(self, session: Session | Mapping[str, Any]) -> Session:
         """Insert or update a session; its creation time and totals are kept.
 
-            repo.save_session(Session(id="sess_1", name="Support", context={"user": "john"}))
+        repo.save_session(Session(id="sess_1", name="Support", context={"user": "john"}))
         """
         values = load(_SESSION, input_of(session, _SESSION, "session"))
         row = bound(self.Session, {**values, "updated_at": utc_now(), "total_cost_usd": 0.0, "total_tokens": 0})
@@ -96,8 +101,8 @@ class SessionRepository(Repository):
     def load_session(self, session_id: str, *, with_messages: bool = True) -> Session:
         """The session, with `.messages` in order unless `with_messages=False`.
 
-            session = repo.load_session("sess_1")
-            session.messages[-1].content
+        session = repo.load_session("sess_1")
+        session.messages[-1].content
         """
         check_id(session_id, "session_id")
         with self._snapshot():
@@ -109,11 +114,13 @@ class SessionRepository(Repository):
         return found[0]
 
     @storage_call
-    def list_sessions(self, *, agent_id: str | None = None, limit: int | None = 100, before=None) -> list[Session]:
+    def list_sessions(
+        self, *, agent_id: str | None = None, limit: int | None = 100, before: Session | str | None = None
+    ) -> list[Session]:
         """Sessions most recently updated first; `before` is the previous page's last one.
 
-            page = repo.list_sessions(agent_id="support", limit=20)
-            next_page = repo.list_sessions(agent_id="support", limit=20, before=page[-1])
+        page = repo.list_sessions(agent_id="support", limit=20)
+        next_page = repo.list_sessions(agent_id="support", limit=20, before=page[-1])
         """
         S = self.Session
         query = S.select().order_by(S.updated_at.desc(), S.id.desc()).limit(check_limit(limit))
@@ -125,19 +132,19 @@ class SessionRepository(Repository):
         return list(query)
 
     @storage_call
-    def save_message(self, session_id: str, message) -> Message:
+    def save_message(self, session_id: str, message: Message | Mapping[str, Any]) -> Message:
         """Insert a message and add its tokens and cost to the session's totals.
 
-            saved = repo.save_message("sess_1", Message(role="user", content="Hi", token_count=2))
-            saved.id
+        saved = repo.save_message("sess_1", Message(role="user", content="Hi", token_count=2))
+        saved.id
         """
         return self.save_messages(session_id, [message])[0]
 
     @storage_call
-    def save_messages(self, session_id: str, messages) -> list[Message]:
+    def save_messages(self, session_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
         """`save_message` for many, in one transaction: all of them or none.
 
-            repo.save_messages("sess_1", [Message(role="user", content=text) for text in texts])
+        repo.save_messages("sess_1", [Message(role="user", content=text) for text in texts])
         """
         check_id(session_id, "session_id")
         if not isinstance(messages, (list, tuple)):
@@ -146,21 +153,24 @@ class SessionRepository(Repository):
         if not rows:
             return []
         M = self.Message
-        ids = []
+        ids: list[int] = []
         with self._write():
             self._add_to_totals(session_id, rows)
             for start in range(0, len(rows), _INSERT_BATCH):
                 batch = rows[start : start + _INSERT_BATCH]
-                ids.extend(i for i, in self._sql.insert_messages(len(batch)).rows(*self._sql.message_values(session_id, batch)))
+                inserted = self._sql.insert_messages(len(batch)).rows(*self._sql.message_values(session_id, batch))
+                ids.extend(i for (i,) in inserted)
         # Ids come from an increasing sequence in insertion order.
-        return [M(id=i, session=session_id, **row) for i, row in zip(sorted(ids), rows)]
+        return [M(id=i, session=session_id, **row) for i, row in zip(sorted(ids), rows, strict=True)]
 
     @storage_call
-    def load_messages(self, session_id: str, *, limit: int | None = None, before_id: int | None = None) -> list[Message]:
+    def load_messages(
+        self, session_id: str, *, limit: int | None = None, before_id: int | None = None
+    ) -> list[Message]:
         """Messages in order; with `limit`, the latest `limit` before message `before_id`.
 
-            latest = repo.load_messages("sess_1", limit=50)
-            earlier = repo.load_messages("sess_1", limit=50, before_id=latest[0].id)
+        latest = repo.load_messages("sess_1", limit=50)
+        earlier = repo.load_messages("sess_1", limit=50, before_id=latest[0].id)
         """
         check_id(session_id, "session_id")
         if before_id is None:
@@ -174,16 +184,16 @@ class SessionRepository(Repository):
             return list(query.order_by(*order))
         return list(query.order_by(*[f.desc() for f in order]).limit(check_limit(limit)))[::-1]
 
-    def iter_messages(self, session_id: str, batch_size: int = 1000):
+    def iter_messages(self, session_id: str, batch_size: int = 1000) -> Iterator[Message]:
         """All messages in order, read `batch_size` at a time; no lock is held between batches.
 
-            for message in repo.iter_messages("sess_1"):
-                index(message.content)
+        for message in repo.iter_messages("sess_1"):
+            index(message.content)
         """
         check_id(session_id, "session_id")
         check_positive(batch_size, "batch_size")
 
-        def batches():
+        def batches() -> Iterator[Message]:
             position = None
             while True:
                 batch = self._messages_after(session_id, position, batch_size)
@@ -195,23 +205,23 @@ class SessionRepository(Repository):
         return batches()
 
     @storage_call
-    def save_tool_execution(self, session_id: str, execution) -> ToolExecution:
+    def save_tool_execution(self, session_id: str, execution: ToolExecution | Mapping[str, Any]) -> ToolExecution:
         """Record a tool execution of the session.
 
-            repo.save_tool_execution("sess_1", ToolExecution(tool_name="search", input={"q": "loom"}))
+        repo.save_tool_execution("sess_1", ToolExecution(tool_name="search", input={"q": "loom"}))
         """
         check_id(session_id, "session_id")
         values = load(_TOOL_EXECUTION, input_of(execution, _TOOL_EXECUTION, "execution"))
         T = self.ToolExecution
         with self._write():
-            (execution_id,), = self._sql.insert_tool_execution.rows(**bound(T, {**values, "session": session_id}))
+            ((execution_id,),) = self._sql.insert_tool_execution.rows(**bound(T, {**values, "session": session_id}))
         return T(id=execution_id, session=session_id, **values)
 
     @storage_call
     def load_tool_executions(self, session_id: str) -> list[ToolExecution]:
         """The session's tool executions in order.
 
-            [run.tool_name for run in repo.load_tool_executions("sess_1")]
+        [run.tool_name for run in repo.load_tool_executions("sess_1")]
         """
         T = self.ToolExecution
         query = T.select().where(T.session == check_id(session_id, "session_id"))
@@ -221,17 +231,17 @@ class SessionRepository(Repository):
     def delete_session(self, session_id: str) -> bool:
         """Delete a session with its messages and tool executions; False if absent.
 
-            repo.delete_session("sess_1")   # True
+        repo.delete_session("sess_1")   # True
         """
         check_id(session_id, "session_id")
         with self._write():
             return self._sql.delete_session.execute(id=session_id).rowcount > 0
 
     @storage_call
-    def delete_sessions_older_than(self, cutoff) -> int:
+    def delete_sessions_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
         """Delete the sessions not updated since `cutoff` (a datetime or a timedelta).
 
-            repo.delete_sessions_older_than(timedelta(days=30))   # how many went
+        repo.delete_sessions_older_than(timedelta(days=30))   # how many went
         """
         S = self.Session
         with self._write():
@@ -241,16 +251,16 @@ class SessionRepository(Repository):
     def get_stats(self) -> SessionStats:
         """Counts and totals, read in one statement (one consistent snapshot).
 
-            repo.get_stats().message_count
+        repo.get_stats().message_count
         """
-        (sessions, messages, executions, cost, tokens), = self._sql.stats.rows()
+        ((sessions, messages, executions, cost, tokens),) = self._sql.stats.rows()
         return SessionStats(sessions, messages, executions, float(cost), int(tokens))
 
     @storage_call
     def load_agent_sessions(self, agent_id: str) -> list[Session]:
         """Every session of an agent, most recently updated first.
 
-            [s.id for s in repo.load_agent_sessions("researcher")]
+        [s.id for s in repo.load_agent_sessions("researcher")]
         """
         return self.list_sessions(agent_id=check_id(agent_id, "agent_id"), limit=None)
 
@@ -258,7 +268,7 @@ class SessionRepository(Repository):
     def load_messages_from_parent(self, session_id: str) -> list[Message]:
         """What the parent session shared: its coordinator and shared messages, in order.
 
-            repo.load_messages_from_parent("child_1")   # [] when the session has no parent
+        repo.load_messages_from_parent("child_1")   # [] when the session has no parent
         """
         session = self.load_session(session_id, with_messages=False)
         if session.parent_session_id is None:
@@ -271,7 +281,7 @@ class SessionRepository(Repository):
     def load_messages_for_agent(self, agent_id: str, limit: int | None = None) -> list[Message]:
         """An agent's messages and what its sessions' parents shared, in order, each once.
 
-            repo.load_messages_for_agent("researcher", limit=50)   # the latest 50
+        repo.load_messages_for_agent("researcher", limit=50)   # the latest 50
         """
         S, M = self.Session, self.Message
         sessions = S.select(S.id, S.parent_session_id).where(S.agent_id == check_id(agent_id, "agent_id")).tuples()
@@ -344,7 +354,7 @@ class SessionRepository(Repository):
     def export_session(self, session_id: str) -> dict:
         """The session with its messages and tool executions, as JSON-ready values.
 
-            json.dumps(repo.export_session("sess_1"))   # import_session reads it back
+        json.dumps(repo.export_session("sess_1"))   # import_session reads it back
         """
         with self._snapshot():  # the session, its messages and its runs as of one moment
             session = self.load_session(session_id)
@@ -352,7 +362,7 @@ class SessionRepository(Repository):
         return {**_SESSION.dump(session), "tool_executions": _TOOL_EXECUTION.dump(executions, many=True)}
 
     @storage_call
-    def import_session(self, document) -> Session:
+    def import_session(self, document: Mapping[str, Any]) -> Session:
         """Write an exported session back, its times as exported, in one transaction.
 
             repo.import_session(json.load(open("sess_1.json")))
@@ -382,20 +392,20 @@ class SessionRepository(Repository):
         if not updated.rowcount:
             raise ForeignKeyConstraintError("session not found: %s" % session_id)
 
-    def _messages_of(self, session_id: str):
+    def _messages_of(self, session_id: str) -> peewee.ModelSelect[Message]:
         return self.Message.select().where(self.Message.session == session_id)
 
-    def _chronological(self):
+    def _chronological(self) -> tuple[peewee.Field, peewee.Field]:
         return (self.Message.timestamp, self.Message.id)
 
     @storage_call
-    def _messages_after(self, session_id: str, position, batch_size: int) -> list[Message]:
+    def _messages_after(self, session_id: str, position: tuple | None, batch_size: int) -> list[Message]:
         query = self._messages_of(session_id)
         if position is not None:
             query = query.where(Tuple(*self._chronological()) > _row(self._chronological(), position))
         return list(query.order_by(*self._chronological()).limit(batch_size))
 
-    def _message_position(self, session_id: str, message_id) -> tuple:
+    def _message_position(self, session_id: str, message_id: int) -> tuple:
         M = self.Message
         check_positive(message_id, "before_id")
         found = M.select(M.timestamp, M.id).where(M.id == message_id, M.session == session_id).first()
@@ -403,7 +413,7 @@ class SessionRepository(Repository):
             raise NotFoundError("message not found: %s" % message_id)
         return (found.timestamp, found.id)
 
-    def _session_position(self, before) -> tuple:
+    def _session_position(self, before: Session | str) -> tuple:
         # A page's last session carries its position; a bare id is looked up.
         if isinstance(before, Session) and isinstance(before.updated_at, datetime.datetime):
             return (before.updated_at, check_id(before.id, "before"))
@@ -417,7 +427,7 @@ class SessionRepository(Repository):
 class _Statements:
     """The statements of what an agent does on every turn, built once per repository."""
 
-    def __init__(self, S, M, T):
+    def __init__(self, S: type[Session], M: type[Message], T: type[ToolExecution]) -> None:
         every = fn.COUNT(peewee.SQL("*"))
         self.save_session = Statement(
             S.insert({f: param(f.name) for f in S._meta.sorted_fields})
@@ -440,7 +450,7 @@ class _Statements:
         self.messages = Statement(of_session.order_by(M.timestamp, M.id))
         self.latest_messages = Statement(of_session.order_by(M.timestamp.desc(), M.id.desc()).limit(param("limit")))
         self._message_fields = [f for f in M._meta.sorted_fields if not f.primary_key]
-        self._insert_messages = {}  # by the number of rows
+        self._insert_messages: dict[int, Statement] = {}  # by the number of rows
         self._M = M
         T_fields = [f for f in T._meta.sorted_fields if not f.primary_key]
         self.insert_tool_execution = Statement(T.insert({f: param(f.name) for f in T_fields}).returning(T.id))
@@ -465,7 +475,7 @@ class _Statements:
         return self._insert_messages[count]
 
     def message_values(self, session_id: str, rows: list[dict]) -> list:
-        values = []
+        values: list = []
         for row in rows:
             row = {**row, "session": session_id}
             values.extend(field.db_value(row[field.name]) for field in self._message_fields)
@@ -474,10 +484,10 @@ class _Statements:
 
 def _row(fields: tuple, values: tuple) -> Tuple:
     """The row value `values`, each as its field's column stores it (for keyset pages)."""
-    return Tuple(*(field.db_value(value) for field, value in zip(fields, values)))
+    return Tuple(*(field.db_value(value) for field, value in zip(fields, values, strict=True)))
 
 
-def _imported(document) -> tuple[dict, list[dict], list[dict]]:
+def _imported(document: object) -> tuple[dict, list[dict], list[dict]]:
     """The checked values of an exported session: its row, its messages, its tool executions."""
     if not isinstance(document, Mapping):
         raise ValidationError({"document": ["Must be an exported session (a JSON object)."]})
@@ -492,14 +502,14 @@ def _imported(document) -> tuple[dict, list[dict], list[dict]]:
     return session, messages, executions
 
 
-def _updated_at(value):
+def _updated_at(value: object) -> datetime.datetime:
     try:
         return _SESSION.fields["updated_at"].deserialize(value)
     except marshmallow.ValidationError as error:
         raise ValidationError({"updated_at": error.messages}) from error
 
 
-def _loaded_rows(schema, rows, name: str) -> list[dict]:
+def _loaded_rows(schema: marshmallow.Schema, rows: object, name: str) -> list[dict]:
     if not isinstance(rows, list):
         raise ValidationError({name: ["Must be a list."]})
     loaded = []
@@ -513,7 +523,7 @@ def _loaded_rows(schema, rows, name: str) -> list[dict]:
     return loaded
 
 
-def _without_store_fields(schema, values: Mapping) -> dict:
+def _without_store_fields(schema: marshmallow.Schema, values: Mapping) -> dict:
     # An export carries what the store assigns (ids, totals); the importing store
     # assigns its own, so those are dropped rather than refused.
     return {k: v for k, v in values.items() if k not in schema.fields or not schema.fields[k].dump_only}
