@@ -16,10 +16,12 @@ from urllib.parse import quote
 
 import pytest
 
+from loom_models import maintenance
 from loom_models.db import open_database
 from loom_models.hitl import HumanRequestRepository
 from loom_models.references import ReferenceRepository
 from loom_models.sessions import SessionRepository
+from loom_models.storage import DOMAINS
 
 POSTGRES_URL = os.environ.get("LOOM_TEST_DATABASE_URL")
 
@@ -117,3 +119,47 @@ def hitl(backend):
 def references(backend):
     with ReferenceRepository.open(backend.target) as repository:
         yield repository
+
+
+class DataStore:
+    """A whole store (every domain) under test, for tests that open it in other processes:
+    a data directory on SQLite, the backend's schema on PostgreSQL.
+
+        open_storage(**store.location, gc_interval=0)   # in any process: `location` pickles
+        store.sql("hitl", "SELECT status FROM human_requests")
+    """
+
+    def __init__(self, backend, tmp_path):
+        self.backend = backend
+        self.sqlite = backend.name == "sqlite"
+        self.target = str(tmp_path / "data") if self.sqlite else backend.target
+        self.location = {"data_dir": self.target} if self.sqlite else {"database_url": self.target}
+
+    def sql(self, domain: str, query: str, *params) -> list[tuple]:
+        if not self.sqlite:
+            return self.backend.sql(query, *params)
+        with contextlib.closing(sqlite3.connect(self._path(domain))) as connection:
+            return connection.execute(query, params).fetchall()
+
+    def integrity_problems(self) -> dict:
+        """integrity_check of every database file (SQLite's own: {} on PostgreSQL)."""
+        if not self.sqlite:
+            return {}
+        problems = {}
+        for domain in DOMAINS:
+            if not os.path.exists(self._path(domain)):  # a process was killed before it made it
+                continue
+            database = open_database(self._path(domain))
+            try:
+                problems[domain] = maintenance.integrity_check(database)
+            finally:
+                database.close()
+        return {domain: found for domain, found in problems.items() if found}
+
+    def _path(self, domain: str) -> str:
+        return os.path.join(self.target, DOMAINS[domain][0])
+
+
+@pytest.fixture
+def data_store(backend, tmp_path):
+    return DataStore(backend, tmp_path)

@@ -33,42 +33,6 @@ FILES = {"sessions": "sessions.db", "hitl": "hitl.db", "references": "references
 MAIN_TABLES = {"sessions": "messages", "hitl": "human_requests", "references": "reference_store"}
 
 
-class _Store:
-    """One store under test: a data directory on SQLite, the backend's schema on PostgreSQL."""
-
-    def __init__(self, backend, tmp_path):
-        self.backend = backend
-        self.sqlite = backend.name == "sqlite"
-        self.target = str(tmp_path / "data") if self.sqlite else backend.target
-
-    def sql(self, domain: str, query: str, *params) -> list[tuple]:
-        if not self.sqlite:
-            return self.backend.sql(query, *params)
-        with contextlib.closing(sqlite3.connect(os.path.join(self.target, FILES[domain]))) as connection:
-            return connection.execute(query, params).fetchall()
-
-    def integrity_problems(self) -> dict:
-        """integrity_check of every database file (SQLite's own: {} on PostgreSQL)."""
-        if not self.sqlite:
-            return {}
-        problems = {}
-        for name in FILES.values():
-            if not os.path.exists(os.path.join(self.target, name)):  # killed before it was created
-                continue
-            database = open_database(os.path.join(self.target, name))
-            try:
-                problems[name] = maintenance.integrity_check(database)
-            finally:
-                database.close()
-        return {name: found for name, found in problems.items() if found}
-
-
-def _open(target: str, **options):
-    if "://" in target:
-        return open_storage(database_url=target, **options)
-    return open_storage(target, **options)
-
-
 # -- crash: SIGKILL at random moments ----------------------------------------------------
 
 CRASH_KILLS = 50
@@ -79,7 +43,7 @@ KILL_FROM_START_EVERY = 10
 BATCH = 3  # messages per save_messages call: all of them or none
 
 
-def _crash_writer(target: str, run: int, channel, seed: int) -> None:
+def _crash_writer(location: dict, run: int, channel, seed: int) -> None:
     """Write through the repositories until killed; send each acknowledged write.
 
     A write is sent only once its call has returned, so whatever the parent
@@ -87,7 +51,7 @@ def _crash_writer(target: str, run: int, channel, seed: int) -> None:
     """
     try:
         rng = random.Random(seed)
-        storage = _open(target, gc_interval=0.2)  # the collector runs, and is killed, too
+        storage = open_storage(**location, gc_interval=0.2)  # the collector runs, and is killed, too
         own = "run-%02d" % run
         for session_id in ("shared", own):
             storage.sessions.save_session(Session(id=session_id, agent_id="crash"))
@@ -139,9 +103,9 @@ class _Acknowledged:
         return sum(map(len, self._by_kind.values()))
 
 
-def _run_and_kill(context, target: str, run: int, rng: random.Random, acknowledged: _Acknowledged) -> None:
+def _run_and_kill(context, location: dict, run: int, rng: random.Random, acknowledged: _Acknowledged) -> None:
     reader, writer = context.Pipe(duplex=False)
-    child = context.Process(target=_crash_writer, args=(target, run, writer, rng.randrange(2**32)), daemon=True)
+    child = context.Process(target=_crash_writer, args=(location, run, writer, rng.randrange(2**32)), daemon=True)
     started = time.monotonic()
     child.start()
     writer.close()  # ours: the child's end is then the only one, and EOF means it is gone
@@ -178,7 +142,7 @@ def _run_and_kill(context, target: str, run: int, rng: random.Random, acknowledg
     assert child.exitcode == -signal.SIGKILL, "run %d ended by itself (exit code %s)" % (run, child.exitcode)
 
 
-def _check_after_crash(store: _Store, acknowledged: _Acknowledged, run: int) -> None:
+def _check_after_crash(store, acknowledged: _Acknowledged, run: int) -> None:
     where = "after kill %d" % run
     assert store.integrity_problems() == {}, where
     if not acknowledged.count():  # killed early: maybe before the schema, and nothing to look for
@@ -218,20 +182,20 @@ def _sound_reference(reference_id: str, data, size: int, count: int) -> bool:
 
 
 @pytest.mark.slow
-def test_a_writer_killed_at_random_moments_loses_nothing_it_acknowledged(backend, tmp_path):
-    store = _Store(backend, tmp_path)
+def test_a_writer_killed_at_random_moments_loses_nothing_it_acknowledged(data_store):
+    store = data_store
     context = multiprocessing.get_context("spawn")
     rng = random.Random(CRASH_SEED)
     acknowledged = _Acknowledged()
 
     for run in range(CRASH_KILLS):  # one store throughout: each run writes on top of the crashed ones
-        _run_and_kill(context, store.target, run, rng, acknowledged)
+        _run_and_kill(context, store.location, run, rng, acknowledged)
         _check_after_crash(store, acknowledged, run)
 
     print(
         "crash (%s): %d kills, %d acknowledged writes (%d messages, %d requests, %d answers, %d references), all there"
         % (
-            backend.name,
+            store.backend.name,
             CRASH_KILLS,
             acknowledged.count(),
             len(acknowledged.messages),
@@ -242,7 +206,7 @@ def test_a_writer_killed_at_random_moments_loses_nothing_it_acknowledged(backend
     )
     assert len(acknowledged.messages) > 10 * CRASH_KILLS  # the kills did land among writes
     assert acknowledged.approved and len(acknowledged.references) > CRASH_KILLS
-    with _open(store.target, gc_interval=None) as storage:  # and the store still serves
+    with open_storage(**store.location, gc_interval=None) as storage:  # and the store still serves
         assert storage.sessions.load_session("shared").total_tokens == sum(
             row[0] for row in store.sql("sessions", "SELECT token_count FROM messages WHERE session_id = 'shared'")
         )

@@ -15,10 +15,8 @@ import hashlib
 import json
 import logging
 import multiprocessing
-import os
 import pathlib
 import random
-import sqlite3
 import threading
 import time
 import traceback
@@ -35,14 +33,6 @@ PROCESSES = 4
 THREADS = 4
 SEED = 1618
 SHARED_CONTENTS = [b"shared content %d " % i * 50 for i in range(8)]  # every thread stores these too
-
-FILES = {"sessions": "sessions.db", "hitl": "hitl.db", "references": "references.db"}
-
-
-def _open(target: str, **options):
-    if "://" in target:
-        return open_storage(database_url=target, **options)
-    return open_storage(target, **options)
 
 
 class _Worker:
@@ -311,13 +301,13 @@ class _CollectorFailures(logging.Handler):
         self.failures.append((type(error).__name__, getattr(error, "retryable", False), record.getMessage()))
 
 
-def _load_process(target: str, number: int, start: threading.Barrier, result_path: str) -> None:
+def _load_process(location: dict, number: int, start: threading.Barrier, result_path: str) -> None:
     """THREADS workers on one storage for DURATION seconds once every process is ready."""
     report = {"errors": [], "threads": []}
     collector = _CollectorFailures()
     logging.getLogger("loom_models").addHandler(collector)
     try:
-        with _open(target, gc_interval=1) as storage:  # the collector runs among the writers
+        with open_storage(**location, gc_interval=1) as storage:  # the collector runs among the writers
             workers = [_Worker(storage, "p%d-t%d" % (number, i), random.Random("%d-%d-%d" % (SEED, number, i)))
                        for i in range(THREADS)]  # fmt: skip
             start.wait(120)  # every process has its storage open: the load starts at once
@@ -338,20 +328,7 @@ def _load_process(target: str, number: int, start: threading.Barrier, result_pat
         json.dump(report, file)
 
 
-class _Store:
-    def __init__(self, backend, tmp_path):
-        self.backend = backend
-        self.sqlite = backend.name == "sqlite"
-        self.target = str(tmp_path / "data") if self.sqlite else backend.target
-
-    def sql(self, domain: str, query: str, *params) -> list[tuple]:
-        if not self.sqlite:
-            return self.backend.sql(query, *params)
-        with contextlib.closing(sqlite3.connect(os.path.join(self.target, FILES[domain]))) as connection:
-            return connection.execute(query, params).fetchall()
-
-
-def _check_store(store: _Store, threads: list[dict]) -> None:
+def _check_store(store, threads: list[dict]) -> None:
     sessions = {k: v for t in threads for k, v in t["sessions"].items()}
     messages = collections.defaultdict(dict)
     for session_id, message_id, tokens in store.sql("sessions", "SELECT session_id, id, token_count FROM messages"):
@@ -385,13 +362,13 @@ def _check_store(store: _Store, threads: list[dict]) -> None:
 
 
 @pytest.mark.slow
-def test_four_processes_of_four_threads_lose_nothing_under_load(backend, tmp_path):
-    store = _Store(backend, tmp_path)
+def test_four_processes_of_four_threads_lose_nothing_under_load(data_store, tmp_path):
+    store = data_store
     context = multiprocessing.get_context("spawn")
     start = context.Barrier(PROCESSES + 1)
     paths = [str(tmp_path / ("process-%d.json" % i)) for i in range(PROCESSES)]
     processes = [
-        context.Process(target=_load_process, args=(store.target, i, start, path)) for i, path in enumerate(paths)
+        context.Process(target=_load_process, args=(store.location, i, start, path)) for i, path in enumerate(paths)
     ]
     for process in processes:
         process.start()
@@ -419,7 +396,7 @@ def test_four_processes_of_four_threads_lose_nothing_under_load(backend, tmp_pat
         "\nload (%s, %d processes x %d threads, %.1f s): %d writes, %d reads: %.0f writes/s, %.0f reads/s;"
         " slowest call %.2f s (%s); %d collector runs gave way to writers"
         % (
-            backend.name,
+            store.backend.name,
             PROCESSES,
             THREADS,
             elapsed,
