@@ -27,7 +27,7 @@ def utc_now() -> datetime.datetime:
 class UnixTimeField(peewee.BigIntegerField):
     """An aware UTC datetime stored as whole Unix time units (1 = seconds, 1000 = ms).
 
-    A naive datetime is taken to be UTC. Sub-unit precision is dropped (floored).
+    A naive datetime is local time (see `to_utc`). Sub-unit precision is dropped (floored).
     `none_as` is what None is stored as where the reference uses a number for
     "no time" (0 for a reference that never expires).
     """
@@ -52,9 +52,15 @@ class UnixTimeField(peewee.BigIntegerField):
 
 
 def to_utc(value: datetime.datetime) -> datetime.datetime:
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    """The same moment in UTC; a naive datetime is local time, as `datetime.timestamp()` reads it.
+
+    `datetime.now()` is then the moment it was read, wherever the process runs.
+    OverflowError when the moment in UTC falls outside the years 1-9999.
+    """
+    try:
+        return value.astimezone(UTC)
+    except ValueError as error:  # a naive time at the edge of the calendar, through the local zone
+        raise OverflowError(str(error)) from None
 
 
 class JSONField(peewee.TextField):

@@ -74,14 +74,14 @@ class JSONObject(JSONValue):
         return super()._deserialize(value, attr, data, **kwargs)
 
 
-class UnixTime(fields.AwareDateTime):
-    """An aware UTC datetime truncated to the column's unit (naive input is UTC)."""
+class UnixTime(fields.DateTime):
+    """An aware UTC datetime truncated to the column's unit (naive input is local time)."""
 
     def __init__(self, resolution: int = 1, load_default: Any = marshmallow.missing, **kwargs: Any) -> None:
         self.unit_microseconds = 1_000_000 // resolution
         if callable(load_default):  # a default is what the database will give back, too
             load_default = _composed(self._truncated, load_default)
-        super().__init__(default_timezone=UTC, load_default=load_default, **kwargs)
+        super().__init__(load_default=load_default, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any) -> Any:
         try:
@@ -154,7 +154,7 @@ def check_id(value: object, name: str = "id") -> str:
 
 
 def check_time(value: object, name: str) -> datetime.datetime:
-    """An aware UTC datetime (naive is taken as UTC) within the years 1-9999."""
+    """An aware UTC datetime (naive is local time) within the years 1-9999."""
     try:
         if isinstance(value, datetime.datetime):
             return to_utc(value)

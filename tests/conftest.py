@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 import uuid
 from urllib.parse import quote
 
@@ -163,3 +164,13 @@ class DataStore:
 @pytest.fixture
 def data_store(backend, tmp_path):
     return DataStore(backend, tmp_path)
+
+
+@pytest.fixture
+def new_york(monkeypatch):
+    """The process's local time zone is New York's (UTC-5 in winter) for the test."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
