@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 import marshmallow
@@ -132,6 +132,13 @@ def input_of(obj: object, schema: marshmallow.Schema, what: str) -> dict:
     if isinstance(obj, Mapping):
         return dict(obj)
     raise ValidationError({what: ["Expected a %s or a mapping, got %s." % (what, type(obj).__name__)]})
+
+
+def fields_set(obj: object) -> Iterable[str]:
+    """The fields a caller set: a model's dirty fields (given or assigned), a mapping's keys."""
+    if isinstance(obj, peewee.Model):
+        return [field.name for field in obj.dirty_fields]
+    return obj.keys() if isinstance(obj, Mapping) else ()
 
 
 def check_positive(value: object, name: str) -> int:

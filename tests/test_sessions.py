@@ -60,6 +60,54 @@ def test_save_session_again_updates_but_keeps_creation_time_and_totals(repo, bac
     assert backend.sql("SELECT created_at FROM sessions")[0][0] == int(at(0).timestamp())
 
 
+def test_save_session_changes_only_the_fields_the_caller_set(repo, backend):
+    repo.save_session(Session(id="parent"))
+    repo.save_session(Session(id="s1", name="first", agent_id="a1", parent_session_id="parent", context={"k": 1}))
+
+    renamed = repo.save_session(Session(id="s1", name="renamed"))
+
+    assert (renamed.name, renamed.agent_id, renamed.parent_session_id, renamed.context) == (
+        "renamed",
+        "a1",
+        "parent",
+        {"k": 1},
+    )
+    row = backend.sql("SELECT name, agent_id, parent_session_id, context_json FROM sessions WHERE id = 's1'")
+    assert row == [("renamed", "a1", "parent", '{"k":1}')]
+    assert [s.id for s in repo.load_agent_sessions("a1")] == ["s1"]
+
+
+def test_save_session_with_a_mapping_changes_its_keys_and_none_clears(repo, backend):
+    repo.save_session({"id": "s1", "name": "first", "agent_id": "a1", "context": {"k": 1}})
+
+    repo.save_session({"id": "s1", "agent_id": "a2"})
+    repo.save_session({"id": "s1", "context": None})
+    cleared = repo.save_session(Session(id="s1", name=None))
+
+    assert (cleared.name, cleared.agent_id, cleared.context) == (None, "a2", None)
+    assert backend.sql("SELECT name, agent_id, context_json FROM sessions") == [(None, "a2", "null")]
+
+
+def test_a_session_the_repository_returned_changes_only_what_is_assigned(repo, backend):
+    repo.save_session(Session(id="s1", name="first", agent_id="a1"))
+    backend.sql("UPDATE sessions SET agent_id = 'a9'")  # another writer, since the load below
+    loaded = repo.load_session("s1", with_messages=False)
+    backend.sql("UPDATE sessions SET agent_id = 'a7'")
+
+    repo.save_session(loaded)
+    assert backend.sql("SELECT name, agent_id FROM sessions") == [("first", "a7")]
+    loaded.name = "second"
+    saved = repo.save_session(loaded)
+    assert (saved.name, saved.agent_id) == ("second", "a7")
+    assert repo.list_sessions()[0].dirty_fields == [] and saved.dirty_fields == []
+
+
+def test_a_partial_save_of_a_new_session_fills_the_defaults(repo, backend):
+    repo.save_session(Session(id="new", agent_id="a1"))
+
+    assert backend.sql("SELECT name, agent_id, context_json, total_tokens FROM sessions") == [(None, "a1", "null", 0)]
+
+
 def test_load_session_with_and_without_messages(repo):
     repo.save_session(Session(id="sess_1"))
     repo.save_messages("sess_1", [Message(role="user", content="a"), Message(role="assistant", content="b")])

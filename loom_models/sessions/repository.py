@@ -41,7 +41,7 @@ from ..errors import (
 from ..fields import utc_now
 from ..repository import Repository
 from ..statements import Statement, bound, param
-from ..validation import check_id, check_limit, check_positive, cutoff_time, input_of, load
+from ..validation import check_id, check_limit, check_positive, cutoff_time, fields_set, input_of, load
 from .models import Message, Session, ToolExecution
 from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
 
@@ -55,6 +55,8 @@ _TOOL_EXECUTION = ToolExecutionSchema()
 # Rows per INSERT: well under every backend's limit on bound parameters.
 _INSERT_BATCH = 500
 
+# What save_session may change on an existing session.
+_UPDATABLE = ("name", "agent_id", "parent_session_id", "context")
 # What a child session sees of its parent's messages.
 _SHARED = ("coordinator", "shared")
 # A search looks for words; anything else in a query is no syntax.
@@ -88,14 +90,21 @@ class SessionRepository(Repository):
 
     @storage_call
     def save_session(self, session: Session | Mapping[str, Any]) -> Session:
-        """Insert or update a session; its creation time and totals are kept.
+        """Insert a session, or change on an existing one only the fields the caller set.
 
-        repo.save_session(Session(id="sess_1", name="Support", context={"user": "john"}))
+            repo.save_session(Session(id="sess_1", name="Support", agent_id="support"))
+            repo.save_session(Session(id="sess_1", name="Renamed"))   # agent_id stays "support"
+            repo.save_session({"id": "sess_1", "context": None})       # None clears a field
+
+        The fields set are a model's (those given to it or assigned since; a
+        session a repository returned has none) or a mapping's keys. Creation
+        time and totals are the store's: an update never changes them.
         """
         values = load(_SESSION, input_of(session, _SESSION, "session"))
+        changed = frozenset(fields_set(session)).intersection(_UPDATABLE)
         row = bound(self.Session, {**values, "updated_at": utc_now(), "total_cost_usd": 0.0, "total_tokens": 0})
         with self._write():
-            return self._sql.save_session.models(**row)[0]
+            return self._sql.save_session(changed).models(**row)[0]
 
     @storage_call
     def load_session(self, session_id: str, *, with_messages: bool = True) -> Session:
@@ -429,14 +438,8 @@ class _Statements:
 
     def __init__(self, S: type[Session], M: type[Message], T: type[ToolExecution]) -> None:
         every = fn.COUNT(peewee.SQL("*"))
-        self.save_session = Statement(
-            S.insert({f: param(f.name) for f in S._meta.sorted_fields})
-            .on_conflict(
-                conflict_target=[S.id],
-                preserve=[S.name, S.agent_id, S.parent_session_id, S.context, S.updated_at],
-            )
-            .returning(*S._meta.sorted_fields)
-        )
+        self._S = S
+        self._save_session: dict[frozenset, Statement] = {}  # by the fields an update changes
         self.session = Statement(S.select().where(S.id == param("id")))
         self.add_to_totals = Statement(
             S.update(
@@ -465,6 +468,16 @@ class _Statements:
                 ]
             ).bind(S._meta.database)
         )
+
+    def save_session(self, changed: frozenset) -> Statement:
+        """The upsert of a session that, on an existing row, sets `changed` and updated_at."""
+        if changed not in self._save_session:
+            S = self._S
+            preserved = [S.updated_at, *(S._meta.fields[name] for name in sorted(changed))]
+            query = S.insert({f: param(f.name) for f in S._meta.sorted_fields})
+            query = query.on_conflict(conflict_target=[S.id], preserve=preserved).returning(*S._meta.sorted_fields)
+            self._save_session[changed] = Statement(query)
+        return self._save_session[changed]
 
     def insert_messages(self, count: int) -> Statement:
         """INSERT of `count` messages RETURNING their ids; values in `message_values` order."""
