@@ -520,7 +520,7 @@ def gc(target):
     """Remove expired and unreferenced references."""
     with target.storage() as storage:
         removed = storage.references.collect_garbage()
-    _emit(target, {"removed": removed}, ["Removed %d references." % removed])
+    _emit(target, {"removed": removed}, ["Removed %s." % _counted(removed, "reference")])
 
 
 @main.command()
@@ -529,22 +529,27 @@ def expire(target):
     """Mark pending requests past their deadline expired."""
     with target.storage() as storage:
         expired = storage.hitl.expire_overdue()
-    _emit(target, {"expired": expired}, ["Expired %d requests." % expired])
+    _emit(target, {"expired": expired}, ["Expired %s." % _counted(expired, "request")])
 
 
 @main.command()
 @click.option("--older-than", required=True, type=Duration(), help="30d, 12h or 90m.")
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted, and delete nothing.")
 @click.pass_obj
-def prune(target, older_than):
+def prune(target, older_than, dry_run):
     """Delete sessions not updated for that long, and requests decided that long ago."""
+    cutoff = datetime.datetime.now(datetime.timezone.utc) - older_than  # one moment for both
     with target.storage() as storage:
-        sessions = storage.sessions.delete_sessions_older_than(older_than)
-        requests = storage.hitl.delete_older_than(older_than)
-    _emit(
-        target,
-        {"sessions_deleted": sessions, "requests_deleted": requests},
-        ["Deleted %d sessions and %d decided requests." % (sessions, requests)],
+        sessions = storage.sessions.delete_sessions_older_than(cutoff, dry_run=dry_run)
+        requests = storage.hitl.delete_older_than(cutoff, dry_run=dry_run)
+    what = "%s not updated since %s (with their messages and tool executions) and %s decided before then." % (
+        _counted(sessions, "session"),
+        cutoff.strftime("%Y-%m-%d %H:%M UTC"),
+        _counted(requests, "request"),
     )
+    lines = ["Would delete " + what, "Nothing was deleted (--dry-run)."] if dry_run else ["Deleted " + what]
+    document = {"dry_run": dry_run, "cutoff": cutoff.isoformat(), "sessions": sessions, "requests": requests}
+    _emit(target, document, lines)
 
 
 # -- sessions as JSON ----------------------------------------------------------------------
@@ -684,6 +689,11 @@ def _table(rows: list[tuple], headers: tuple = ()) -> list[str]:
 
 def _text(value) -> str:
     return "%.6f" % value if isinstance(value, float) else str(value)
+
+
+def _counted(count: int, noun: str) -> str:
+    """_counted(1, "session") is '1 session', _counted(2, "session") '2 sessions'."""
+    return "%d %s%s" % (count, noun, "" if count == 1 else "s")
 
 
 def _number(value) -> bool:

@@ -26,7 +26,7 @@ where they apply:
     role, token_count           save_message: the message saved
     row_count                   rows a list returned, a batch wrote or a sweep removed
     ref_count                   references' store, retain, release: the new count
-    status                      hitl's respond_to_request, wait_for_response: the request's
+    status                      hitl's respond_to_request, wait_for_response, cancel: the request's
 
 A failed call's span records the LoomStorageError its caller gets, and has
 status ERROR (the tracer's `start_as_current_span` does both). Nothing here
@@ -168,6 +168,7 @@ _RESULT_ATTRIBUTES: dict[str, Callable[[Any], dict]] = {
     "hitl_store.store": _request_ids,
     "hitl_store.respond_to_request": _status,
     "hitl_store.wait_for_response": _status,
+    "hitl_store.cancel": _status,
     "hitl_store.expire_overdue": _row_count,
     "hitl_store.delete_older_than": _row_count,
     "reference_store.store": _reference_facts,

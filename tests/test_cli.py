@@ -464,25 +464,41 @@ def test_expire_marks_overdue_requests(store):
     assert store.sql("hitl", "SELECT status FROM human_requests WHERE id = ?", overdue.id) == [("expired",)]
 
 
-def test_prune_deletes_old_sessions_and_decided_requests(store):
+def test_prune_deletes_old_sessions_and_requests_decided_long_ago(store):
     fill(store)
     with store.storage() as storage:
         storage.sessions.save_session(Session(id="sess_recent"))
-        decided = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Old and decided?"))
+        decided = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Decided long ago?"))
         storage.hitl.respond_to_request(decided.id, "approved", "ok", responded_by="bob")
         waiting = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Old, pending?"))
+        late = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Old, decided today?"))
+        storage.hitl.respond_to_request(late.id, "approved", "ok", responded_by="bob")
     store.sql("sessions", "UPDATE sessions SET updated_at = ? WHERE id = 'sess_1'", OLD)
-    store.sql("hitl", "UPDATE human_requests SET created_at = ?", OLD * 1000)
+    store.sql("hitl", "UPDATE human_requests SET created_at = ?, expires_at = ?", OLD * 1000, OLD * 1000 + 1)
+    store.sql("hitl", "UPDATE human_requests SET responded_at = ? WHERE id = ?", OLD * 1000, decided.id)
 
-    assert ok_json(*store.args, "--json", "prune", "--older-than", "30d") == {
-        "sessions_deleted": 1,
-        "requests_deleted": 1,
-    }
+    document = ok_json(*store.args, "--json", "prune", "--older-than", "30d")
+
+    assert (document["dry_run"], document["sessions"], document["requests"]) == (False, 1, 1)
+    cutoff = datetime.datetime.fromisoformat(document["cutoff"])
+    assert abs((NOW - datetime.timedelta(days=30) - cutoff).total_seconds()) < 60
     assert store.sql("sessions", "SELECT id FROM sessions") == [("sess_recent",)]
     assert store.count("sessions", "messages") == 0
-    assert store.sql("hitl", "SELECT id FROM human_requests") == [(waiting.id,)]
-    assert "Deleted 0 sessions" in ok(store("prune", "--older-than", "12h")).stdout
+    assert sorted(store.sql("hitl", "SELECT id FROM human_requests")) == sorted([(waiting.id,), (late.id,)])
+    assert "Deleted 0 sessions not updated since" in ok(store("prune", "--older-than", "12h")).stdout
     ok(store("prune", "--older-than", "90m"))
+
+
+def test_prune_dry_run_says_what_it_would_delete_and_deletes_nothing(store):
+    fill(store)
+    store.sql("sessions", "UPDATE sessions SET updated_at = ?", OLD)
+
+    printed = ok(store("prune", "--older-than", "30d", "--dry-run")).stdout
+
+    assert printed.startswith("Would delete 1 session not updated since ")
+    assert "0 requests decided before then." in printed and "Nothing was deleted (--dry-run)." in printed
+    assert ok_json(*store.args, "--json", "prune", "--older-than", "30d", "--dry-run")["sessions"] == 1
+    assert (store.count("sessions", "sessions"), store.count("sessions", "messages")) == (1, 2)
 
 
 @pytest.mark.parametrize("duration", ["30", "3x", "-1d", "1.5d", "", "99999999999d"])

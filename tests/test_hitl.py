@@ -427,24 +427,82 @@ def test_wait_for_response_gives_up_after_its_timeout(hitl):
             hitl.wait_for_response("req_1", **bad)
 
 
-def test_delete_older_than_purges_decided_requests_only(hitl, backend):
+def test_delete_older_than_purges_requests_decided_before_the_cutoff_only(hitl, backend):
     hitl.store(request(id="old_pending", created_at=ago(3600), timeout_ms=10**9))
-    hitl.store(request(id="old_approved", created_at=ago(3600), timeout_ms=10**9))
-    hitl.store(overdue(id="old_expired"))
+    hitl.store(request(id="filed_long_ago_approved_now", created_at=ago(40 * 86400), timeout_ms=10**12))
+    hitl.store(request(id="approved_long_ago", created_at=ago(3600), timeout_ms=10**9))
+    hitl.store(overdue(id="expired_long_ago"))
     hitl.store(request(id="old_overdue_unswept", created_at=ago(200), timeout_ms=190_000))  # due 10 s ago
     hitl.store(request(id="new_rejected"))
-    hitl.respond_to_request("old_approved", "approved", "", "alice")
+    hitl.respond_to_request("filed_long_ago_approved_now", "approved", "", "alice")
+    hitl.respond_to_request("approved_long_ago", "approved", "", "alice")
     hitl.respond_to_request("new_rejected", "rejected", "", "alice")
-    hitl.expire_overdue(now=ago(30))  # sweeps old_expired only
+    hitl.expire_overdue(now=ago(30))  # sweeps expired_long_ago only, 30 s ago
+    backend.sql("UPDATE human_requests SET responded_at = ? WHERE id = 'approved_long_ago'", ms(ago(3000)))
+    backend.sql("UPDATE human_requests SET responded_at = ? WHERE id = 'expired_long_ago'", ms(ago(101)))
 
+    assert hitl.delete_older_than(datetime.timedelta(seconds=100), dry_run=True) == 2
+    assert backend.sql("SELECT COUNT(*) FROM human_requests") == [(6,)]
     assert hitl.delete_older_than(datetime.timedelta(seconds=100)) == 2
     assert sorted(r for (r,) in backend.sql("SELECT id FROM human_requests")) == [
+        "filed_long_ago_approved_now",
         "new_rejected",
         "old_overdue_unswept",
         "old_pending",
     ]
     with pytest.raises(ValidationError):
         hitl.delete_older_than(datetime.timedelta(days=-1))
+
+
+def test_a_decided_reference_row_without_a_decision_time_is_as_old_as_its_creation(hitl, backend):
+    old = ms(ago(7200))
+    backend.sql(
+        "INSERT INTO human_requests VALUES ('ref_timeout', 'a', 's', 'Go on', 'null', 'approval', 'normal',"
+        " 1000, ?, ?, 'timeout', '', '', NULL, '')",
+        old,
+        old + 1000,
+    )
+
+    assert hitl.delete_older_than(datetime.timedelta(hours=1)) == 1
+
+
+# -- withdrawing a question ------------------------------------------------------------------
+
+
+def test_cancel_withdraws_a_pending_request(hitl, backend):
+    hitl.store(request(id="req_1", timeout_ms=3_600_000))
+
+    cancelled = hitl.cancel("req_1", cancelled_by="agent:billing")
+
+    assert (cancelled.status, cancelled.responded_by, cancelled.response) == ("expired", "agent:billing", "")
+    assert abs((cancelled.responded_at - ago(0)).total_seconds()) < 5
+    status, by, at = row(backend, "req_1", "status, responded_by, responded_at")
+    assert (status, by, at) == ("expired", "agent:billing", ms(cancelled.responded_at))
+    assert hitl.list_pending() == []
+    with pytest.raises(RequestExpiredError, match="^request expired: req_1$"):
+        hitl.respond_to_request("req_1", "approved", "too late", "alice")
+
+
+def test_cancel_of_a_decided_request_is_a_conflict_naming_its_status(hitl, backend):
+    hitl.store(request(id="req_1"))
+    hitl.respond_to_request("req_1", "rejected", "no", "alice")
+
+    with pytest.raises(ConflictError, match="^request req_1 is already rejected$"):
+        hitl.cancel("req_1", cancelled_by="agent:x")
+    assert row(backend, "req_1", "status, responded_by") == ("rejected", "alice")
+
+
+def test_cancel_of_an_overdue_or_missing_request(hitl, backend):
+    hitl.store(overdue(id="late"))
+
+    with pytest.raises(RequestExpiredError, match="^request expired: late$"):
+        hitl.cancel("late", cancelled_by="agent:x")
+    assert row(backend, "late", "status, responded_by") == ("expired", "system:expiry")
+    with pytest.raises(NotFoundError, match="^request not found: nope$"):
+        hitl.cancel("nope", cancelled_by="agent:x")
+    for bad in ("", None, "x" * 256, "a\x00b"):
+        with pytest.raises(ValidationError, match="cancelled_by"):
+            hitl.cancel("late", cancelled_by=bad)
 
 
 def test_get_stats_counts_per_status(hitl):

@@ -104,6 +104,7 @@ class HumanRequestRepository(Repository):
             answer={status: self._answer_statement(status) for answers in ANSWERS.values() for status in answers},
             expire_due=Statement(expire.where(H.expires_at <= now)),
             expire_one=Statement(expire.where(H.id == param("id"), H.expires_at <= now)),
+            cancel=Statement(expire.where(H.id == param("id"), H.expires_at > now).returning(*H._meta.sorted_fields)),
         )
 
     def _answer_statement(self, status: str) -> Statement:
@@ -198,6 +199,29 @@ class HumanRequestRepository(Repository):
         return decided[0]
 
     @storage_call
+    def cancel(self, request_id: str, cancelled_by: str) -> HumanRequest:
+        """Withdraw a pending request (its agent stopped waiting): it becomes expired, by `cancelled_by`.
+
+            hitl.cancel("req_1", cancelled_by="agent:billing")
+
+        ConflictError names the status of a request decided already; one past
+        its deadline is expired already (RequestExpiredError).
+        """
+        check_id(request_id, "request_id")
+        check_id(cancelled_by, "cancelled_by")
+        with self._write():
+            self._lock_request(request_id)
+            now = utc_now()
+            cancelled = self._sql.cancel.models(
+                id=request_id, expired="expired", by=cancelled_by, now=self.HumanRequest.responded_at.db_value(now)
+            )
+            if not cancelled:
+                refusal = self._expire_if_overdue(request_id, now) or self._refusal(request_id)
+        if not cancelled:
+            raise refusal
+        return cancelled[0]
+
+    @storage_call
     def expire_overdue(self, now: datetime.datetime | None = None) -> int:
         """Mark every pending request past its deadline (at `now`) expired; return how many.
 
@@ -238,14 +262,26 @@ class HumanRequestRepository(Repository):
             time.sleep(max(pause, 0))
 
     @storage_call
-    def delete_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
-        """Purge decided requests created before `cutoff` (a datetime or timedelta); never a pending one.
+    def delete_older_than(self, cutoff: datetime.datetime | datetime.timedelta, *, dry_run: bool = False) -> int:
+        """Purge requests decided before `cutoff` (a datetime or timedelta); never a pending one.
 
-        hitl.delete_older_than(timedelta(days=90))
+            hitl.delete_older_than(timedelta(days=90))                 # how many went
+            hitl.delete_older_than(timedelta(days=90), dry_run=True)   # how many would go
+
+        A request is as old as its decision: one filed long ago and answered
+        today is today's audit record. (A decided row of the reference
+        implementation without a decision time is as old as its creation.)
         """
         H = self.HumanRequest
+        old = self._decided_before(cutoff_time(cutoff))
+        if dry_run:
+            return H.select().where(old).count()
         with self._write():
-            return H.delete().where(H.status != "pending", H.created_at < cutoff_time(cutoff)).execute()
+            return H.delete().where(old).execute()
+
+    def _decided_before(self, cutoff: datetime.datetime) -> peewee.Expression:
+        H = self.HumanRequest
+        return (H.status != "pending") & (fn.COALESCE(H.responded_at, H.created_at) < H.created_at.db_value(cutoff))
 
     @storage_call
     def get_stats(self) -> dict[str, int]:

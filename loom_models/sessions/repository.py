@@ -247,14 +247,20 @@ class SessionRepository(Repository):
             return self._sql.delete_session.execute(id=session_id).rowcount > 0
 
     @storage_call
-    def delete_sessions_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
+    def delete_sessions_older_than(
+        self, cutoff: datetime.datetime | datetime.timedelta, *, dry_run: bool = False
+    ) -> int:
         """Delete the sessions not updated since `cutoff` (a datetime or a timedelta).
 
-        repo.delete_sessions_older_than(timedelta(days=30))   # how many went
+        repo.delete_sessions_older_than(timedelta(days=30))                 # how many went
+        repo.delete_sessions_older_than(timedelta(days=30), dry_run=True)   # how many would go
         """
         S = self.Session
+        old = S.updated_at < cutoff_time(cutoff)
+        if dry_run:
+            return S.select().where(old).count()
         with self._write():
-            return S.delete().where(S.updated_at < cutoff_time(cutoff)).execute()
+            return S.delete().where(old).execute()
 
     @storage_call
     def get_stats(self) -> SessionStats:
