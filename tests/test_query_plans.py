@@ -79,6 +79,9 @@ CALLS = {
     "save_message": lambda r: r.save_message("s1", Message(role="user")),
     "load_tool_executions": lambda r: r.load_tool_executions("s1"),
     "delete_sessions_older_than": lambda r: r.delete_sessions_older_than(datetime.timedelta(days=1)),
+    "delete_sessions_older_than, dry run": lambda r: r.delete_sessions_older_than(
+        datetime.timedelta(days=1), dry_run=True
+    ),
     "delete_session": lambda r: r.delete_session("s0"),
     "load_agent_sessions": lambda r: r.load_agent_sessions("a"),
     "load_messages_from_parent": lambda r: r.load_messages_from_parent("s1"),
@@ -168,6 +171,8 @@ HITL_CALLS = {
     "get_stats, overdue part": lambda r: r.get_stats(),
     "expire_overdue": lambda r: r.expire_overdue(),
     "delete_older_than": lambda r: r.delete_older_than(datetime.timedelta(hours=20)),
+    "delete_older_than, dry run": lambda r: r.delete_older_than(datetime.timedelta(hours=20), dry_run=True),
+    "cancel": lambda r: r.cancel("r1", cancelled_by="agent:x"),
 }
 
 
@@ -175,7 +180,7 @@ HITL_CALLS = {
 def test_hitl_queries_use_their_indexes(requests, name):
     for sql, steps in planned(requests, HITL_CALLS[name]):
         assert not [s for s in steps if needless_work(sql, s)], (sql, steps)
-        if "'pending'" in sql and "WHERE" in sql and 'id" = ' not in sql:
+        if "= 'pending'" in sql and "WHERE" in sql and 'id" = ' not in sql:
             assert any("pending" in s for s in steps), ("a pending query misses the partial index", sql, steps)
 
 

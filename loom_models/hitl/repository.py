@@ -57,6 +57,9 @@ _RANK = SQL(
     "CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2"
     " WHEN 'normal' THEN 2 WHEN 'low' THEN 3 ELSE 4 END"
 )
+# Written exactly as the partial index of migration 0003 is, for the same reason.
+_DECIDED = SQL("status <> 'pending'")
+_DECIDED_AT = fn.COALESCE(SQL("responded_at"), SQL("created_at"))
 # The longest pause between two looks at a request that is being waited for.
 MAX_POLL_INTERVAL = 3600.0
 
@@ -280,8 +283,7 @@ class HumanRequestRepository(Repository):
             return H.delete().where(old).execute()
 
     def _decided_before(self, cutoff: datetime.datetime) -> peewee.Expression:
-        H = self.HumanRequest
-        return (H.status != "pending") & (fn.COALESCE(H.responded_at, H.created_at) < H.created_at.db_value(cutoff))
+        return _DECIDED & (_DECIDED_AT < self.HumanRequest.created_at.db_value(cutoff))
 
     @storage_call
     def get_stats(self) -> dict[str, int]:
