@@ -39,14 +39,17 @@ from .errors import (
     ConflictError,
     DatabaseCorruptError,
     DatabaseLockedError,
+    DatabaseUnavailableError,
     DiskFullError,
     ExpiredError,
     ForeignKeyConstraintError,
     LoomStorageError,
     NotFoundError,
+    NotWritableError,
     SchemaMismatchError,
     ValidationError,
     storage_call,
+    unwritable_files,
 )
 from .hitl.models import PRIORITIES
 from .storage import DOMAINS, Storage, open_storage
@@ -66,6 +69,8 @@ EXIT_CODES = (
     (DiskFullError, 10, "Free some disk space and try again."),
     (SchemaMismatchError, 11, "Run `loom-db migrate` (or upgrade loom-models if the database is newer)."),
     (NotImplementedError, 12, "This command needs a SQLite data directory (--data-dir)."),
+    (DatabaseUnavailableError, 13, "Check that the server is running and the URL's host and port, then try again."),
+    (NotWritableError, 14, "Let the user running this write those files and their directory (see `ls -l`)."),
     (LoomStorageError, 1, "`loom-db check` looks for problems."),
 )
 
@@ -84,11 +89,12 @@ _READ_CHUNK = 1 << 20
 
 
 def exit_code(error: BaseException) -> tuple[int, str]:
-    """The exit code and the advice for an error, from EXIT_CODES.
+    """The exit code and the advice for an error: its own advice, else its class's in EXIT_CODES.
 
     exit_code(NotFoundError("session not found: s"))   # (3, 'Check the id or the path.')
     """
-    return next((code, advice) for cls, code, advice in EXIT_CODES if isinstance(error, cls))
+    code, advice = next((code, advice) for cls, code, advice in EXIT_CODES if isinstance(error, cls))
+    return code, getattr(error, "advice", None) or advice
 
 
 @dataclasses.dataclass
@@ -315,8 +321,8 @@ def _stats_lines(document: dict) -> list[str]:
 def check(target):
     """Integrity, pragmas in force, fragmentation and schema version of every database.
 
-    Exits 9 when a database is damaged, 11 when a schema is not current, and 1
-    when a pragma is not in force.
+    Exits 9 when a database is damaged, 14 when a file cannot be written, 11 when
+    a schema is not current, and 1 when a pragma is not in force.
     """
     # The store as it is: a check must report an old schema or a damaged file, not stop at it.
     with target.repositories() as storage:
@@ -329,7 +335,12 @@ def check(target):
 
 
 # The error each kind of problem exits with, the gravest first.
-_CHECK_FAILURES = (("integrity", DatabaseCorruptError), ("schema", SchemaMismatchError), ("pragma", LoomStorageError))
+_CHECK_FAILURES = (
+    ("integrity", DatabaseCorruptError),
+    ("permission", NotWritableError),
+    ("schema", SchemaMismatchError),
+    ("pragma", LoomStorageError),
+)
 
 
 def _check_database(database, repositories) -> dict:
@@ -346,12 +357,19 @@ def _check_database(database, repositories) -> dict:
         report["sizes"] = maintenance.sizes(database)._asdict()
     except DatabaseCorruptError as error:
         report["problems"].append({"kind": "integrity", "detail": str(error)})
+    except NotWritableError as error:  # too little access to look further
+        if not any(problem["kind"] == "permission" for problem in report["problems"]):
+            report["problems"].append({"kind": "permission", "detail": str(error)})
     return report
 
 
 @storage_call
 def _check_sqlite(database, report: dict) -> bool:
     """Integrity, then pragmas and fragmentation; False when the file is too damaged to go on."""
+    # Before the first connection: SQLite may replace an unwritable -shm file it finds.
+    report["problems"] += [
+        {"kind": "permission", "detail": "cannot write %s" % path} for path in unwritable_files(database.database)
+    ]
     problems = maintenance.integrity_check(database)
     report["problems"] += [{"kind": "integrity", "detail": problem} for problem in problems]
     if problems:

@@ -12,13 +12,17 @@ so each thread's connection runs with the same settings.
 from __future__ import annotations
 
 import os
+import re
 from typing import TypeGuard
-from urllib.parse import urlparse
+from urllib.parse import ParseResult, urlparse
 
 import peewee
 from playhouse import db_url
 
-from .errors import ValidationError
+from .errors import NotWritableError, ValidationError, unwritable_files
+
+# user:password@ in the authority of a URL; the password runs to the last @ before the path.
+_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^/]*@")
 
 # Applied in this order on every SQLite connection. journal_mode=wal is stored in
 # the file; the others are per connection.
@@ -48,25 +52,38 @@ def open_database(path_or_url: str | os.PathLike, pragmas: dict | None = None) -
     if "://" not in target:
         _create_private_file(target)
         return peewee.SqliteDatabase(target, pragmas=_merged(pragmas))
-    scheme = urlparse(target).scheme
-    if scheme.startswith("sqlite"):
-        _create_private_file(urlparse(target).path[1:])
+    url = _checked_url(target)
+    if url.scheme.startswith("sqlite"):
+        _create_private_file(url.path[1:])
         return db_url.connect(target, pragmas=_merged(pragmas))
-    if scheme.startswith("postgres"):
-        return db_url.connect(target, unquote_user=True, unquote_password=True)
-    raise ValidationError({"path_or_url": ["Unsupported database URL scheme %r." % scheme]})
+    return db_url.connect(target, unquote_user=True, unquote_password=True)
+
+
+def _checked_url(url: str) -> ParseResult:
+    """The parts of a database URL we can open; ValidationError, never naming the password, if not."""
+    try:
+        parts = urlparse(url)
+        parts.port  # noqa: B018 - parsing the port is what checks it
+    except ValueError as error:  # a port out of range or not a number, a broken IPv6 host
+        raise ValidationError({"path_or_url": ["Not a valid database URL: %s." % error]}) from None
+    if parts.scheme.startswith("sqlite"):
+        if parts.netloc or len(parts.path) < 2:
+            raise ValidationError({"path_or_url": ["A SQLite URL is sqlite:///relative.db or sqlite:////absolute.db."]})
+    elif not parts.scheme.startswith("postgres"):
+        raise ValidationError({"path_or_url": ["Unsupported database URL scheme %r." % parts.scheme]})
+    elif len(parts.path) < 2:
+        raise ValidationError({"path_or_url": ["A PostgreSQL URL names its database: postgresql://user@host/db."]})
+    return parts
 
 
 def redact(url: str) -> str:
     """A database URL fit for a message or a log: its password replaced by ***.
 
     redact("postgresql://loom:s3cret@db/loom")   # 'postgresql://loom:***@db/loom'
+
+    Text only, so that even a URL that does not parse is shown without its password.
     """
-    parts = urlparse(url)
-    if parts.password is None:
-        return url
-    credentials, host = parts.netloc.rsplit("@", 1)
-    return parts._replace(netloc="%s:***@%s" % (credentials.split(":", 1)[0], host)).geturl()
+    return _PASSWORD.sub(r"\1:***@", url, count=1)
 
 
 def describe(database: peewee.Database) -> str:
@@ -85,6 +102,23 @@ def require_sqlite(database: peewee.Database, operation: str) -> peewee.SqliteDa
     if not is_sqlite(database):
         raise NotImplementedError("%s is SQLite's own; this database is %s" % (operation, type(database).__name__))
     return database
+
+
+def check_writable(database: peewee.Database) -> None:
+    """NotWritableError naming each file of a SQLite database (or their directory) that cannot be written.
+
+    check_writable(open_database("./loom-data/sessions.db"))
+
+    Every connection needs to write the -shm file, readers too: a store whose
+    files this process cannot write fails on its first write, or at once.
+    """
+    if is_sqlite(database) and database.database not in ("", ":memory:"):
+        unwritable = unwritable_files(database.database)
+        if unwritable:
+            raise NotWritableError(
+                "cannot write %s: permission denied; the store's files and their directory must be"
+                " writable by the user it runs as" % " or ".join(unwritable)
+            )
 
 
 def check_pragmas(database: peewee.Database) -> dict:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import os
 import sqlite3
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -28,6 +29,7 @@ from .tracing import traced
 
 P = ParamSpec("P")
 R = TypeVar("R")
+E = TypeVar("E", bound="LoomStorageError")
 
 try:
     import psycopg2
@@ -36,12 +38,22 @@ except ImportError:  # the postgres extra is optional
 
 
 class LoomStorageError(Exception):
-    """Base class of every error a repository call raises."""
+    """Base class of every error a repository call raises.
+
+    `advice`, when set, is what a person should do about this very error
+    (loom-db prints it); else the class's advice applies.
+    """
 
     code = "internal"
     http_status = 500
     grpc_code = "INTERNAL"
     retryable = False
+    advice: str | None = None
+
+    def advised(self: E, advice: str) -> E:
+        """This error, with `advice` for a person: raise NotFoundError(...).advised("Check the id.")"""
+        self.advice = advice
+        return self
 
 
 class NotFoundError(LoomStorageError):
@@ -96,6 +108,27 @@ class SchemaMismatchError(LoomStorageError):
     code, http_status, grpc_code = "schema_mismatch", 500, "FAILED_PRECONDITION"
 
 
+class DatabaseUnavailableError(LoomStorageError):
+    """The database server cannot be reached or refuses the connection: worth a retry later."""
+
+    code, http_status, grpc_code = "unavailable", 503, "UNAVAILABLE"
+    retryable = True
+
+
+class NotWritableError(LoomStorageError):
+    """A database file, its -wal or -shm file, or their directory cannot be written."""
+
+    code, http_status, grpc_code = "not_writable", 500, "FAILED_PRECONDITION"
+
+
+def not_initialised(detail: str) -> SchemaMismatchError:
+    """The error of a database that has no schema yet; `detail` says how that showed."""
+    return SchemaMismatchError(
+        "%s (database not initialised: `loom-db init`, or open_storage() with migrate=True, creates its schema)"
+        % detail
+    ).advised("Run `loom-db init` to create the schema.")
+
+
 def _describe(messages: object) -> str:
     if isinstance(messages, dict):
         return "; ".join("%s: %s" % (k, _describe(v)) for k, v in messages.items())
@@ -119,6 +152,8 @@ _SQLITE_MESSAGES = (
     ("not null constraint failed", ValidationError),
     ("check constraint failed", ValidationError),
     ("string or blob too big", ValidationError),
+    ("attempt to write a readonly database", NotWritableError),
+    ("no such table", SchemaMismatchError),
 )
 
 # SQLSTATE codes and classes (the first two characters) of PostgreSQL.
@@ -133,8 +168,22 @@ _POSTGRES_CODES = {
     "53300": DatabaseLockedError,  # too_many_connections: wait and retry
     "XX001": DatabaseCorruptError,  # data_corrupted
     "XX002": DatabaseCorruptError,  # index_corrupted
+    "42P01": SchemaMismatchError,  # undefined_table
+    "57P01": DatabaseUnavailableError,  # admin_shutdown
+    "57P02": DatabaseUnavailableError,  # crash_shutdown
+    "57P03": DatabaseUnavailableError,  # cannot_connect_now (starting up)
 }
-_POSTGRES_CLASSES = {"22": ValidationError, "23": ValidationError}
+_POSTGRES_CLASSES = {"08": DatabaseUnavailableError, "22": ValidationError, "23": ValidationError}
+
+# The errors that are about a database file: their messages name it.
+_ABOUT_THE_FILE = (
+    LoomStorageError,
+    DatabaseCorruptError,
+    DatabaseLockedError,
+    DiskFullError,
+    NotWritableError,
+    SchemaMismatchError,
+)
 
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
@@ -145,27 +194,82 @@ if psycopg2 is not None:
     _DRIVER_ERRORS += (psycopg2.Error,)
 
 
-def translate(error: BaseException) -> LoomStorageError:
-    """The LoomStorageError that stands for a driver or validation `error`."""
+def translate(error: BaseException, path: str | None = None) -> LoomStorageError:
+    """The LoomStorageError that stands for a driver or validation `error`.
+
+    `path` is the SQLite file the error came from, if known: an error about the
+    file names it.
+    """
+    translated = _translated(error, path)
+    if path and type(translated) in _ABOUT_THE_FILE and path not in str(translated):
+        located = type(translated)("%s (in %s)" % (translated, path))
+        located.advice = translated.advice
+        return located
+    return translated
+
+
+def _translated(error: BaseException, path: str | None) -> LoomStorageError:
     if isinstance(error, LoomStorageError):
         return error
     if isinstance(error, marshmallow.ValidationError):
         return ValidationError(error.normalized_messages())
     if isinstance(error, OSError):
-        return (DiskFullError if error.errno in _DISK_FULL_ERRNOS else LoomStorageError)(str(error))
+        return _os_error(error)
     driver = _driver_error(error)
     sqlstate = getattr(driver, "pgcode", None) or getattr(driver, "sqlstate", None)
     cls: type[LoomStorageError] | None
     if sqlstate:
         cls = _POSTGRES_CODES.get(sqlstate) or _POSTGRES_CLASSES.get(sqlstate[:2])
+    elif psycopg2 is not None and isinstance(driver, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        cls = DatabaseUnavailableError  # no SQLSTATE: the connection failed or was lost
     else:
         text = str(driver).lower()
         cls = next((c for msg, c in _SQLITE_MESSAGES if msg in text), None)
+        if "unable to open database file" in text and path:
+            return _unopenable(path, str(driver))
+    message = " ".join(str(driver).split())
     if cls is None:
-        return LoomStorageError(str(driver))
+        return LoomStorageError(message)
     if cls is ValidationError:
-        return ValidationError({"_database": [str(driver).strip()]})
-    return cls(str(driver).strip())
+        return ValidationError({"_database": [message]})
+    if cls is SchemaMismatchError:
+        return not_initialised(message)
+    if cls is NotWritableError and path:
+        return _not_writable(path, message)
+    return cls(message)
+
+
+def _os_error(error: OSError) -> LoomStorageError:
+    if error.errno in _DISK_FULL_ERRNOS:
+        return DiskFullError(str(error))
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return NotWritableError(str(error))
+    return LoomStorageError(str(error))
+
+
+def _not_writable(path: str, message: str) -> NotWritableError:
+    # The files as they are now: SQLite may have replaced an unwritable -shm since.
+    culprits = " or ".join(unwritable_files(path)) or "%s (or its -wal or -shm file, or their directory)" % path
+    return NotWritableError("cannot write %s: %s" % (culprits, message))
+
+
+def _unopenable(path: str, message: str) -> LoomStorageError:
+    if unwritable_files(path):
+        return _not_writable(path, message)
+    return LoomStorageError("cannot open %s: %s" % (path, message))
+
+
+def unwritable_files(path: str) -> list[str]:
+    """Which of a SQLite database's files (and their directory) this process may not write.
+
+    unwritable_files("./loom-data/sessions.db")   # ['./loom-data/sessions.db-shm']
+    """
+    directory = os.path.dirname(os.path.abspath(path)) or "."
+    files = [path, path + "-wal", path + "-shm"]
+    unwritable = [f for f in files if os.path.exists(f) and not os.access(f, os.W_OK)]
+    if not os.access(directory, os.W_OK | os.X_OK):
+        unwritable.append(directory)
+    return unwritable
 
 
 def _driver_error(error: BaseException) -> BaseException:
@@ -190,14 +294,31 @@ def _original(error: BaseException) -> BaseException:
 
 
 def storage_call(method: Callable[P, R]) -> Callable[P, R]:
-    """Decorate a repository method so that only LoomStorageErrors leave it, and in a span if traced."""
+    """Decorate a repository method so that only LoomStorageErrors leave it, and in a span if traced.
+
+    Called on an object that is `closed` (a repository, a storage), it refuses
+    at once; an error about the SQLite file of its first argument (a repository
+    or a database) names the file.
+    """
 
     @functools.wraps(method)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        owner = args[0] if args else None
+        if getattr(owner, "closed", False) is True:
+            raise LoomStorageError("%r is closed" % (owner,))
         try:
             return method(*args, **kwargs)
-        except (marshmallow.ValidationError, *_DRIVER_ERRORS) as error:
+        except (LoomStorageError, marshmallow.ValidationError, *_DRIVER_ERRORS) as error:
             error = _original(error)
-            raise translate(error) from _driver_error(error)
+            translated = translate(error, _file_of(owner))
+            if translated is error:
+                raise
+            raise translated from (error.__cause__ if isinstance(error, LoomStorageError) else _driver_error(error))
 
     return traced(wrapper)
+
+
+def _file_of(owner: object) -> str | None:
+    """The SQLite file of a database, or of a repository's database."""
+    database = owner if isinstance(owner, peewee.Database) else getattr(owner, "database", None)
+    return database.database if isinstance(database, peewee.SqliteDatabase) else None

@@ -24,7 +24,7 @@ from playhouse.migrations import Runner
 
 from . import migrations  # type: ignore[attr-defined]  # mapped from migrations/ by package_dir
 from .db import is_sqlite
-from .errors import ForeignKeyConstraintError, SchemaMismatchError
+from .errors import ForeignKeyConstraintError, SchemaMismatchError, not_initialised
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ def check_current(database: peewee.Database, domain: str) -> None:
 def _mismatch(status: list) -> SchemaMismatchError:
     expected = max((m.idx for m in status if m.path is not None), default=0)
     got = max((m.idx for m in status if m.applied), default=0)
-    return SchemaMismatchError("schema version mismatch: expected %d, got %d" % (expected, got))
+    mismatch = "schema version mismatch: expected %d, got %d" % (expected, got)
+    return not_initialised(mismatch) if got == 0 else SchemaMismatchError(mismatch)
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import peewee
 
 from . import migrator
-from .db import describe, is_sqlite, open_database
+from .db import check_writable, describe, is_sqlite, open_database
 from .errors import storage_call
 from .statements import Statement, param
 
@@ -44,6 +44,7 @@ class Repository:
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         self.database = database
         self.tracer = tracer
+        self.closed = False  # once True, every call refuses (storage_call)
         self._owns_database = False
         self._sqlite = is_sqlite(database)
         self._snapshot_options = {} if self._sqlite else {"isolation_level": "REPEATABLE READ"}
@@ -58,6 +59,7 @@ class Repository:
         repository = cls(open_database(path_or_url), tracer)
         repository._owns_database = True
         try:
+            check_writable(repository.database)
             repository.migrate()
         except BaseException:
             repository.close()
@@ -81,10 +83,11 @@ class Repository:
         migrator.check_current(self.database, self.domain)
 
     def close(self) -> None:
-        """Close the database if this repository opened it. Safe to call twice.
+        """Refuse every call from now on, and close the database if this repository opened it.
 
-        repo.close()
+        repo.close()   # safe to call twice
         """
+        self.closed = True
         if self._owns_database:
             self.database.close()
 

@@ -15,7 +15,7 @@ import stat
 import warnings
 from typing import TYPE_CHECKING
 
-from .db import open_database, redact
+from .db import check_writable, open_database, redact
 from .errors import ValidationError, storage_call
 from .hitl import HumanRequestRepository
 from .references import ReferenceRepository
@@ -42,12 +42,14 @@ class Storage:
         self._repositories = list(repositories.values())
         self._databases = databases
         self._where = where
+        self.closed = False
 
     def __repr__(self) -> str:
         return "<Storage %s>" % self._where
 
     def close(self) -> None:
-        """Stop the garbage collector and close the databases. Safe to call twice."""
+        """Stop the garbage collector and close the databases; every call is refused then. Safe to call twice."""
+        self.closed = True
         for repository in self._repositories:
             repository.close()
         for database in self._databases:
@@ -89,6 +91,7 @@ def open_storage(
     storage = Storage(repositories, list({id(db): db for db in databases.values()}.values()), where)
     try:
         for repository in repositories.values():
+            check_writable(repository.database)
             repository.migrate() if migrate else repository.check_schema()
         if gc_interval:
             storage.references.start_collector(gc_interval)

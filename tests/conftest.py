@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 
 from loom_models import maintenance
-from loom_models.db import open_database
+from loom_models.db import open_database, redact
 from loom_models.hitl import HumanRequestRepository
 from loom_models.references import ReferenceRepository
 from loom_models.sessions import SessionRepository
@@ -99,7 +99,7 @@ class PostgresBackend:
 
 @pytest.fixture
 def backend(tmp_path):
-    store = PostgresBackend(POSTGRES_URL) if POSTGRES_URL else SQLiteBackend(tmp_path)
+    store = _postgres_backend(POSTGRES_URL) if POSTGRES_URL else SQLiteBackend(tmp_path)
     yield store
     store.close()
 
@@ -120,6 +120,16 @@ def hitl(backend):
 def references(backend):
     with ReferenceRepository.open(backend.target) as repository:
         yield repository
+
+
+def _postgres_backend(url: str) -> PostgresBackend:
+    import psycopg2
+
+    try:
+        return PostgresBackend(url)
+    except psycopg2.Error as error:  # one line, without the password a traceback would show
+        problem = "LOOM_TEST_DATABASE_URL=%s: %s" % (redact(url), " ".join(str(error).split()))
+    pytest.fail(problem, pytrace=False)
 
 
 class DataStore:

@@ -179,6 +179,48 @@ def test_a_database_url_must_be_a_url(tmp_path, monkeypatch):
     assert os.listdir(tmp_path) == []
 
 
+SECRET = "s3cret-pa55"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://loom:%s@127.0.0.1:99999/loom" % SECRET,
+        "postgresql://loom:%s@127.0.0.1:port/loom" % SECRET,
+        "postgresql://loom:%s@[::1/loom" % SECRET,
+        "postgresql://loom:%s@127.0.0.1/" % SECRET,
+        "mysql://loom:%s@127.0.0.1/loom" % SECRET,
+        "sqlite://relative.db",
+        "sqlite:///",
+    ],
+)
+def test_a_bad_database_url_is_one_line_and_nothing_is_written(tmp_path, monkeypatch, url):
+    monkeypatch.chdir(tmp_path)
+
+    result = fails(run("--database-url", url, "init"), 4)
+
+    assert SECRET not in result.output and "URL" in result.stderr
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_server_that_cannot_be_reached_is_one_line_exit_13_without_the_password(tmp_path):
+    url = "postgresql://loom:%s@127.0.0.1:1/loom?connect_timeout=2" % SECRET  # nothing listens on port 1
+
+    result = fails(run("--database-url", url, "stats"), 13)
+
+    assert SECRET not in result.output and "Connection refused" in result.stderr
+    assert "Check that the server is running" in result.stderr
+
+
+def test_a_store_without_a_schema_is_advised_to_init(backend, tmp_path):
+    url = backend.target if backend.name == "postgres" else "sqlite:///%s" % (tmp_path / "empty.db")
+
+    result = fails(run("--database-url", url, "stats"), 11)
+
+    assert "database not initialised" in result.stderr
+    assert result.stderr.endswith("Run `loom-db init` to create the schema.\n")
+
+
 def test_a_missing_store_is_not_found_and_not_created(tmp_path):
     result = fails(run("--data-dir", tmp_path / "nowhere", "stats"), 3)
     assert "loom-db init" in result.stderr

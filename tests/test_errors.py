@@ -19,6 +19,8 @@ TABLE = [
     (errors.DatabaseCorruptError, "database_corrupt", 500, "DATA_LOSS", False),
     (errors.DiskFullError, "disk_full", 507, "RESOURCE_EXHAUSTED", True),
     (errors.SchemaMismatchError, "schema_mismatch", 500, "FAILED_PRECONDITION", False),
+    (errors.DatabaseUnavailableError, "unavailable", 503, "UNAVAILABLE", True),
+    (errors.NotWritableError, "not_writable", 500, "FAILED_PRECONDITION", False),
 ]
 
 
@@ -46,7 +48,9 @@ def test_validation_error_carries_field_messages():
         ("database or disk is full", errors.DiskFullError),
         ("UNIQUE constraint failed: sessions.id", errors.ConflictError),
         ("NOT NULL constraint failed: messages.role", errors.ValidationError),
-        ("no such table: sessions", errors.LoomStorageError),
+        ("no such table: sessions", errors.SchemaMismatchError),
+        ("attempt to write a readonly database", errors.NotWritableError),
+        ("disk I/O error", errors.LoomStorageError),
     ],
 )
 def test_sqlite_errors_as_peewee_raises_them(message, expected):
@@ -79,7 +83,10 @@ class FakePostgresError(Exception):
         ("53300", errors.DatabaseLockedError),
         ("53200", errors.LoomStorageError),
         ("XX001", errors.DatabaseCorruptError),
-        ("42P01", errors.LoomStorageError),
+        ("42P01", errors.SchemaMismatchError),
+        ("08006", errors.DatabaseUnavailableError),
+        ("57P01", errors.DatabaseUnavailableError),
+        ("42703", errors.LoomStorageError),
     ],
 )
 def test_postgres_errors_by_sqlstate(sqlstate, expected):
@@ -91,6 +98,16 @@ def test_postgres_errors_by_sqlstate(sqlstate, expected):
             raise peewee.DatabaseError(str(driver))  # noqa: B904 - as peewee does: the driver's error is the context
     except peewee.DatabaseError as wrapped:
         assert type(errors.translate(wrapped)) is expected
+
+
+def test_a_connection_that_fails_without_a_sqlstate_is_unavailable():
+    psycopg2 = pytest.importorskip("psycopg2")
+    lost = psycopg2.InterfaceError("connection already closed")
+    for driver in (psycopg2.OperationalError("connection refused"), lost):
+        wrapped = peewee.OperationalError("wrapped")
+        wrapped.__context__ = driver  # as peewee re-raises the driver's error
+        translated = errors.translate(wrapped)
+        assert type(translated) is errors.DatabaseUnavailableError and translated.retryable
 
 
 def test_storage_call_keeps_the_driver_error_as_cause():

@@ -127,6 +127,27 @@ def test_a_bad_fixture_file_fails_the_test_that_marks_it(project):
     result.stdout.fnmatch_lines(["*ValidationError: invalid input: requests: 0: *agent_id*"])
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://loom:s3cret-pa55@127.0.0.1:1/loom?connect_timeout=2",  # nothing listens on port 1
+        "postgresql://loom:s3cret-pa55@127.0.0.1:99999/loom",
+        "postgresql://loom:s3cret-pa55@[::1/loom",
+    ],
+)
+def test_a_database_url_that_does_not_work_is_one_line_without_the_password(project, monkeypatch, url):
+    monkeypatch.setenv("LOOM_TEST_DATABASE_URL", url)
+    project.makepyfile(test_store="def test_store(loom_storage):\n    pass\n")
+
+    result = project.runpytest("-p", "no:cacheprovider")
+
+    result.assert_outcomes(errors=1)
+    output = result.stdout.str() + result.stderr.str()
+    assert "s3cret-pa55" not in output and "Traceback" not in output
+    assert "LOOM_TEST_DATABASE_URL=postgresql://loom:***@" in output
+    assert len(result.stdout.lines) < 30, result.stdout.str()
+
+
 def test_without_a_database_url_the_store_is_in_the_tests_temporary_directory(project, monkeypatch):
     monkeypatch.delenv("LOOM_TEST_DATABASE_URL", raising=False)
     project.makepyfile(

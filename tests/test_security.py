@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from loom_models import LoomStorageError, open_storage
+from loom_models import DatabaseUnavailableError, open_storage
 from loom_models.db import redact
 from loom_models.sessions import Message, Session, SessionRepository
 
@@ -53,6 +53,10 @@ def test_a_private_directory_gets_no_warning(tmp_path, recwarn):
         ),
         ("postgresql://loom@db/loom", "postgresql://loom@db/loom"),
         ("postgresql://loom:p%40ss@db/loom", "postgresql://loom:***@db/loom"),
+        ("postgresql://loom:p@ss@db/loom?x=1", "postgresql://loom:***@db/loom?x=1"),
+        ("postgresql://loom:pass@[::1/loom", "postgresql://loom:***@[::1/loom"),
+        ("postgresql://:pass@db/loom", "postgresql://:***@db/loom"),
+        ("sqlite:////srv/a:b@c.db", "sqlite:////srv/a:b@c.db"),
     ],
 )
 def test_redact(url, shown):
@@ -63,9 +67,10 @@ def test_a_password_never_reaches_a_message_a_repr_or_a_log(caplog):
     caplog.set_level(logging.DEBUG)
     url = "postgresql://loom:%s@127.0.0.1:1/loom?connect_timeout=2" % SECRET  # nothing listens on port 1
 
-    with pytest.raises(LoomStorageError) as caught:
+    with pytest.raises(DatabaseUnavailableError) as caught:
         open_storage(database_url=url, gc_interval=0)
 
+    assert caught.value.retryable and (caught.value.code, caught.value.http_status) == ("unavailable", 503)
     assert SECRET not in str(caught.value) and SECRET not in repr(caught.value)
     assert SECRET not in caplog.text
 

@@ -5,11 +5,14 @@ import re
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
-from loom_models import open_storage
+import pytest
+
+from loom_models import LoomStorageError, open_storage
 from loom_models.hitl import HumanRequest
-from loom_models.sessions import Session
+from loom_models.sessions import Session, SessionRepository
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -74,3 +77,43 @@ def test_the_readme_examples_run(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "12 ['Where is my order?', 'On its way.']\napproved\n"
     assert (tmp_path / "loom-data" / "sessions.db").exists()
+
+
+def test_a_closed_storage_refuses_calls_instead_of_opening_again(data_store):
+    storage = open_storage(**data_store.location, gc_interval=0)
+    storage.sessions.save_session(Session(id="s"))
+    other_thread = []
+    worker = threading.Thread(target=lambda: other_thread.append(storage.sessions.load_session("s")))
+    worker.start()
+    worker.join()
+    storage.close()
+
+    for call in (
+        lambda: storage.sessions.load_session("s"),
+        lambda: storage.sessions.save_session(Session(id="t")),
+        lambda: list(storage.sessions.iter_messages("s")),
+        lambda: storage.hitl.list_pending(),
+        lambda: storage.references.store(b"x"),
+    ):
+        with pytest.raises(LoomStorageError, match="is closed"):
+            call()
+    worker = threading.Thread(target=lambda: other_thread.append(_error_of(lambda: storage.hitl.get_stats())))
+    worker.start()
+    worker.join()
+    assert "is closed" in str(other_thread[-1])
+    assert data_store.sql("sessions", "SELECT id FROM sessions") == [("s",)]
+
+
+def test_a_closed_repository_refuses_calls(backend):
+    repository = SessionRepository.open(backend.target)
+    repository.close()
+
+    with pytest.raises(LoomStorageError, match=r"^<SessionRepository .*> is closed$"):
+        repository.get_stats()
+
+
+def _error_of(call):
+    try:
+        call()
+    except LoomStorageError as error:
+        return error

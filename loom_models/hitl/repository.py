@@ -59,7 +59,6 @@ _RANK = SQL(
 )
 # Written exactly as the partial index of migration 0003 is, for the same reason.
 _DECIDED = SQL("status <> 'pending'")
-_DECIDED_AT = fn.COALESCE(SQL("responded_at"), SQL("created_at"))
 # The longest pause between two looks at a request that is being waited for.
 MAX_POLL_INTERVAL = 3600.0
 
@@ -283,7 +282,8 @@ class HumanRequestRepository(Repository):
             return H.delete().where(old).execute()
 
     def _decided_before(self, cutoff: datetime.datetime) -> peewee.Expression:
-        return _DECIDED & (_DECIDED_AT < self.HumanRequest.created_at.db_value(cutoff))
+        decided_at = fn.COALESCE(SQL("responded_at"), SQL("created_at"))  # as migration 0003 indexes it
+        return _DECIDED & (decided_at < self.HumanRequest.created_at.db_value(cutoff))
 
     @storage_call
     def get_stats(self) -> dict[str, int]:

@@ -34,10 +34,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import peewee
 import pytest
 
-from loom_models import Storage, open_storage
-from loom_models.db import open_database
+from loom_models import LoomStorageError, Storage, open_storage
+from loom_models.db import open_database, redact
+from loom_models.errors import storage_call
 from loom_models.testing.fixtures import load_fixture
 
 if TYPE_CHECKING:
@@ -72,13 +74,32 @@ def loom_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
 def _schema_of_its_own(url: str) -> Iterator[str]:
     """The URL of a new schema in the PostgreSQL database at `url`; the schema is dropped afterwards."""
     schema = "loom_test_" + uuid.uuid4().hex[:12]
-    database = open_database(url)
+    database = _create_schema(url, schema)
     try:
-        database.execute_sql("CREATE SCHEMA %s" % schema)
         yield "%s%soptions=%s" % (url, "&" if "?" in url else "?", quote("-csearch_path=%s" % schema))
     finally:
         database.execute_sql("DROP SCHEMA IF EXISTS %s CASCADE" % schema)
         database.close()
+
+
+def _create_schema(url: str, schema: str) -> peewee.Database:
+    """The database at `url`, with `schema` made in it; a test error of one line if it cannot be.
+
+    The URL is shown without its password, and without a traceback: pytest's
+    would show it whole, in every frame it was passed through.
+    """
+    try:
+        return _create_schema_or_raise(url, schema)
+    except LoomStorageError as error:
+        problem = "%s=%s: %s" % (DATABASE_URL_VARIABLE, redact(url), " ".join(str(error).split()))
+    pytest.fail(problem, pytrace=False)
+
+
+@storage_call
+def _create_schema_or_raise(url: str, schema: str) -> peewee.Database:
+    database = open_database(url)
+    database.execute_sql("CREATE SCHEMA %s" % schema)
+    return database
 
 
 @pytest.fixture
