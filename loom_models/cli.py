@@ -26,7 +26,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 from typing import Any
 from urllib.parse import urlparse
 
@@ -134,6 +133,17 @@ class Target:
         repositories = {domain: cls(databases[domain]) for domain, (_, cls) in DOMAINS.items()}
         return Storage(repositories, list({id(db): db for db in databases.values()}.values()))
 
+    @contextlib.contextmanager
+    def repository(self, domain: str):
+        """One domain's repository alone, its schema current: another domain's damaged database is no matter.
+
+        with target.repository("references") as references: references.collect_garbage()
+        """
+        if self.database_url is None and not os.path.exists(self.path(domain)):
+            raise NotFoundError("no database at %s (`loom-db init` creates one)" % self.path(domain))
+        with DOMAINS[domain][1].open(self.database_url or self.path(domain), migrate=False) as repository:
+            yield repository
+
     def path(self, domain: str) -> str:
         return os.path.join(self.data_dir, DOMAINS[domain][0])
 
@@ -217,29 +227,67 @@ def main(ctx, data_dir, database_url, as_json):
 def init(target):
     """Create the data directory and databases, and apply every migration."""
     with target.repositories(create=True) as storage:
-        applied = {domain: getattr(storage, domain).migrate() for domain in DOMAINS}
-    _emit(
-        target,
-        {"target": target.where(), "applied": applied},
-        ["Store ready at %s" % target.where(), *_migration_lines(applied, "applied")],
-    )
+        runs = {domain: getattr(storage, domain).migrate_to() for domain in DOMAINS}
+    document, lines = _migration_report(runs)
+    _emit(target, {"target": target.where(), **document}, ["Store ready at %s" % target.where(), *lines])
 
 
 @main.group(invoke_without_command=True)
-@click.option("--dry-run", is_flag=True, help="List the pending migrations without applying them.")
+@click.option("--dry-run", is_flag=True, help="List what would be applied or reverted, and change nothing.")
+@click.option("--to", "to", metavar="NAME", help="Go to this migration: up, or down through each later one's down().")
+@click.option("--database", type=click.Choice(list(DOMAINS)), help="The database of --to, where NAME is in several.")
 @click.pass_context
-def migrate(ctx, dry_run):
-    """Apply the pending migrations of every database (`migrate status` lists them)."""
+def migrate(ctx, dry_run, to, database):
+    """Apply the pending migrations of every database (`migrate status` lists them), or go --to one.
+
+    A SQLite database that holds data is first copied beside itself, verified;
+    the copy is named in the output.
+    """
     if ctx.invoked_subcommand is not None:
         return
     target = ctx.obj
+    goals = {domain: None for domain in DOMAINS} if to is None else {_domain_of_migration(to, database): to}
     with target.repositories() as storage:
         if dry_run:
-            todo = {d: migrator.pending(migrator.runner(getattr(storage, d).database, d)) for d in DOMAINS}
+            plans = {d: migrator.plan(migrator.runner(getattr(storage, d).database, d), to) for d, to in goals.items()}
         else:
-            todo = {domain: getattr(storage, domain).migrate() for domain in DOMAINS}
-    verb = "pending" if dry_run else "applied"
-    _emit(target, {"dry_run": dry_run, verb: todo}, _migration_lines(todo, verb))
+            runs = {domain: getattr(storage, domain).migrate_to(to) for domain, to in goals.items()}
+    if dry_run:
+        document = {
+            "dry_run": True,
+            "apply": {d: p[0] for d, p in plans.items()},
+            "revert": {d: p[1] for d, p in plans.items()},
+        }
+        rows = [(d, name, "apply") for d, p in plans.items() for name in p[0]]
+        rows += [(d, name, "revert") for d, p in plans.items() for name in p[1]]
+        _emit(target, document, _table(rows, ("database", "migration", "would")) if rows else ["Nothing to do."])
+        return
+    document, lines = _migration_report(runs)
+    _emit(target, {"dry_run": False, **document}, lines)
+
+
+def _domain_of_migration(name: str, database: str | None) -> str:
+    domains = [database] if database else [domain for domain in DOMAINS if migrator.has_migration(domain, name)]
+    if database and not migrator.has_migration(database, name):
+        raise click.UsageError("%s has no migration %s (`loom-db migrate status` lists them)" % (database, name))
+    if not domains:
+        raise click.UsageError("no database has a migration %s (`loom-db migrate status` lists them)" % name)
+    if len(domains) > 1:
+        raise click.UsageError("%s is a migration of %s: give --database" % (name, " and ".join(domains)))
+    return domains[0]
+
+
+def _migration_report(runs: dict) -> tuple[dict, list[str]]:
+    """The JSON document and the lines of what migrations did, copies first."""
+    document = {
+        "applied": {domain: run.applied for domain, run in runs.items()},
+        "reverted": {domain: run.reverted for domain, run in runs.items()},
+        "backups": {domain: run.backup for domain, run in runs.items() if run.backup},
+    }
+    lines = ["Copied %s to %s first" % (domain, path) for domain, path in document["backups"].items()]
+    rows = [(d, name, "applied") for d, run in runs.items() for name in run.applied]
+    rows += [(d, name, "reverted") for d, run in runs.items() for name in run.reverted]
+    return document, lines + (_table(rows, ("database", "migration", "done")) if rows else ["No migration to run."])
 
 
 @migrate.command()
@@ -266,11 +314,6 @@ def _state(step) -> str:
     if step.path is None:
         return "applied by a newer version"
     return "applied %s" % step.applied.strftime("%Y-%m-%d %H:%M:%S") if step.applied else "pending"
-
-
-def _migration_lines(names: dict, verb: str) -> list[str]:
-    rows = [(domain, name) for domain, todo in names.items() for name in todo]
-    return _table(rows, ("database", verb)) if rows else ["No migration %s." % verb]
 
 
 # -- what is in the store ------------------------------------------------------------------
@@ -380,6 +423,11 @@ def _check_sqlite(database, report: dict) -> bool:
         for name, value in report["pragmas"].items()
         if str(value).lower() != str(_expected_pragma(name)).lower()
     ]
+    report["copies"] = backups.safety_copies(database.database)
+    report["warnings"] += [
+        "copy left beside it: %s (%d bytes); remove it once the store is known good" % (path, os.path.getsize(path))
+        for path in report["copies"]
+    ]
     report["fragmentation"] = maintenance.fragmentation(database)._asdict()
     if report["fragmentation"]["ratio"] > FRAGMENTATION_WARNING:
         report["warnings"].append(
@@ -460,41 +508,65 @@ def checkpoint(target):
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
     "--keep-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(0, backups.MAX_KEEP_DAYS),
     default=7,
     show_default=True,
-    help="Delete this directory's backups older than this many days.",
+    help="Then delete the backups in DIRECTORY taken more than this many days ago (each is named).",
 )
 @click.pass_obj
 def backup_command(target, directory, keep_days):
-    """Back up every database into DIRECTORY as <name>-<UTC time>.db, verified."""
+    """Back up every database into DIRECTORY as one verified set, loom-<UTC time>/.
+
+    A damaged database does not stop the others: they are saved in a set named
+    loom-<UTC time>.incomplete, the damaged one is named, the command exits
+    non-zero and deletes no older backup.
+    """
     data_dir = target.require_data_dir("backup")
     target.require_databases()
     with _progress("backup", 100 * len(DOMAINS)) as advance:
-        written = backups.backup_data_dir(data_dir, directory, keep_days=keep_days, progress=_copy_progress(advance))
-    _emit(target, {"written": written, "keep_days": keep_days}, ["Wrote %s" % path for path in written])
+        run = backups.backup_set(data_dir, directory, keep_days=keep_days, progress=_copy_progress(advance))
+    failed = {name: str(error) for name, error in run.failed.items()}
+    document = {"directory": run.directory, "written": run.written, "failed": failed, "pruned": run.pruned}
+    lines = ["Wrote %s" % path for path in run.written]
+    lines += ["Deleted %s (taken more than %d days ago)" % (path, keep_days) for path in run.pruned]
+    _emit(target, {**document, "keep_days": keep_days}, lines)
+    if run.failed:
+        first = next(iter(run.failed.values()))
+        raise type(first)(
+            "could not back up %s; the others are saved in %s"
+            % ("; ".join(map(str, run.failed.values())), run.directory)
+        )
 
 
 @main.command()
-@click.argument("backup_file", metavar="FILE", type=click.Path(exists=True, dir_okay=False))
+@click.argument("backup", metavar="FILE|SET", type=click.Path(exists=True))
 @click.option(
     "--database",
     type=click.Choice(list(DOMAINS)),
-    help="The database FILE holds; by default, told by its name (sessions-..., hitl-...).",
+    help="The database FILE holds; by default, told by its name (sessions..., hitl...).",
 )
 @click.pass_obj
-def restore(target, backup_file, database):
-    """Replace a database of the data directory with a backup; nothing may have it open."""
+def restore(target, backup, database):
+    """Replace a database with a backup FILE, or every database with a backup SET (a loom-<time>/ directory).
+
+    A set is restored whole or not at all. Nothing may have the store open.
+    Each database replaced is kept beside itself first (named in the output).
+    """
     data_dir = target.require_data_dir("restore")
-    domain = database or _domain_of(backup_file)
     os.makedirs(data_dir, mode=0o700, exist_ok=True)
-    with _progress("restore", 100) as advance:
-        backups.restore(backup_file, target.path(domain), progress=_copy_progress(advance))
-    _emit(
-        target,
-        {"restored": backup_file, "database": target.path(domain)},
-        ["Restored %s from %s" % (target.path(domain), backup_file)],
-    )
+    if os.path.isdir(backup):
+        if database:
+            raise click.UsageError("--database is for a single FILE; a SET restores every database")
+        with _progress("restore", 100 * len(DOMAINS)) as advance:
+            kept = backups.restore_set(backup, data_dir, progress=_copy_progress(advance))
+    else:
+        path = target.path(database or _domain_of(backup))
+        with _progress("restore", 100) as advance:
+            kept = {path: backups.restore(backup, path, progress=_copy_progress(advance))}
+    lines = ["Restored %s from %s" % (path, backup) for path in kept]
+    lines += ["The database it replaced is kept as %s" % copy for copy in kept.values() if copy]
+    document = {"restored": backup, "databases": [{"database": path, "kept": copy} for path, copy in kept.items()]}
+    _emit(target, document, lines)
 
 
 def _domain_of(backup_file: str) -> str:
@@ -509,24 +581,31 @@ def _domain_of(backup_file: str) -> str:
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.pass_obj
 def dump(target, directory):
-    """Write each database as SQL: to DIRECTORY/<name>.sql, or to stdout."""
-    with target.repositories() as storage, tempfile.TemporaryDirectory() as scratch:
-        folder = directory or scratch
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-        paths = {
-            domain: backups.dump_sql(getattr(storage, domain).database, os.path.join(folder, "%s.sql" % domain))
-            for domain in DOMAINS
-        }
-        if directory is None:
-            dumps = {domain: _read_text(path) for domain, path in paths.items()}
-            _emit(target, dumps, ["-- %s\n%s" % (DOMAINS[domain][0], text) for domain, text in dumps.items()])
+    """Write each database as SQL: to DIRECTORY/<name>.sql (mode 0600), or to stdout as it is read."""
+    with target.repositories() as storage:
+        databases = {domain: getattr(storage, domain).database for domain in DOMAINS}
+        if directory is not None:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            paths = [backups.dump_sql(db, os.path.join(directory, "%s.sql" % d)) for d, db in databases.items()]
+            _emit(target, {"written": paths}, ["Wrote %s" % path for path in paths])
+        elif target.json:
+            _stream_json({domain: backups.iter_dump(database) for domain, database in databases.items()})
         else:
-            _emit(target, {"written": list(paths.values())}, ["Wrote %s" % path for path in paths.values()])
+            for domain, database in databases.items():
+                click.echo("-- %s" % DOMAINS[domain][0])
+                for statement in backups.iter_dump(database):
+                    click.echo(statement)
 
 
-def _read_text(path: str) -> str:
-    with open(path) as handle:
-        return handle.read()
+def _stream_json(texts: dict) -> None:
+    """Print {key: the text of its lines} as one JSON document, a line at a time: memory stays flat."""
+    click.echo("{")
+    for index, (key, lines) in enumerate(texts.items()):
+        click.echo('  %s: "' % json.dumps(key), nl=False)
+        for line in lines:
+            click.echo(json.dumps(line + "\n")[1:-1], nl=False)
+        click.echo('"' + ("," if index < len(texts) - 1 else ""))
+    click.echo("}")
 
 
 # -- retention -----------------------------------------------------------------------------
@@ -536,8 +615,8 @@ def _read_text(path: str) -> str:
 @click.pass_obj
 def gc(target):
     """Remove expired and unreferenced references."""
-    with target.storage() as storage:
-        removed = storage.references.collect_garbage()
+    with target.repository("references") as references:
+        removed = references.collect_garbage()
     _emit(target, {"removed": removed}, ["Removed %s." % _counted(removed, "reference")])
 
 
@@ -545,8 +624,8 @@ def gc(target):
 @click.pass_obj
 def expire(target):
     """Mark pending requests past their deadline expired."""
-    with target.storage() as storage:
-        expired = storage.hitl.expire_overdue()
+    with target.repository("hitl") as hitl:
+        expired = hitl.expire_overdue()
     _emit(target, {"expired": expired}, ["Expired %s." % _counted(expired, "request")])
 
 

@@ -50,11 +50,11 @@ def open_database(path_or_url: str | os.PathLike, pragmas: dict | None = None) -
         raise ValidationError({"path_or_url": ["Must be a file path or a database URL."]})
     target = os.fspath(path_or_url)
     if "://" not in target:
-        _create_private_file(target)
+        create_private_file(target)
         return peewee.SqliteDatabase(target, pragmas=_merged(pragmas))
     url = _checked_url(target)
     if url.scheme.startswith("sqlite"):
-        _create_private_file(url.path[1:])
+        create_private_file(url.path[1:])
         return db_url.connect(target, pragmas=_merged(pragmas))
     return db_url.connect(target, unquote_user=True, unquote_password=True)
 
@@ -138,8 +138,11 @@ def _merged(pragmas: dict | None) -> dict:
     return {**extra, **DEFAULT_PRAGMAS, **overrides}
 
 
-def _create_private_file(path: str) -> None:
-    # SQLite gives its -wal and -shm files the mode of the database file, so
-    # creating the file 0600 keeps all three private.
+def create_private_file(path: str) -> None:
+    """Create `path` (mode 0600) unless it exists.
+
+    SQLite gives its -wal and -shm files the mode of the database file, so a
+    database created this way keeps all three private.
+    """
     if path and path != ":memory:" and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))

@@ -2,36 +2,36 @@
 
     upgrade(database, "sessions")    # ['0001_reference_schema', '0002_query_indexes']
     upgrade(database, "sessions")    # [] : nothing pending
-    runner(database, "sessions").down("0002_query_indexes")
+    migrate(database, "sessions", to="0002_query_indexes")   # down (or up) to exactly that one
+    runner(database, "sessions").status()
 
 The files are migrations/<domain>/NNNN_name.py, shipped as loom_models.migrations.
 Each domain keeps its history in its own table, so all domains can share one
-PostgreSQL database.
+PostgreSQL database. Before a migration changes a SQLite database that holds
+data, a verified copy of it is written beside it (backup.safety_copy).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
-import datetime
-import logging
 import os
-import sqlite3
-import tempfile
 from collections.abc import Iterator
 
 import peewee
 from playhouse.migrations import Runner
 
-from . import migrations  # type: ignore[attr-defined]  # mapped from migrations/ by package_dir
+from . import backup, migrations  # type: ignore[attr-defined]  # migrations: mapped from migrations/ by package_dir
 from .db import is_sqlite
-from .errors import ForeignKeyConstraintError, SchemaMismatchError, not_initialised
-
-logger = logging.getLogger(__name__)
+from .errors import ForeignKeyConstraintError, NotFoundError, SchemaMismatchError, not_initialised
 
 MIGRATIONS_DIR = os.path.dirname(migrations.__file__)
 
 # Any constant will do: it only has to be the same in every process.
 _POSTGRES_LOCK_KEY = 0x6C6F6F6D  # "loom"
+
+MigrationRun = collections.namedtuple("MigrationRun", "applied reverted backup")
+MigrationRun.__doc__ = "What migrate() did: the migrations applied, those reverted, and the copy taken first (or None)."
 
 
 def runner(database: peewee.Database, domain: str) -> Runner:
@@ -41,18 +41,55 @@ def runner(database: peewee.Database, domain: str) -> Runner:
 def upgrade(database: peewee.Database, domain: str) -> list[str]:
     """Apply the pending migrations of `domain`; return their names.
 
+    upgrade(database, "hitl")   # ['0003_decided_index']
+    """
+    return migrate(database, domain).applied
+
+
+def migrate(database: peewee.Database, domain: str, to: str | None = None) -> MigrationRun:
+    """Bring `domain` to the migration `to` (applying, or reverting through each `down`), or to the latest.
+
+        migrate(database, "sessions", to="0003_search")   # reverts 0004_search_by_rowid if applied
+
     Several processes may call this on one database at once: they take turns,
-    and the history is written once. A SQLite database that already holds data
-    is first copied next to itself (see `_backup`).
+    and the history is written once.
     """
     history = runner(database, domain)
-    if not pending(history):
-        return []
+    if to is not None and to not in {m.name for m in history.status() if m.path is not None}:
+        raise NotFoundError("migration not found: %s has no %s" % (domain, to))
+    if plan(history, to) == ([], []):
+        return MigrationRun([], [], None)
     with _exclusive(database):
-        todo = pending(history)
-        if todo and is_sqlite(database) and _holds_data(database):
-            _backup(database, domain)
-        return history.up() if todo else []
+        apply, revert = plan(history, to)  # again, now that no other process migrates
+        copy = None
+        if (apply or revert) and is_sqlite(database) and _holds_data(database):
+            copy = backup.safety_copy(database.database, "pre-migrate")
+        reverted = history.down(_after(history, to)) if revert else []
+        return MigrationRun(history.up(to) if apply else [], reverted, copy)
+
+
+def plan(history: Runner, to: str | None = None) -> tuple[list[str], list[str]]:
+    """(to apply, to revert) to bring a history to the migration `to`, or to the latest.
+
+    plan(runner(database, "sessions"), "0003_search")   # ([], ['0004_search_by_rowid'])
+    """
+    todo = pending(history)  # SchemaMismatchError if the database is ahead of this code
+    if to is None:
+        return todo, []
+    status = history.status()
+    position = [m.name for m in status].index(to) + 1
+    return [m.name for m in status[:position] if not m.applied], [m.name for m in status[position:] if m.applied]
+
+
+def has_migration(domain: str, name: str) -> bool:
+    """Whether `name` is one of the migrations of `domain` this code ships."""
+    return os.path.exists(os.path.join(MIGRATIONS_DIR, domain, name + ".py"))
+
+
+def _after(history: Runner, to: str | None) -> str:
+    """The migration after `to`: Runner.down reverts every applied one back through it."""
+    names = [m.name for m in history.status()]
+    return names[names.index(to) + 1]
 
 
 def pending(history: Runner) -> list[str]:
@@ -103,27 +140,3 @@ def _holds_data(database: peewee.SqliteDatabase) -> bool:
     """Whether any table but a migration history has a row."""
     tables = [t for t in database.get_tables() if not t.startswith("schema_migration")]
     return any(database.execute(peewee.Table(t).select(peewee.SQL("1")).limit(1)).fetchone() for t in tables)
-
-
-def _backup(database: peewee.SqliteDatabase, domain: str) -> None:
-    """Copy the database next to itself with SQLite's online backup API.
-
-    Called while this connection holds the write lock, so the copy is exactly
-    what the migrations start from; it reads through a second connection because
-    the backup API cannot read from a connection that is writing.
-    """
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    directory, name = os.path.split(os.path.abspath(database.database))
-    # mkstemp: a new name of our own, created 0600 like the database.
-    handle, path = tempfile.mkstemp(prefix="%s.%s.pre-%s-" % (name, stamp, domain), suffix=".bak", dir=directory)
-    os.close(handle)
-    try:
-        with (
-            contextlib.closing(sqlite3.connect(database.database)) as source,
-            contextlib.closing(sqlite3.connect(path)) as copy,
-        ):
-            source.backup(copy)
-    except BaseException:
-        os.remove(path)  # never leave a partial file that looks like a backup
-        raise
-    logger.warning("loom_models: backed up %s to %s before migrating %s", database.database, path, domain)

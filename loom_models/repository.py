@@ -51,16 +51,20 @@ class Repository:
 
     @classmethod
     @storage_call
-    def open(cls: type[RepositoryT], path_or_url: str | os.PathLike, tracer: Tracer | None = None) -> RepositoryT:
+    def open(
+        cls: type[RepositoryT], path_or_url: str | os.PathLike, tracer: Tracer | None = None, *, migrate: bool = True
+    ) -> RepositoryT:
         """Open the database at a path or URL, apply pending migrations, own it.
 
         with SessionRepository.open("./loom-data/sessions.db") as repo: ...
+
+        With `migrate=False` the schema must already be current (SchemaMismatchError).
         """
         repository = cls(open_database(path_or_url), tracer)
         repository._owns_database = True
         try:
             check_writable(repository.database)
-            repository.migrate()
+            repository.migrate() if migrate else repository.check_schema()
         except BaseException:
             repository.close()
             raise
@@ -73,6 +77,17 @@ class Repository:
         SessionRepository(open_database(path)).migrate()   # ['0001_...', ...]
         """
         return migrator.upgrade(self.database, self.domain)
+
+    @storage_call
+    def migrate_to(self, name: str | None = None) -> migrator.MigrationRun:
+        """Bring this domain's schema to the migration `name` (up, or down through each `down`), or the latest.
+
+        repo.migrate_to("0003_search")   # MigrationRun(applied=[], reverted=['0004_...'], backup='...bak')
+
+        On SQLite a database that holds data is first copied beside itself,
+        verified (the run's `backup`).
+        """
+        return migrator.migrate(self.database, self.domain, name)
 
     @storage_call
     def check_schema(self) -> None:

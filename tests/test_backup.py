@@ -3,9 +3,18 @@
 import contextlib
 import datetime
 import glob
+import hashlib
+import json
+import logging
 import multiprocessing
 import os
+import pathlib
+import re
+import shutil
 import sqlite3
+import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +28,7 @@ from loom_models import (
     open_storage,
 )
 from loom_models.db import open_database
+from loom_models.hitl import HumanRequest, HumanRequestRepository
 from loom_models.sessions import Message, Session, SessionRepository
 
 
@@ -81,22 +91,159 @@ def test_a_corrupt_source_leaves_no_backup_behind(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["bad.db"]
 
 
-def test_backup_data_dir_writes_every_database_and_prunes_old_copies(tmp_path):
+def stamp(days_ago: float) -> str:
+    moment = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=days_ago)
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+def a_store(tmp_path, sessions=1):
     with open_storage(tmp_path / "data", gc_interval=0) as storage:
-        storage.sessions.save_session(Session(id="s"))
-    old = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=9)).strftime("%Y%m%dT%H%M%SZ")
-    (tmp_path / "backups").mkdir()
-    for stale in ("sessions-%s.db" % old, "hitl-%s.db" % old):
-        (tmp_path / "backups" / stale).write_bytes(b"old")
-    (tmp_path / "backups" / "notes.txt").write_text("not ours")
+        for i in range(sessions):
+            storage.sessions.save_session(Session(id="s%d" % i))
+            storage.sessions.save_message("s%d" % i, Message(role="user", content="x" * 500))
+    return tmp_path / "data"
 
-    written = backup.backup_data_dir(tmp_path / "data", tmp_path / "backups", keep_days=7)
 
-    assert [os.path.basename(p).split("-")[0] for p in written] == ["sessions", "hitl", "references"]
-    assert sorted(os.listdir(tmp_path / "backups")) == sorted([os.path.basename(p) for p in written] + ["notes.txt"])
-    assert count(written[0], "sessions") == 1
-    assert backup.backup_data_dir(tmp_path / "data", tmp_path / "again", keep_days=0)  # what it wrote, it keeps
-    assert len(os.listdir(tmp_path / "again")) == 3
+def test_backup_set_writes_every_database_as_one_verified_set(tmp_path):
+    data = a_store(tmp_path)
+
+    run = backup.backup_set(data, tmp_path / "backups")
+
+    assert re.fullmatch(r"loom-\d{8}T\d{6}Z", os.path.basename(run.directory))
+    assert [os.path.basename(p) for p in run.written] == ["sessions.db", "hitl.db", "references.db"]
+    assert (run.failed, run.pruned) == ({}, [])
+    assert sorted(os.listdir(run.directory)) == ["hitl.db", "manifest.json", "references.db", "sessions.db"]
+    assert stat.S_IMODE(os.stat(run.directory).st_mode) == 0o700
+    manifest = json.loads((pathlib.Path(run.directory) / "manifest.json").read_text())
+    assert manifest["failed"] == {} and manifest["data_dir"] == str(data)
+    for path in run.written:
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        facts = manifest["databases"][os.path.basename(path)]
+        assert facts["sha256"] == hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+        with contextlib.closing(sqlite3.connect(path)) as copy:
+            assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    assert count(run.written[0]) == 1
+
+
+def test_older_backups_are_pruned_by_name_and_announced(tmp_path, caplog):
+    data = a_store(tmp_path)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    nine_days_ago = stamp(9)
+    old_set, recent_set = backups / ("loom-%s" % nine_days_ago), backups / ("loom-%s" % stamp(2))
+    old_partial = backups / ("loom-%s.incomplete" % stamp(30))
+    old_file, not_ours = backups / ("sessions-%s.db" % nine_days_ago), backups / ("notes-%s.db" % nine_days_ago)
+    for directory in (old_set, recent_set, old_partial):
+        directory.mkdir()
+    old_file.write_bytes(b"a single-file backup of an earlier version")
+    not_ours.write_text("not ours")
+    (backups / "notes.txt").write_text("not ours")
+
+    with caplog.at_level(logging.INFO, logger="loom_models"):
+        run = backup.backup_set(data, backups, keep_days=7)
+
+    assert sorted(run.pruned) == sorted(str(p) for p in (old_set, old_partial, old_file))
+    assert all(path in caplog.text for path in run.pruned)
+    left = sorted(os.listdir(backups))
+    assert left == sorted([recent_set.name, os.path.basename(run.directory), not_ours.name, "notes.txt"])
+    assert backup.backup_set(data, tmp_path / "again", keep_days=0).pruned == []  # what it wrote, it keeps
+
+
+@pytest.mark.parametrize("keep_days", [-1, 99999999999, 1.5, True, "7"])
+def test_a_bad_keep_days_is_refused_before_anything_is_written(tmp_path, keep_days):
+    data = a_store(tmp_path)
+
+    with pytest.raises(ValidationError, match="keep_days"):
+        backup.backup_set(data, tmp_path / "backups", keep_days=keep_days)
+    assert not (tmp_path / "backups").exists()
+
+
+def test_a_damaged_database_does_not_take_the_others_down(tmp_path):
+    data = a_store(tmp_path)
+    old_set = tmp_path / "backups" / ("loom-%s" % stamp(30))
+    old_set.mkdir(parents=True)
+    (data / "sessions.db").write_bytes(b"this is no SQLite database " * 500)
+
+    run = backup.backup_set(data, tmp_path / "backups", keep_days=1)
+
+    assert run.directory.endswith(".incomplete")
+    assert [os.path.basename(p) for p in run.written] == ["hitl.db", "references.db"]
+    assert list(run.failed) == ["sessions.db"] and isinstance(run.failed["sessions.db"], DatabaseCorruptError)
+    assert str(data / "sessions.db") in str(run.failed["sessions.db"])
+    for path in run.written:
+        with contextlib.closing(sqlite3.connect(path)) as copy:
+            assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    manifest = json.loads((pathlib.Path(run.directory) / "manifest.json").read_text())
+    assert set(manifest["databases"]) == {"hitl.db", "references.db"} and list(manifest["failed"]) == ["sessions.db"]
+    assert run.pruned == [] and old_set.exists()  # a failed run deletes no older backup
+    with pytest.raises(DatabaseCorruptError, match="sessions.db.*the other databases are saved in .*incomplete"):
+        backup.backup_data_dir(data, tmp_path / "more")
+
+
+def test_an_interrupted_backup_leaves_no_backup_and_no_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(backup, "_STEP_PAGES", 1)  # many steps, for the interruption to land in one
+    data = a_store(tmp_path, sessions=50)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    copied = []
+
+    def ctrl_c_in_the_second_database(remaining, total):
+        if remaining == 0:
+            copied.append(total)
+        elif len(copied) == 1 and remaining < total // 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        backup.backup_set(data, backups, progress=ctrl_c_in_the_second_database)
+
+    assert os.listdir(backups) == []
+
+
+def test_a_backup_over_the_file_size_limit_leaves_nothing_behind(tmp_path):
+    data = a_store(tmp_path, sessions=400)  # about 1 MB of sessions
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    script = (
+        "import resource, sys\n"
+        "from loom_models import LoomStorageError, backup\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))\n"
+        "try:\n"
+        "    backup.backup_set(sys.argv[1], sys.argv[2])\n"
+        "except LoomStorageError as error:\n"
+        "    print(type(error).__name__)\n"
+    )
+
+    done = subprocess.run([sys.executable, "-c", script, data, backups], capture_output=True, text=True, timeout=60)
+
+    assert done.returncode == 0 and done.stdout.strip() in ("DiskFullError", "LoomStorageError"), done
+    assert os.listdir(backups) == []  # no set, no staging directory, no -journal
+
+
+def test_a_single_backup_that_fails_leaves_no_temporary_file(tmp_path):
+    with SessionRepository.open(tmp_path / "sessions.db") as repo:
+        repo.save_session(Session(id="s"))
+        repo.save_messages("s", [Message(role="user", content="x" * 1000)] * 400)
+    script = (
+        "import resource, sys\n"
+        "from loom_models import LoomStorageError, backup\n"
+        "from loom_models.db import open_database\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))\n"
+        "try:\n"
+        "    backup.backup(open_database(sys.argv[1]), sys.argv[2])\n"
+        "except LoomStorageError as error:\n"
+        "    print(type(error).__name__)\n"
+    )
+    (tmp_path / "out").mkdir()
+
+    done = subprocess.run(
+        [sys.executable, "-c", script, tmp_path / "sessions.db", tmp_path / "out" / "copy.db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.stdout.strip() in ("DiskFullError", "LoomStorageError"), done
+    assert os.listdir(tmp_path / "out") == []
 
 
 def test_restore_round_trip_replaces_the_database_and_its_stale_wal(tmp_path):
@@ -191,7 +338,7 @@ def test_restore_refuses_a_backup_of_another_database(tmp_path):
     with open_storage(tmp_path / "data", gc_interval=0) as storage:
         storage.sessions.save_session(Session(id="precious"))
     written = backup.backup_data_dir(tmp_path / "data", tmp_path / "backups")
-    hitl_backup = next(p for p in written if os.path.basename(p).startswith("hitl-"))
+    hitl_backup = next(p for p in written if os.path.basename(p) == "hitl.db")
 
     with pytest.raises(ConflictError, match="another database"):
         backup.restore(hitl_backup, tmp_path / "data" / "sessions.db")
@@ -205,3 +352,141 @@ def test_restore_from_a_damaged_backup_names_the_backup(tmp_path):
 
     with pytest.raises(DatabaseCorruptError, match="backup .*bad.db is not a usable database"):
         backup.restore(tmp_path / "bad.db", tmp_path / "sessions.db")
+
+
+# -- what a restore replaces is kept; a set is restored whole -------------------------------
+
+
+def session_ids(path):
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return sorted(row[0] for row in db.execute("SELECT id FROM sessions"))
+
+
+def test_restore_keeps_a_verified_copy_of_what_it_replaces(tmp_path):
+    path = tmp_path / "sessions.db"
+    with SessionRepository.open(path) as repo:
+        repo.save_session(Session(id="in_the_backup"))
+        backup.backup(repo.database, tmp_path / "copy.db")
+        repo.save_session(Session(id="written_since"))
+
+    kept = backup.restore(tmp_path / "copy.db", path)
+
+    assert session_ids(path) == ["in_the_backup"]
+    assert re.fullmatch(r"sessions\.db\.\d{8}T\d{6}Z\.pre-restore-\w+\.bak", os.path.basename(kept))
+    assert session_ids(kept) == ["in_the_backup", "written_since"]
+    assert stat.S_IMODE(os.stat(kept).st_mode) == 0o600
+    assert backup.safety_copies(path) == [kept]
+    backup.restore(kept, path)  # the wrong restore, undone
+    assert session_ids(path) == ["in_the_backup", "written_since"]
+
+
+def test_restore_over_a_damaged_database_keeps_it_as_it_is(tmp_path):
+    path = tmp_path / "sessions.db"
+    with SessionRepository.open(path) as repo:
+        repo.save_session(Session(id="s"))
+        backup.backup(repo.database, tmp_path / "copy.db")
+    damaged = b"this is no SQLite database " * 500
+    path.write_bytes(damaged)
+
+    kept = backup.restore(tmp_path / "copy.db", path)
+
+    assert kept.endswith(".damaged") and pathlib.Path(kept).read_bytes() == damaged
+    assert session_ids(path) == ["s"]
+    assert backup.safety_copies(path) == [kept]
+
+
+def test_restore_set_brings_every_database_back(tmp_path):
+    data = a_store(tmp_path)
+    run = backup.backup_set(data, tmp_path / "backups")
+    with open_storage(data, gc_interval=0) as storage:
+        storage.sessions.save_session(Session(id="since"))
+        storage.references.store(b"since")
+
+    kept = backup.restore_set(run.directory, data)
+
+    assert sorted(kept) == sorted(str(data / name) for name in backup.DATABASE_FILES)
+    assert session_ids(data / "sessions.db") == ["s0"] and count(data / "references.db", "reference_store") == 0
+    assert session_ids(kept[str(data / "sessions.db")]) == ["s0", "since"]
+
+
+def test_restore_set_is_all_or_nothing(tmp_path, monkeypatch):
+    data = a_store(tmp_path)
+    run = backup.backup_set(data, tmp_path / "backups")
+    with open_storage(data, gc_interval=0) as storage:
+        storage.sessions.save_session(Session(id="since"))
+        storage.hitl.store(HumanRequest(agent_id="a", session_id="since", question="Still here?"))
+    real_install, installed = backup._install, []
+
+    def disk_gone_at_the_third(staged, destination):
+        installed.append(destination)
+        if len(installed) == 3:
+            raise OSError(5, "Input/output error")
+        return real_install(staged, destination)
+
+    monkeypatch.setattr(backup, "_install", disk_gone_at_the_third)
+    with pytest.raises(LoomStorageError, match="Input/output error"):
+        backup.restore_set(run.directory, data)
+    monkeypatch.undo()
+
+    assert session_ids(data / "sessions.db") == ["s0", "since"]
+    assert count(data / "hitl.db", "human_requests") == 1
+    assert [f for f in os.listdir(data) if f.endswith(".tmp")] == []
+
+
+def test_restore_set_refuses_an_incomplete_or_altered_set_and_changes_nothing(tmp_path):
+    data = a_store(tmp_path)
+    complete = backup.backup_set(data, tmp_path / "backups").directory
+    (pathlib.Path(complete) / "hitl.db").write_bytes((pathlib.Path(complete) / "references.db").read_bytes())
+    shutil.copyfile(data / "hitl.db", tmp_path / "hitl-before.db")
+    (data / "references.db").write_bytes(b"this is no SQLite database " * 500)
+    incomplete = backup.backup_set(data, tmp_path / "backups").directory
+    shutil.copyfile(tmp_path / "hitl-before.db", data / "references.db")  # some database again
+
+    with pytest.raises(DatabaseCorruptError, match="hitl.db does not match its manifest"):
+        backup.restore_set(complete, data)
+    with pytest.raises(ConflictError, match="incomplete: it lacks references.db") as caught:
+        backup.restore_set(incomplete, data)
+    assert "one by one" in caught.value.advice
+    with pytest.raises(ValidationError, match="not a backup set"):
+        backup.restore_set(tmp_path, data)
+    assert session_ids(data / "sessions.db") == ["s0"]
+    assert backup.safety_copies(data / "sessions.db") == []
+
+
+def test_restore_set_refuses_a_store_in_use(tmp_path):
+    data = a_store(tmp_path)
+    run = backup.backup_set(data, tmp_path / "backups")
+    with HumanRequestRepository.open(data / "hitl.db") as hitl:
+        hitl.get_stats()
+
+        with pytest.raises(ConflictError, match="database is open: .*hitl.db"):
+            backup.restore_set(run.directory, data)
+
+
+# -- dumps ------------------------------------------------------------------------------------
+
+
+def test_a_dump_file_is_private_whatever_the_umask(tmp_path):
+    with SessionRepository.open(tmp_path / "sessions.db") as repo:
+        repo.save_session(Session(id="s"))
+        previous = os.umask(0)
+        try:
+            dumped = backup.dump_sql(repo.database, tmp_path / "dump.sql")
+        finally:
+            os.umask(previous)
+
+    assert stat.S_IMODE(os.stat(dumped).st_mode) == 0o600
+    assert [name for name in os.listdir(tmp_path) if not name.startswith("sessions.db")] == ["dump.sql"]
+
+
+def test_iter_dump_gives_the_statements_of_one_snapshot(tmp_path):
+    with SessionRepository.open(tmp_path / "sessions.db") as repo:
+        repo.save_session(Session(id="s"))
+        statements = backup.iter_dump(repo.database)
+        first = next(statements)
+        repo.save_session(Session(id="after_the_dump_began"))
+        rest = list(statements)
+
+    assert first == "BEGIN TRANSACTION;" and rest[-1] == "COMMIT;"
+    text = "\n".join(rest)
+    assert "'s'" in text and "after_the_dump_began" not in text

@@ -14,7 +14,9 @@ import json
 import os
 import pathlib
 import pty
+import re
 import sqlite3
+import stat
 import subprocess
 import sys
 
@@ -252,12 +254,68 @@ def test_an_outdated_schema_is_reported_and_migrated(store):
     assert "migrate" in fails(store("stats"), 11).stderr
     fails(store("--json", "check"), 11)
     dry = ok_json(*store.args, "--json", "migrate", "--dry-run")
-    assert dry == {"dry_run": True, "pending": {"sessions": ["0003_search"], "hitl": [], "references": []}}
+    assert dry == {
+        "dry_run": True,
+        "apply": {"sessions": ["0003_search"], "hitl": [], "references": []},
+        "revert": {"sessions": [], "hitl": [], "references": []},
+    }
     assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions") - 1
 
     assert ok_json(*store.args, "--json", "migrate")["applied"]["sessions"] == ["0003_search"]
     assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions")
     ok(store("stats"))
+
+
+def test_migrate_names_the_verified_copy_it_takes_first(sqlite_store):
+    fill(sqlite_store)
+    sqlite_store.sql("sessions", "DELETE FROM schema_migration_sessions WHERE name = '0004_search_by_rowid'")
+
+    document = ok_json(*sqlite_store.args, "--json", "migrate")
+
+    assert document["applied"]["sessions"] == ["0004_search_by_rowid"]
+    copy = document["backups"]["sessions"]
+    assert os.path.dirname(copy) == str(sqlite_store.data_dir)
+    assert re.fullmatch(r"sessions\.db\.\d{8}T\d{6}Z\.pre-migrate-\w+\.bak", os.path.basename(copy))
+    with contextlib.closing(sqlite3.connect(copy)) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert db.execute("SELECT COUNT(*) FROM messages").fetchone() == (2,)
+    assert list(document["backups"]) == ["sessions"]  # the others had nothing to apply
+
+    checked = ok_json(*sqlite_store.args, "--json", "check")  # the copy is left for the operator to remove
+    sessions = next(r for r in checked["databases"] if r["database"] == "sessions.db")
+    assert sessions["copies"] == [copy] and any(copy in w for w in sessions["warnings"])
+    assert "copy left beside it: %s" % copy in ok(sqlite_store("check")).stdout
+
+
+def test_migrate_to_goes_down_and_up_again_after_a_copy(store):
+    fill(store)
+
+    down = ok_json(*store.args, "--json", "migrate", "--to", "0002_query_indexes")
+
+    assert down["reverted"] == {"sessions": ["0004_search_by_rowid", "0003_search"]}
+    assert store.sql("sessions", "SELECT name FROM schema_migration_sessions ORDER BY name") == [
+        ("0001_reference_schema",),
+        ("0002_query_indexes",),
+    ]
+    if store.data_dir is not None:
+        assert os.path.exists(down["backups"]["sessions"])
+    assert "migrate" in fails(store("stats"), 11).stderr
+    assert ok_json(*store.args, "--json", "migrate", "--to", "0002_query_indexes", "--dry-run")["revert"] == {
+        "sessions": []
+    }
+    assert ok_json(*store.args, "--json", "migrate", "--to", "0003_search")["applied"] == {"sessions": ["0003_search"]}
+    ok(store("migrate"))
+    assert store.count("sessions", "messages") == 2
+    with store.storage() as storage:
+        assert [m.content for m in storage.sessions.search_messages("order")] == ["Where is my order?"]
+
+
+def test_migrate_to_a_name_of_several_databases_or_of_none(store):
+    assert "--database" in fails(store("migrate", "--to", "0001_reference_schema"), 2).output
+    assert "no database has" in fails(store("migrate", "--to", "0009_nothing"), 2).output
+    assert "hitl has no migration" in fails(store("migrate", "--to", "0003_search", "--database", "hitl"), 2).output
+    document = ok_json(*store.args, "--json", "migrate", "--to", "0001_reference_schema", "--database", "hitl")
+    assert document["reverted"] == {"hitl": ["0003_decided_index", "0002_pending_indexes"]}
 
 
 def test_migrate_status_reads_as_a_table(store):
@@ -433,54 +491,154 @@ def test_backup_and_restore_of_a_database_url_exit_12(tmp_path):
 # -- backup, restore, dump ----------------------------------------------------------------
 
 
-def test_backup_writes_verified_copies_and_prunes_old_ones(sqlite_store, tmp_path):
+def test_backup_writes_a_verified_set_and_names_what_it_prunes(sqlite_store, tmp_path):
     fill(sqlite_store)
     backups = tmp_path / "backups"
     backups.mkdir()
     (backups / "sessions-20000101T000000Z.db").write_bytes(b"an old backup")
+    (backups / "loom-20000101T000000Z").mkdir()
 
-    written = ok_json(*sqlite_store.args, "--json", "backup", backups, "--keep-days", 3)["written"]
+    document = ok_json(*sqlite_store.args, "--json", "backup", backups, "--keep-days", 3)
 
-    assert [os.path.basename(p).split("-")[0] for p in written] == ["sessions", "hitl", "references"]
-    assert sorted(os.listdir(backups)) == sorted(os.path.basename(p) for p in written)
+    written = document["written"]
+    assert [os.path.basename(p) for p in written] == ["sessions.db", "hitl.db", "references.db"]
+    assert {os.path.dirname(p) for p in written} == {document["directory"]} and document["failed"] == {}
+    assert sorted(document["pruned"]) == sorted(
+        str(backups / n) for n in ("loom-20000101T000000Z", "sessions-20000101T000000Z.db")
+    )
+    assert sorted(os.listdir(backups)) == [os.path.basename(document["directory"])]
     with contextlib.closing(sqlite3.connect(written[0])) as copy:
         assert copy.execute("SELECT COUNT(*) FROM messages").fetchone() == (2,)
-    fails(sqlite_store("backup", backups, "--keep-days", -1), 2)
+    (backups / "loom-20000102T000000Z").mkdir()
+    printed = ok(sqlite_store("backup", backups)).stdout
+    assert "Deleted %s (taken more than 7 days ago)" % (backups / "loom-20000102T000000Z") in printed
+    assert re.search(r"default:\s+7\b", ok(run("backup", "--help")).stdout)
 
 
-def test_restore_brings_a_database_back(sqlite_store, tmp_path):
+@pytest.mark.parametrize("keep_days", ["-1", "99999999999", "36501", "seven"])
+def test_backup_refuses_a_bad_keep_days_before_writing(sqlite_store, tmp_path, keep_days):
+    result = fails(sqlite_store("backup", tmp_path / "backups", "--keep-days", keep_days), 2)
+
+    assert "--keep-days" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "backups").exists()
+
+
+def test_one_damaged_database_does_not_take_the_others_down(sqlite_store, tmp_path):
+    fill(sqlite_store)
+    with sqlite_store.storage() as storage:
+        ref = storage.references.store(b"stale", ttl=3600)
+        request = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Deploy?"))
+    sqlite_store.sql("references", "UPDATE reference_store SET expires_at = ?", OLD)
+    sqlite_store.sql("hitl", "UPDATE human_requests SET expires_at = ?", OLD * 1000)
+    (sqlite_store.data_dir / "sessions.db").write_bytes(b"this is no SQLite database " * 500)
+
+    result = fails(sqlite_store("--json", "backup", tmp_path / "backups"), 9)
+
+    document = json.loads(result.stdout)
+    assert [os.path.basename(p) for p in document["written"]] == ["hitl.db", "references.db"]
+    assert document["directory"].endswith(".incomplete") and list(document["failed"]) == ["sessions.db"]
+    assert str(sqlite_store.data_dir / "sessions.db") in result.stderr and "incomplete" in result.stderr
+    assert ok_json(*sqlite_store.args, "--json", "gc") == {"removed": 1}
+    assert ok_json(*sqlite_store.args, "--json", "expire") == {"expired": 1}
+    assert sqlite_store.sql("references", "SELECT COUNT(*) FROM reference_store WHERE id = ?", ref.id) == [(0,)]
+    assert sqlite_store.sql("hitl", "SELECT status FROM human_requests WHERE id = ?", request.id) == [("expired",)]
+
+
+def test_restore_brings_a_database_back_and_names_what_it_kept(sqlite_store, tmp_path):
     fill(sqlite_store)
     (written,) = [
-        p for p in ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["written"] if "sessions-" in p
+        p for p in ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["written"] if "sessions" in p
     ]
     sqlite_store.sql("sessions", "DELETE FROM sessions")
 
     document = ok_json(*sqlite_store.args, "--json", "restore", written)
 
-    assert document["database"].endswith("sessions.db")
+    ((restored,),) = [list(document["databases"])]
+    assert restored["database"].endswith("sessions.db") and restored["kept"].endswith(".bak")
     assert sqlite_store.count("sessions", "messages") == 2
+    with contextlib.closing(sqlite3.connect(restored["kept"])) as kept:
+        assert kept.execute("SELECT COUNT(*) FROM sessions").fetchone() == (0,)
     renamed = tmp_path / "copy.db"
     renamed.write_bytes(pathlib.Path(written).read_bytes())
     assert "--database" in fails(sqlite_store("restore", renamed), 2).output
-    ok(sqlite_store("restore", renamed, "--database", "sessions"))
+    printed = ok(sqlite_store("restore", renamed, "--database", "sessions")).stdout
+    assert "The database it replaced is kept as %s" % sqlite_store.data_dir in printed
 
 
-def test_restore_refuses_a_database_in_use(sqlite_store, tmp_path):
-    (written, *_) = ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["written"]
+def test_restore_of_a_whole_set(sqlite_store, tmp_path):
+    fill(sqlite_store)
+    directory = ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["directory"]
+    for domain, table in (("sessions", "sessions"), ("hitl", "human_requests"), ("references", "reference_store")):
+        sqlite_store.sql(domain, "DELETE FROM %s" % table)
+
+    document = ok_json(*sqlite_store.args, "--json", "restore", directory)
+
+    assert [os.path.basename(d["database"]) for d in document["databases"]] == [
+        "sessions.db",
+        "hitl.db",
+        "references.db",
+    ]
+    assert all(d["kept"] for d in document["databases"])
+    assert sqlite_store.count("sessions", "messages") == 2
+    assert (
+        "--database is for a single FILE" in fails(sqlite_store("restore", directory, "--database", "hitl"), 2).output
+    )
+
+
+def test_restore_advice_fits_the_error(sqlite_store, tmp_path):
+    fill(sqlite_store)
+    written = ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["written"]
+    (tmp_path / "bad.db").write_bytes(b"garbage " * 1000)
+
+    wrong_kind = fails(sqlite_store("restore", written[1], "--database", "sessions"), 5).stderr
+    damaged = fails(sqlite_store("restore", tmp_path / "bad.db", "--database", "sessions"), 9).stderr
     with sqlite_store.storage() as storage:
         storage.sessions.get_stats()  # holds the database open
-        assert "open" in fails(sqlite_store("restore", written), 5).stderr
+        in_use = fails(sqlite_store("restore", written[0]), 5).stderr
+
+    assert "another database" in wrong_kind and "Choose the backup of that database" in wrong_kind
+    assert "not a usable database" in damaged and "Choose another backup" in damaged
+    assert "Restore the database from a backup" not in damaged
+    assert "open" in in_use and "Stop the processes that use the store" in in_use
 
 
 def test_dump_to_a_directory_and_to_stdout(sqlite_store, tmp_path):
     fill(sqlite_store)
+    (tmp_path / "sql").mkdir(mode=0o777)
+    os.chmod(tmp_path / "sql", 0o777)
     written = ok_json(*sqlite_store.args, "--json", "dump", tmp_path / "sql")["written"]
     assert [os.path.basename(p) for p in written] == ["sessions.sql", "hitl.sql", "references.sql"]
     assert "Where is my order?" in pathlib.Path(written[0]).read_text()
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in written} == {0o600}
 
     text = ok(sqlite_store("dump")).stdout
     assert "-- sessions.db" in text and "CREATE TABLE" in text and "Where is my order?" in text
-    assert set(ok_json(*sqlite_store.args, "--json", "dump")) == set(DOMAINS)
+    dumps = ok_json(*sqlite_store.args, "--json", "dump")
+    assert set(dumps) == set(DOMAINS)
+    assert dumps["sessions"] == pathlib.Path(written[0]).read_text()
+
+
+def test_dump_to_stdout_streams_in_flat_memory(tmp_path):
+    def peak_kb_of_a_dump(store):
+        command = [SCRIPT, "--data-dir", store.data_dir, "dump"]
+        measure = (
+            "import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True);"
+        )
+        measure += " print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
+        done = subprocess.run([sys.executable, "-c", measure, *map(str, command)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout)
+
+    small, large = data_dir_store(tmp_path / "small"), data_dir_store(tmp_path / "large")
+    rows = [("m%06d" % i, "x" * 3000) for i in range(12_000)]  # 36 MB of text
+    large.sql("sessions", "INSERT INTO sessions (id, created_at, updated_at, context_json) VALUES ('s', 0, 0, 'null')")
+    with contextlib.closing(sqlite3.connect(large.data_dir / "sessions.db")) as db, db:
+        db.executemany(
+            "INSERT INTO messages (session_id, role, content, timestamp) VALUES ('s', 'user', ? || ?, 0)", rows
+        )
+
+    grew_by_mb = (peak_kb_of_a_dump(large) - peak_kb_of_a_dump(small)) / 1024
+    assert grew_by_mb < 12, "the dump of a 36 MB store took %.0f MB more memory than an empty one's" % grew_by_mb
 
 
 # -- gc, expire, prune --------------------------------------------------------------------

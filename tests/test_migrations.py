@@ -145,7 +145,7 @@ def test_data_is_backed_up_before_it_is_migrated(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="loom_models"), SessionRepository.open(path) as repo:
         assert repo.load_session("keep_me").id == "keep_me"
 
-    (backup,) = glob.glob(str(tmp_path / "sessions.db.*.pre-sessions-*.bak"))
+    (backup,) = glob.glob(str(tmp_path / "sessions.db.*.pre-migrate-*.bak"))
     assert backup in caplog.text
     assert stat.S_IMODE(os.stat(backup).st_mode) == 0o600
     with sqlite3.connect(backup) as copy:
@@ -227,7 +227,7 @@ def test_many_processes_opening_a_database_with_data_back_it_up_once(tmp_path):
         worker.join(60)
 
     assert [worker.exitcode for worker in workers] == [0, 0, 0, 0]
-    assert len(glob.glob(str(tmp_path / "*.pre-sessions-*.bak"))) == 1
+    assert len(glob.glob(str(tmp_path / "*.pre-migrate-*.bak"))) == 1
     with sqlite3.connect(path) as db:
         assert db.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [
             (n,) for n in APPLIED
