@@ -1,10 +1,12 @@
 """The error table of API.md, and the translation of driver errors of both backends."""
 
 import sqlite3
+from pathlib import Path
 
 import peewee
 import pytest
 
+import loom_models
 from loom_models import errors
 from loom_models.sessions import SessionRepository
 
@@ -144,3 +146,14 @@ def test_opening_what_cannot_be_opened(tmp_path):
     for target in (None, "", 42, "mysqlx://host/db"):
         with pytest.raises(errors.ValidationError):
             SessionRepository.open(target)
+
+
+def test_the_readme_tables_every_error_class_with_its_codes():
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in readme.splitlines() if line.startswith("| `")}
+    for name in loom_models.__all__:
+        cls = getattr(loom_models, name)
+        if isinstance(cls, type) and issubclass(cls, errors.LoomStorageError):
+            (row,) = [line for first, line in rows.items() if "`%s`" % name in first]
+            cells = [cell.strip() for cell in row.split("|")[2:6]]
+            assert cells == [cls.code, str(cls.http_status), cls.grpc_code, "yes" if cls.retryable else "no"], name
