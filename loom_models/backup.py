@@ -176,11 +176,10 @@ def _copy_databases(data_dir: str, staging: str, progress: Progress | None) -> t
             _copy_verified(source, os.path.join(staging, name), progress)
             copied.append(name)
         except (LoomStorageError, sqlite3.Error) as error:
-            failure = translate(error, source)
-            if not isinstance(failure, (DatabaseCorruptError, NotFoundError)):
-                raise translate(error) from error  # the copies failed (a full disk...): no set at all
-            failed[name] = failure  # a damaged or missing database: the others go on
-            logger.error("loom_models: could not back up %s: %s", source, failure)
+            failure = translate(error)
+            if not isinstance(failure, (DatabaseCorruptError, NotFoundError)):  # a full disk...: no set at all
+                raise _failed_copy(error, "cannot write a backup set in %s" % os.path.dirname(staging)) from error
+            failed[name] = _failed_copy(error, source)  # a damaged or missing database: the others go on
     return copied, failed
 
 
@@ -345,6 +344,9 @@ def safety_copy(database_path: Path, reason: str) -> str:
         _copy_verified(database_path, path, None)
         _fsync(path)
         _fsync(os.path.dirname(path))
+    except sqlite3.Error as error:
+        _discard(path)
+        raise _failed_copy(error, "cannot copy %s to %s" % (database_path, path)) from error
     except BaseException:
         _discard(path)
         raise
@@ -509,27 +511,32 @@ def _staged_copy(source_path: str, destination: str, progress: Progress | None) 
     staged = _temporary_beside(destination)
     try:
         _copy_verified(source_path, staged, progress)
+    except sqlite3.Error as error:  # reading the one or writing the other: the message names both
+        _discard(staged)
+        raise _failed_copy(error, "cannot copy %s to %s" % (source_path, destination)) from error
     except BaseException:
         _discard(staged)
         raise
     return staged
 
 
+def _failed_copy(error: BaseException, what: str) -> LoomStorageError:
+    """The LoomStorageError of a failed copy, saying what was being copied."""
+    failure = translate(error)
+    return failure if what in str(failure) else type(failure)("%s: %s" % (what, failure))
+
+
 def _copy_verified(source_path: str, target: str, progress: Progress | None) -> None:
     """Copy a database into the new (or empty) file `target` and check the copy's integrity."""
-    try:
-        with contextlib.closing(sqlite3.connect(source_path, isolation_level=None)) as source:
-            # A read transaction held across the steps is one snapshot: writers
-            # go on in the WAL, and the copy does not restart when they commit.
-            source.execute("BEGIN")
-            source.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            with contextlib.closing(sqlite3.connect(target)) as copy:
-                source.backup(copy, pages=_STEP_PAGES, progress=_reporter(progress))
-                problems = [row[0] for row in copy.execute("PRAGMA integrity_check").fetchall() if row[0] != "ok"]
-            source.execute("COMMIT")
-    except sqlite3.Error as error:  # reading the one or writing the other: the message names both
-        failure = translate(error)
-        raise type(failure)("cannot copy %s to %s: %s" % (source_path, target, failure)) from error
+    with contextlib.closing(sqlite3.connect(source_path, isolation_level=None)) as source:
+        # A read transaction held across the steps is one snapshot: writers
+        # go on in the WAL, and the copy does not restart when they commit.
+        source.execute("BEGIN")
+        source.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        with contextlib.closing(sqlite3.connect(target)) as copy:
+            source.backup(copy, pages=_STEP_PAGES, progress=_reporter(progress))
+            problems = [row[0] for row in copy.execute("PRAGMA integrity_check").fetchall() if row[0] != "ok"]
+        source.execute("COMMIT")
     if problems:
         raise DatabaseCorruptError("copy of %s failed its integrity check: %s" % (source_path, problems[0]))
 

@@ -23,6 +23,7 @@ import contextlib
 import dataclasses
 import datetime
 import json
+import logging
 import os
 import re
 import sys
@@ -217,6 +218,9 @@ def main(ctx, data_dir, database_url, as_json):
         # open_database would take it for a file name and create that file.
         raise click.BadParameter("must be a URL such as postgresql://user@host/db", param_hint="--database-url")
     ctx.obj = Target(data_dir, database_url, as_json)
+    # What the library logs (a copy taken, a backup deleted) each command prints
+    # itself: Python's last-resort handler would print it twice.
+    logging.getLogger("loom_models").addHandler(logging.NullHandler())
 
 
 # -- schema ------------------------------------------------------------------------------
@@ -251,7 +255,7 @@ def migrate(ctx, dry_run, to, database):
         if dry_run:
             plans = {d: migrator.plan(migrator.runner(getattr(storage, d).database, d), to) for d, to in goals.items()}
         else:
-            runs = {domain: getattr(storage, domain).migrate_to(to) for domain, to in goals.items()}
+            runs, failure = _migrate_each(storage, goals)
     if dry_run:
         document = {
             "dry_run": True,
@@ -264,6 +268,19 @@ def migrate(ctx, dry_run, to, database):
         return
     document, lines = _migration_report(runs)
     _emit(target, {"dry_run": False, **document}, lines)
+    if failure is not None:
+        raise failure
+
+
+def _migrate_each(storage: Storage, goals: dict) -> tuple[dict, LoomStorageError | None]:
+    """Migrate each database to its goal, until one fails: what was done, and the failure."""
+    runs = {}
+    for domain, to in goals.items():
+        try:
+            runs[domain] = getattr(storage, domain).migrate_to(to)
+        except LoomStorageError as error:  # what the others did is reported all the same
+            return runs, error
+    return runs, None
 
 
 def _domain_of_migration(name: str, database: str | None) -> str:
@@ -273,7 +290,7 @@ def _domain_of_migration(name: str, database: str | None) -> str:
     if not domains:
         raise click.UsageError("no database has a migration %s (`loom-db migrate status` lists them)" % name)
     if len(domains) > 1:
-        raise click.UsageError("%s is a migration of %s: give --database" % (name, " and ".join(domains)))
+        raise click.UsageError("%s is a migration of %s: give --database" % (name, ", ".join(domains)))
     return domains[0]
 
 
@@ -284,7 +301,7 @@ def _migration_report(runs: dict) -> tuple[dict, list[str]]:
         "reverted": {domain: run.reverted for domain, run in runs.items()},
         "backups": {domain: run.backup for domain, run in runs.items() if run.backup},
     }
-    lines = ["Copied %s to %s first" % (domain, path) for domain, path in document["backups"].items()]
+    lines = ["Copied %s to %s first" % (DOMAINS[domain][0], path) for domain, path in document["backups"].items()]
     rows = [(d, name, "applied") for d, run in runs.items() for name in run.applied]
     rows += [(d, name, "reverted") for d, run in runs.items() for name in run.reverted]
     return document, lines + (_table(rows, ("database", "migration", "done")) if rows else ["No migration to run."])

@@ -836,3 +836,13 @@ def test_a_progress_bar_only_when_stdout_is_a_terminal(tmp_path):
         os.close(follower)
         os.close(leader)
     assert shown.returncode == 0 and "vacuum" in shown.stderr
+
+
+def test_migrate_reports_what_it_did_before_a_damaged_database_stopped_it(sqlite_store):
+    sqlite_store.sql("sessions", "DELETE FROM schema_migration_sessions WHERE name = '0004_search_by_rowid'")
+    (sqlite_store.data_dir / "hitl.db").write_bytes(b"this is no SQLite database " * 500)
+
+    result = fails(sqlite_store("--json", "migrate"), 9)
+
+    assert json.loads(result.stdout)["applied"] == {"sessions": ["0004_search_by_rowid"]}
+    assert "hitl.db" in result.stderr
