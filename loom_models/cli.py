@@ -742,7 +742,7 @@ _DEMO_REQUESTS: tuple[dict[str, bool], ...] = (
 @click.option(
     "--sessions",
     "count",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, 10_000),
     default=3,
     show_default=True,
     help="How many sample sessions to add.",

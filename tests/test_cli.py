@@ -384,8 +384,9 @@ def test_demo_adds_to_what_is_there(store):
     assert store.count("sessions", "sessions") == 4
 
 
-def test_demo_needs_at_least_one_session(store):
-    assert "--sessions" in fails(store("demo", "--sessions", 0), 2).output
+def test_demo_needs_one_to_ten_thousand_sessions(store):
+    for count in (0, 10_001, 99999999999):
+        assert "--sessions" in fails(store("demo", "--sessions", count), 2).output
     assert store.count("sessions", "sessions") == 0
 
 
