@@ -26,7 +26,6 @@ import contextlib
 import datetime
 import fcntl
 import hashlib
-import itertools
 import json
 import logging
 import os
@@ -145,7 +144,10 @@ def prune_backups(backup_dir: Path, keep_days: int, keep: str | None = None) -> 
         path = os.path.join(backup_dir, name)
         taken = _taken_at(name, os.path.isdir(path))
         if taken is not None and taken < cutoff and path != keep:
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            if os.path.isdir(path):
+                shutil.rmtree(path)
+            else:
+                os.remove(path)
             logger.info("loom_models: deleted backup %s, taken %s", path, taken.isoformat())
             pruned.append(path)
     return pruned
@@ -208,13 +210,14 @@ def _install_set(staging: str, backup_dir: str, stamp: str, suffix: str) -> str:
     for name in os.listdir(staging):
         _fsync(os.path.join(staging, name))
     _fsync(staging)
-    for attempt in itertools.count(1):
-        directory = os.path.join(backup_dir, "%s%s%s%s" % (SET_PREFIX, stamp, "-%d" % attempt * (attempt > 1), suffix))
-        if not os.path.exists(directory):
-            os.rename(staging, directory)  # a rename, not a copy: the set appears whole or not at all
-            _fsync(backup_dir)
-            return directory
-    raise AssertionError("unreachable")
+    name, attempt = SET_PREFIX + stamp, 1
+    while os.path.exists(os.path.join(backup_dir, name + suffix)):
+        attempt += 1
+        name = "%s%s-%d" % (SET_PREFIX, stamp, attempt)
+    directory = os.path.join(backup_dir, name + suffix)
+    os.rename(staging, directory)  # a rename, not a copy: the set appears whole or not at all
+    _fsync(backup_dir)
+    return directory
 
 
 @storage_call
