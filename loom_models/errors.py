@@ -265,11 +265,23 @@ def unwritable_files(path: str) -> list[str]:
     unwritable_files("./loom-data/sessions.db")   # ['./loom-data/sessions.db-shm']
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
-    files = [path, path + "-wal", path + "-shm"]
-    unwritable = [f for f in files if os.path.exists(f) and not os.access(f, os.W_OK)]
+    unwritable = [f for f in (path, path + "-wal", path + "-shm") if not _writable(f)]
     if not os.access(directory, os.W_OK | os.X_OK):
         unwritable.append(directory)
     return unwritable
+
+
+def _writable(path: str) -> bool:
+    # Opened for writing, not asked about: other processes' connections delete
+    # and create -wal and -shm files all the time, and an answer about a name
+    # could be about a file that is gone, or another file.
+    try:
+        os.close(os.open(path, os.O_WRONLY))
+    except FileNotFoundError:
+        return True  # nothing there to be unwritable
+    except OSError as error:
+        return error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS)
+    return True
 
 
 def _driver_error(error: BaseException) -> BaseException:
