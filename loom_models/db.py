@@ -11,15 +11,23 @@ so each thread's connection runs with the same settings.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import random
 import re
-from typing import TypeGuard
+import sqlite3
+import time
+from collections.abc import Callable
+from typing import TypeGuard, TypeVar
 from urllib.parse import ParseResult, urlparse
 
 import peewee
 from playhouse import db_url
 
-from .errors import NotWritableError, ValidationError, unwritable_files
+from .errors import NotWritableError, ValidationError, storage_call, translate, unwritable_files
+
+T = TypeVar("T")
 
 # user:password@ in the authority of a URL; the password runs to the last @ before the path.
 _PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^/]*@")
@@ -38,6 +46,7 @@ DEFAULT_PRAGMAS = {
 }
 
 
+@storage_call
 def open_database(path_or_url: str | os.PathLike, pragmas: dict | None = None) -> peewee.Database:
     """A peewee database for a file path or a database URL.
 
@@ -50,11 +59,11 @@ def open_database(path_or_url: str | os.PathLike, pragmas: dict | None = None) -
         raise ValidationError({"path_or_url": ["Must be a file path or a database URL."]})
     target = os.fspath(path_or_url)
     if "://" not in target:
-        create_private_file(target)
+        _create_database_file(target, _merged(pragmas))
         return peewee.SqliteDatabase(target, pragmas=_merged(pragmas))
     url = _checked_url(target)
     if url.scheme.startswith("sqlite"):
-        create_private_file(url.path[1:])
+        _create_database_file(url.path[1:], _merged(pragmas))
         return db_url.connect(target, pragmas=_merged(pragmas))
     return db_url.connect(target, unquote_user=True, unquote_password=True)
 
@@ -146,3 +155,48 @@ def create_private_file(path: str) -> None:
     """
     if path and path != ":memory:" and not os.path.exists(path):
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def retry_while_locked(attempt: Callable[[], T], seconds: float) -> T:
+    """attempt(), tried again every millisecond or so while SQLite says the database is locked, for `seconds`.
+
+    retry_while_locked(lambda: connection.execute("BEGIN IMMEDIATE"), 5.0)
+
+    For the lock waits that SQLite's busy handler does not serve, or serves
+    unfairly (its backoff makes a long waiter try least often).
+    """
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return attempt()
+        except (sqlite3.OperationalError, peewee.OperationalError) as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+        time.sleep(random.uniform(0.0005, 0.0015))  # out of step with the other waiters
+
+
+def _create_database_file(path: str, pragmas: dict) -> None:
+    """Create a new database file (0600) and switch it to WAL; several processes may do so at once.
+
+    The switch writes the file's header: a connection takes the read lock, then
+    asks for the write lock. When another process holds that (switching the
+    same new file), SQLite returns SQLITE_BUSY at once, without calling the busy
+    handler, since waiting while holding the read lock could deadlock. So the
+    switch is retried here, for up to busy_timeout. Once the header says WAL,
+    the journal_mode pragma that peewee runs on each new connection only reads
+    it, and every lock it takes waits as busy_timeout says.
+    """
+    create_private_file(path)
+    if path in ("", ":memory:") or str(pragmas["journal_mode"]).lower() != "wal" or os.path.getsize(path):
+        return
+    seconds = pragmas["busy_timeout"] / 1000
+    names = list(pragmas)
+    try:
+        with contextlib.closing(sqlite3.connect(path, timeout=seconds, isolation_level=None)) as connection:
+            # Up to journal_mode: the pragmas of the file format before it (page_size,
+            # auto_vacuum) take only before the first write, and the switch is that write.
+            for name in names[: names.index("journal_mode") + 1]:
+                statement = "PRAGMA %s = %s" % (name, pragmas[name])
+                retry_while_locked(functools.partial(connection.execute, statement), seconds)
+    except sqlite3.Error as error:
+        raise translate(error, path) from error

@@ -17,8 +17,6 @@ its lock takes the row lock first.
 from __future__ import annotations
 
 import os
-import random
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -26,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import peewee
 
 from . import migrator
-from .db import check_writable, describe, is_sqlite, open_database
+from .db import check_writable, describe, is_sqlite, open_database, retry_while_locked
 from .errors import storage_call
 from .statements import Statement, param
 
@@ -155,16 +153,9 @@ class _SqliteWrite:
     def __enter__(self) -> Any:
         connection = self.database.connection()
         wait_ms = connection.execute("PRAGMA busy_timeout").fetchone()[0]
-        deadline = time.monotonic() + wait_ms / 1000
         connection.execute("PRAGMA busy_timeout = 0")
         try:
-            while True:
-                try:
-                    return self.transaction.__enter__()
-                except peewee.OperationalError as error:
-                    if "locked" not in str(error) or time.monotonic() >= deadline:
-                        raise
-                time.sleep(random.uniform(0.0005, 0.0015))  # out of step with the other waiters
+            return retry_while_locked(self.transaction.__enter__, wait_ms / 1000)
         finally:
             connection.execute("PRAGMA busy_timeout = %d" % wait_ms)
 

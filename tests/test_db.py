@@ -1,12 +1,15 @@
 """The database layer: one pragma dict on every connection, paths and URLs."""
 
+import contextlib
 import os
+import sqlite3
 import stat
 import threading
 
 import peewee
 import pytest
 
+from loom_models import DatabaseLockedError
 from loom_models.db import DEFAULT_PRAGMAS, check_pragmas, open_database
 
 # What SQLite reports for DEFAULT_PRAGMAS.
@@ -94,3 +97,32 @@ def test_a_new_database_file_is_private(tmp_path):
 
     for name in ("x.db", "x.db-wal", "x.db-shm"):
         assert stat.S_IMODE(os.stat(tmp_path / name).st_mode) == 0o600, name
+
+
+def test_a_new_file_waits_for_another_process_switching_it_to_wal(tmp_path):
+    # SQLite answers a second switch to WAL with SQLITE_BUSY at once, whatever the
+    # busy timeout: here, another connection holds the write lock of the new file
+    # for a moment, as a process switching it at the same instant does.
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, holder.execute, ["ROLLBACK"])
+    release.start()
+    try:
+        database = open_database(path)
+        assert database.pragma("journal_mode") == "wal"
+        database.execute_sql("CREATE TABLE t (x)")
+    finally:
+        release.join()
+        holder.close()
+    assert database.pragma("journal_mode") == "wal"
+    database.close()
+
+
+def test_a_new_file_locked_for_longer_than_the_busy_timeout_is_locked(tmp_path):
+    path = tmp_path / "new.db"
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as holder:
+        holder.execute("BEGIN IMMEDIATE")
+        with pytest.raises(DatabaseLockedError, match="locked .*new.db"):
+            open_database(path, pragmas={"busy_timeout": 100})
+        holder.execute("ROLLBACK")

@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import pathlib
 import random
+import sqlite3
 import threading
 import time
 import traceback
@@ -410,3 +411,43 @@ def test_four_processes_of_four_threads_lose_nothing_under_load(data_store, tmp_
         )
     )
     assert writes > 0 and reads > 0
+
+
+# -- an app server and its workers starting together ------------------------------------------
+
+TRIALS = 100
+STARTERS = 4
+
+
+def _start_together(root: str, index: int, barrier, failures) -> None:
+    """Open a fresh data directory with the others at the same instant, trial after trial."""
+    for trial in range(TRIALS):
+        barrier.wait(60)
+        try:
+            with open_storage("%s/trial-%03d" % (root, trial), gc_interval=0) as storage:
+                storage.sessions.save_session(Session(id="starter-%d" % index))
+        except Exception:
+            failures.put((trial, index, traceback.format_exc()))
+
+
+@pytest.mark.slow
+def test_four_processes_opening_a_fresh_data_directory_at_once_always_succeed(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    barrier, failures = context.Barrier(STARTERS), context.Queue()
+    starters = [
+        context.Process(target=_start_together, args=(str(tmp_path), index, barrier, failures))
+        for index in range(STARTERS)
+    ]
+    for starter in starters:
+        starter.start()
+    for starter in starters:
+        starter.join(600)
+
+    assert [starter.exitcode for starter in starters] == [0] * STARTERS
+    failed = []
+    while not failures.empty():
+        failed.append(failures.get())
+    assert failed == [], "%d of %d opens failed; the first:\n%s" % (len(failed), TRIALS * STARTERS, failed[0][2])
+    for trial in range(TRIALS):
+        with contextlib.closing(sqlite3.connect(tmp_path / ("trial-%03d" % trial) / "sessions.db")) as db:
+            assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (STARTERS,), trial
