@@ -58,8 +58,17 @@ def to_utc(value: datetime.datetime) -> datetime.datetime:
     OverflowError when the moment in UTC falls outside the years 1-9999.
     """
     try:
-        return value.astimezone(UTC)
-    except ValueError as error:  # a naive time at the edge of the calendar, through the local zone
+        try:
+            return value.astimezone(UTC)
+        except (ValueError, OverflowError):
+            if value.tzinfo is not None:
+                raise
+        # For a naive time, Python 3.12+ reads the local zone a day either side,
+        # which leaves the calendar within a day of its ends; the zone's offset
+        # two days inward is the same.
+        inward = value + datetime.timedelta(days=2) if value.year == 1 else value - datetime.timedelta(days=2)
+        return (value - inward.astimezone().utcoffset()).replace(tzinfo=UTC)
+    except ValueError as error:  # the moment leaves the calendar in UTC
         raise OverflowError(str(error)) from None
 
 
