@@ -34,7 +34,7 @@ import click
 
 from . import backup as backups
 from . import maintenance, migrator
-from .db import DEFAULT_PRAGMAS, check_pragmas, is_sqlite, open_database
+from .db import DEFAULT_PRAGMAS, check_pragmas, is_sqlite, open_database, unwritable_files
 from .errors import (
     ConflictError,
     DatabaseCorruptError,
@@ -49,7 +49,6 @@ from .errors import (
     SchemaMismatchError,
     ValidationError,
     storage_call,
-    unwritable_files,
 )
 from .hitl.models import PRIORITIES
 from .storage import DOMAINS, Storage, open_storage

@@ -25,7 +25,7 @@ from urllib.parse import ParseResult, urlparse
 import peewee
 from playhouse import db_url
 
-from .errors import NotWritableError, ValidationError, storage_call, translate, unwritable_files
+from .errors import NotWritableError, ValidationError, storage_call, translate
 
 T = TypeVar("T")
 
@@ -128,6 +128,34 @@ def check_writable(database: peewee.Database) -> None:
                 "cannot write %s: permission denied; the store's files and their directory must be"
                 " writable by the user it runs as" % " or ".join(unwritable)
             )
+
+
+def unwritable_files(path: str) -> list[str]:
+    """Which of a SQLite database's files (and their directory) this process may not write.
+
+    unwritable_files("./loom-data/sessions.db")   # ['./loom-data/sessions.db-shm']
+
+    Asked of the file system, never by opening a file: closing any descriptor
+    of a database file drops every lock this process's connections hold on it.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    unwritable = [f for f in (path, path + "-wal", path + "-shm") if not _writable(f)]
+    if not os.access(directory, os.W_OK | os.X_OK):
+        unwritable.append(directory)
+    return unwritable
+
+
+def _writable(path: str) -> bool:
+    # Other processes' connections delete and create -wal and -shm files all
+    # the time: "no" about a file replaced while we asked is no answer.
+    try:
+        before = os.stat(path)
+        if os.access(path, os.W_OK):
+            return True
+        after = os.stat(path)
+    except FileNotFoundError:
+        return True  # nothing there to be unwritable
+    return (before.st_dev, before.st_ino) != (after.st_dev, after.st_ino)
 
 
 def check_pragmas(database: peewee.Database) -> dict:

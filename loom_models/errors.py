@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import errno
 import functools
-import os
 import sqlite3
 from collections.abc import Callable
 from typing import ParamSpec, TypeVar
@@ -225,9 +224,9 @@ def _translated(error: BaseException, path: str | None) -> LoomStorageError:
     else:
         text = str(driver).lower()
         cls = next((c for msg, c in _SQLITE_MESSAGES if msg in text), None)
-        if "unable to open database file" in text and path:
-            return _unopenable(path, str(driver))
     message = " ".join(str(driver).split())
+    if cls is None and path and "unable to open database file" in message:
+        return LoomStorageError("cannot open %s: %s" % (path, message))
     if cls is None:
         return LoomStorageError(message)
     if cls is ValidationError:
@@ -248,40 +247,7 @@ def _os_error(error: OSError) -> LoomStorageError:
 
 
 def _not_writable(path: str, message: str) -> NotWritableError:
-    # The files as they are now: SQLite may have replaced an unwritable -shm since.
-    culprits = " or ".join(unwritable_files(path)) or "%s (or its -wal or -shm file, or their directory)" % path
-    return NotWritableError("cannot write %s: %s" % (culprits, message))
-
-
-def _unopenable(path: str, message: str) -> LoomStorageError:
-    if unwritable_files(path):
-        return _not_writable(path, message)
-    return LoomStorageError("cannot open %s: %s" % (path, message))
-
-
-def unwritable_files(path: str) -> list[str]:
-    """Which of a SQLite database's files (and their directory) this process may not write.
-
-    unwritable_files("./loom-data/sessions.db")   # ['./loom-data/sessions.db-shm']
-    """
-    directory = os.path.dirname(os.path.abspath(path)) or "."
-    unwritable = [f for f in (path, path + "-wal", path + "-shm") if not _writable(f)]
-    if not os.access(directory, os.W_OK | os.X_OK):
-        unwritable.append(directory)
-    return unwritable
-
-
-def _writable(path: str) -> bool:
-    # Opened for writing, not asked about: other processes' connections delete
-    # and create -wal and -shm files all the time, and an answer about a name
-    # could be about a file that is gone, or another file.
-    try:
-        os.close(os.open(path, os.O_WRONLY))
-    except FileNotFoundError:
-        return True  # nothing there to be unwritable
-    except OSError as error:
-        return error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS)
-    return True
+    return NotWritableError("cannot write %s (or its -wal or -shm file, or their directory): %s" % (path, message))
 
 
 def _driver_error(error: BaseException) -> BaseException:

@@ -67,7 +67,8 @@ def to_utc(value: datetime.datetime) -> datetime.datetime:
         # which leaves the calendar within a day of its ends; the zone's offset
         # two days inward is the same.
         inward = value + datetime.timedelta(days=2) if value.year == 1 else value - datetime.timedelta(days=2)
-        return (value - inward.astimezone().utcoffset()).replace(tzinfo=UTC)
+        to_utc_there = inward.astimezone(UTC).replace(tzinfo=None) - inward
+        return (value + to_utc_there).replace(tzinfo=UTC)
     except ValueError as error:  # the moment leaves the calendar in UTC
         raise OverflowError(str(error)) from None
 

@@ -490,3 +490,19 @@ def test_iter_dump_gives_the_statements_of_one_snapshot(tmp_path):
     assert first == "BEGIN TRANSACTION;" and rest[-1] == "COMMIT;"
     text = "\n".join(rest)
     assert "'s'" in text and "after_the_dump_began" not in text
+
+
+def test_a_store_opened_again_in_the_same_process_still_counts_as_in_use(tmp_path):
+    # Closing any descriptor of a database file drops every POSIX lock the process
+    # holds on it: opening a second store must not close one behind SQLite's back.
+    data = a_store(tmp_path)
+    run = backup.backup_set(data, tmp_path / "backups")
+    with open_storage(data, gc_interval=0) as app:
+        app.sessions.get_stats()  # holds sessions.db open
+        with open_storage(data, gc_interval=0) as worker:
+            worker.hitl.get_stats()
+
+        with pytest.raises(ConflictError, match="database is open"):
+            backup.restore_set(run.directory, data)
+        app.sessions.save_session(Session(id="still_written"))
+    assert session_ids(data / "sessions.db") == ["s0", "still_written"]
