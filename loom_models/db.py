@@ -29,8 +29,13 @@ from .errors import NotWritableError, ValidationError, storage_call, translate
 
 T = TypeVar("T")
 
-# user:password@ in the authority of a URL; the password runs to the last @ before the path.
-_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):[^/]*@")
+# user:password@ at the start of a URL. The password runs to the last @: one
+# with an unescaped / ? or # in it is hidden too (and a host with it, rarely).
+_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^:/@]*):.*@")
+_NOT_A_URL = (
+    "Not a valid database URL: a port is a number from 0 to 65535, an IPv6 host is in brackets,"
+    " and / ? # @ : in a user name or password are %-encoded."
+)
 
 # Applied in this order on every SQLite connection. journal_mode=wal is stored in
 # the file; the others are per connection.
@@ -73,8 +78,8 @@ def _checked_url(url: str) -> ParseResult:
     try:
         parts = urlparse(url)
         parts.port  # noqa: B018 - parsing the port is what checks it
-    except ValueError as error:  # a port out of range or not a number, a broken IPv6 host
-        raise ValidationError({"path_or_url": ["Not a valid database URL: %s." % error]}) from None
+    except ValueError:  # its message may quote a password that has a / in it
+        raise ValidationError({"path_or_url": [_NOT_A_URL]}) from None
     if parts.scheme.startswith("sqlite"):
         if parts.netloc or len(parts.path) < 2:
             raise ValidationError({"path_or_url": ["A SQLite URL is sqlite:///relative.db or sqlite:////absolute.db."]})

@@ -173,6 +173,18 @@ _POSTGRES_CODES = {
     "57P03": DatabaseUnavailableError,  # cannot_connect_now (starting up)
 }
 _POSTGRES_CLASSES = {"08": DatabaseUnavailableError, "22": ValidationError, "23": ValidationError}
+# A connection refused for what the URL says carries no SQLSTATE either, but a
+# retry cannot help it: the words libpq and the server use for those.
+_POSTGRES_REFUSALS = (
+    "authentication failed",
+    "no password supplied",
+    "does not exist",  # the database or the role
+    "no pg_hba.conf entry",
+    "invalid dsn",
+    "invalid connection option",
+    "invalid sslmode value",
+    "invalid integer value",
+)
 
 # The errors that are about a database file: their messages name it.
 _ABOUT_THE_FILE = (
@@ -220,6 +232,10 @@ def _translated(error: BaseException, path: str | None) -> LoomStorageError:
     if sqlstate:
         cls = _POSTGRES_CODES.get(sqlstate) or _POSTGRES_CLASSES.get(sqlstate[:2])
     elif psycopg2 is not None and isinstance(driver, (psycopg2.OperationalError, psycopg2.InterfaceError)):
+        if any(refusal in str(driver) for refusal in _POSTGRES_REFUSALS):
+            return LoomStorageError(" ".join(str(driver).split())).advised(
+                "Check the URL: its user, password, database name and options."
+            )
         cls = DatabaseUnavailableError  # no SQLSTATE: the connection failed or was lost
     else:
         text = str(driver).lower()

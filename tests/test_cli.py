@@ -190,6 +190,8 @@ SECRET = "s3cret-pa55"
         "postgresql://loom:%s@127.0.0.1:99999/loom" % SECRET,
         "postgresql://loom:%s@127.0.0.1:port/loom" % SECRET,
         "postgresql://loom:%s@[::1/loom" % SECRET,
+        "postgresql://loom:%s/x@127.0.0.1/loom" % SECRET,  # an unescaped / in the password
+        "postgresql://loom:%s?x@127.0.0.1/loom" % SECRET,
         "postgresql://loom:%s@127.0.0.1/" % SECRET,
         "mysql://loom:%s@127.0.0.1/loom" % SECRET,
         "sqlite://relative.db",
@@ -212,6 +214,21 @@ def test_a_server_that_cannot_be_reached_is_one_line_exit_13_without_the_passwor
 
     assert SECRET not in result.output and "Connection refused" in result.stderr
     assert "Check that the server is running" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:5432/loom_no_such_database",
+        "postgresql://loom_no_such_role@127.0.0.1:5432/test",
+        "postgresql://postgres@127.0.0.1:5432/test?sslmode=bogus",
+    ],
+)
+def test_a_connection_refused_for_what_the_url_says_is_no_retry(url):
+    result = fails(run("--database-url", url, "stats"), 1)
+
+    assert "Check the URL: its user, password, database name and options." in result.stderr
+    assert "server is running" not in result.stderr
 
 
 def test_a_store_without_a_schema_is_advised_to_init(backend, tmp_path):

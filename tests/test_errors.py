@@ -110,6 +110,10 @@ def test_a_connection_that_fails_without_a_sqlstate_is_unavailable():
         wrapped.__context__ = driver  # as peewee re-raises the driver's error
         translated = errors.translate(wrapped)
         assert type(translated) is errors.DatabaseUnavailableError and translated.retryable
+    refused = psycopg2.OperationalError('FATAL:  password authentication failed for user "loom"')
+    wrapped = peewee.OperationalError("wrapped")
+    wrapped.__context__ = refused
+    assert type(errors.translate(wrapped)) is errors.LoomStorageError and not errors.translate(wrapped).retryable
 
 
 def test_storage_call_keeps_the_driver_error_as_cause():

@@ -57,6 +57,8 @@ def test_a_private_directory_gets_no_warning(tmp_path, recwarn):
         ("postgresql://loom:pass@[::1/loom", "postgresql://loom:***@[::1/loom"),
         ("postgresql://:pass@db/loom", "postgresql://:***@db/loom"),
         ("sqlite:////srv/a:b@c.db", "sqlite:////srv/a:b@c.db"),
+        ("postgresql://loom:pa/ss@db/loom", "postgresql://loom:***@db/loom"),
+        ("postgresql://loom:pa?s#s@db/loom", "postgresql://loom:***@db/loom"),
     ],
 )
 def test_redact(url, shown):
