@@ -167,22 +167,36 @@ def _checked_keep_days(keep_days: object) -> int:
 
 
 def _copy_databases(data_dir: str, staging: str, progress: Progress | None) -> tuple[list[str], dict]:
-    """Verified copies of each database into `staging`: the names copied, {name: error} of the others."""
+    """Verified copies of each database into `staging`: the names copied, {name: error} of the others.
+
+    A database that cannot be read, or is damaged, is left out and the others
+    go on; a copy that cannot be written (a full disk...) ends the run.
+    """
     copied, failed = [], {}
     for name in DATABASE_FILES:
-        source = os.path.join(data_dir, name)
+        source, target = os.path.join(data_dir, name), os.path.join(staging, name)
         try:
-            if not os.path.exists(source):
-                raise NotFoundError("database not found: %s" % source)
-            create_private_file(os.path.join(staging, name))
-            _copy_verified(source, os.path.join(staging, name), progress)
+            _check_readable(source)
+        except (LoomStorageError, sqlite3.Error) as error:
+            failed[name] = translate(error, source)
+            continue
+        try:
+            create_private_file(target)
+            _copy_verified(source, target, progress)
             copied.append(name)
         except (LoomStorageError, sqlite3.Error) as error:
-            failure = translate(error)
-            if not isinstance(failure, (DatabaseCorruptError, NotFoundError)):  # a full disk...: no set at all
+            _discard(target)  # no file of that name in the set, not even an empty one
+            if not isinstance(translate(error), DatabaseCorruptError):
                 raise _failed_copy(error, "cannot write a backup set in %s" % os.path.dirname(staging)) from error
-            failed[name] = _failed_copy(error, source)  # a damaged or missing database: the others go on
+            failed[name] = _failed_copy(error, source)
     return copied, failed
+
+
+def _check_readable(path: str) -> None:
+    if not os.path.exists(path):
+        raise NotFoundError("database not found: %s" % path)
+    with contextlib.closing(sqlite3.connect(path)) as database:
+        database.execute("SELECT count(*) FROM sqlite_master").fetchone()
 
 
 def _write_manifest(staging: str, now: datetime.datetime, data_dir: str, copied: list, failed: dict) -> None:
@@ -306,7 +320,7 @@ def _staged_restore(backup_file: str, database_path: str, progress: Progress | N
             "backup %s is not a usable database (%s)" % (backup_file, " ".join(str(error).split()))
         ).advised("Choose another backup: this one is damaged.") from error
     try:
-        _check_same_kind(staged, database_path)
+        _check_same_kind(backup_file, staged, database_path)
     except BaseException:
         _discard(staged)
         raise
@@ -488,15 +502,18 @@ def _refuse_if_open(database_path: str) -> None:
         )
 
 
-def _check_same_kind(staged: str, database_path: str) -> None:
-    """A backup replaces only a database that holds what it holds (sessions, requests...)."""
+def _check_same_kind(backup_file: str, staged: str, database_path: str) -> None:
+    """A backup replaces only a database that holds what it holds (sessions, requests...), and holds some."""
+    held = set(_DOMAIN_TABLES) & _tables(staged)
+    if not held:
+        raise ConflictError("%s holds none of the store's tables: it is no backup of a loom database" % backup_file)
     if not os.path.exists(database_path):
         return
     try:
         wanted = set(_DOMAIN_TABLES) & _tables(database_path)
     except sqlite3.DatabaseError:  # too damaged to tell: the backup is what will tell
         return
-    missing = wanted - _tables(staged)
+    missing = wanted - held
     if missing:
         raise ConflictError(
             "the backup holds no %s table, which %s has: it is a backup of another database"

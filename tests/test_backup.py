@@ -168,6 +168,7 @@ def test_a_damaged_database_does_not_take_the_others_down(tmp_path):
 
     assert run.directory.endswith(".incomplete")
     assert [os.path.basename(p) for p in run.written] == ["hitl.db", "references.db"]
+    assert sorted(os.listdir(run.directory)) == ["hitl.db", "manifest.json", "references.db"]
     assert list(run.failed) == ["sessions.db"] and isinstance(run.failed["sessions.db"], DatabaseCorruptError)
     assert str(data / "sessions.db") in str(run.failed["sessions.db"])
     for path in run.written:
@@ -393,6 +394,16 @@ def test_restore_over_a_damaged_database_keeps_it_as_it_is(tmp_path):
     assert kept.endswith(".damaged") and pathlib.Path(kept).read_bytes() == damaged
     assert session_ids(path) == ["s"]
     assert backup.safety_copies(path) == [kept]
+
+
+def test_restore_refuses_a_file_that_holds_no_table_of_the_store(tmp_path):
+    data = a_store(tmp_path)
+    (tmp_path / "empty.db").write_bytes(b"")
+    (data / "sessions.db").write_bytes(b"this is no SQLite database " * 500)
+
+    with pytest.raises(ConflictError, match="empty.db holds none of the store's tables"):
+        backup.restore(tmp_path / "empty.db", data / "sessions.db")
+    assert (data / "sessions.db").read_bytes().startswith(b"this is no SQLite")
 
 
 def test_restore_set_brings_every_database_back(tmp_path):

@@ -149,3 +149,23 @@ def test_a_repository_on_an_unmigrated_database_says_it_is_not_initialised(backe
 def test_an_empty_database_opened_without_migrating_says_it_is_not_initialised(data_store):
     with pytest.raises(SchemaMismatchError, match=r"got 0 \(database not initialised"):
         open_storage(**data_store.location, gc_interval=0, migrate=False)
+
+
+def test_a_database_this_user_cannot_read_is_left_out_of_a_backup_by_name(data_dir, tmp_path):
+    os.chmod(data_dir / "sessions.db", 0)
+    backups = tmp_path / "backups"
+    backups.mkdir(mode=0o777)
+    os.chmod(backups, 0o777)
+
+    done = subprocess.run(
+        [LOOM_DB, "--data-dir", str(data_dir), "--json", "backup", str(backups)],
+        preexec_fn=_as_a_plain_user,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode not in (0, 2) and str(data_dir / "sessions.db") in done.stderr, done.stderr
+    document = json.loads(done.stdout)
+    assert [os.path.basename(p) for p in document["written"]] == ["hitl.db", "references.db"]
+    assert document["directory"].endswith(".incomplete") and list(document["failed"]) == ["sessions.db"]
