@@ -30,6 +30,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import struct
@@ -353,20 +354,12 @@ def safety_copy(database_path: Path, reason: str) -> str:
         safety_copy("./loom-data/sessions.db", "pre-migrate")
 
     Taken before a migration or a restore changes the database, so that the
-    change can be undone; `loom-db check` lists the copies left behind.
+    change can be undone; `loom-db check` lists the copies left behind. Made as
+    a backup is: verified in a temporary file, then renamed into place.
     """
     database_path = os.fspath(database_path)
     path = _beside(database_path, reason, ".bak")
-    try:
-        _copy_verified(database_path, path, None)
-        _fsync(path)
-        _fsync(os.path.dirname(path))
-    except sqlite3.Error as error:
-        _discard(path)
-        raise _failed_copy(error, "cannot copy %s to %s" % (database_path, path)) from error
-    except BaseException:
-        _discard(path)
-        raise
+    _install(_staged_copy(database_path, path, None), path)
     logger.warning("loom_models: copied %s to %s (%s)", database_path, path, reason)
     return path
 
@@ -374,7 +367,7 @@ def safety_copy(database_path: Path, reason: str) -> str:
 def safety_copies(database_path: Path) -> list[str]:
     """The copies `safety_copy` (or a restore of a damaged database) left beside a database."""
     directory, name = os.path.split(os.path.abspath(os.fspath(database_path)))
-    pattern = re.compile(r"%s\.\d{8}T\d{6}Z\.pre-\w+-\w+\.(?:bak|damaged)$" % re.escape(name))
+    pattern = re.compile(r"%s\.\d{8}T\d{6}Z\.pre-\w+-\w+\.(?:bak|damaged(?:-wal)?)$" % re.escape(name))
     return sorted(os.path.join(directory, entry) for entry in os.listdir(directory) if pattern.match(entry))
 
 
@@ -382,24 +375,32 @@ def _keep_current(database_path: str) -> str | None:
     """Keep the database a restore is to replace: a verified copy, or, if it is too damaged for one, as it is."""
     if not os.path.exists(database_path):
         return None
-    try:
-        return safety_copy(database_path, "pre-restore")
-    except (DatabaseCorruptError, sqlite3.DatabaseError):
-        kept = _beside(database_path, "pre-restore", ".damaged")
-        shutil.copyfile(database_path, kept)  # what cannot be verified is kept byte for byte
-        if os.path.exists(database_path + "-wal"):
-            shutil.copyfile(database_path + "-wal", kept + "-wal")
-        logger.warning("loom_models: kept damaged %s as %s", database_path, kept)
-        return kept
+    if _has_sqlite_header(database_path):
+        try:
+            return safety_copy(database_path, "pre-restore")
+        except DatabaseCorruptError:  # SQLite read it, and left what its WAL held in the file
+            pass
+    # Byte for byte, and before SQLite touches it: closing a connection to a
+    # file it cannot read would delete the file's -wal.
+    kept = _beside(database_path, "pre-restore", ".damaged")
+    for suffix in ("", "-wal"):
+        if os.path.exists(database_path + suffix):
+            staged = _temporary_beside(kept + suffix)
+            shutil.copyfile(database_path + suffix, staged)  # into the 0600 file mkstemp made
+            os.replace(staged, kept + suffix)
+    logger.warning("loom_models: kept damaged %s as %s", database_path, kept)
+    return kept
+
+
+def _has_sqlite_header(path: str) -> bool:
+    with open(path, "rb") as handle:
+        return handle.read(16) == b"SQLite format 3\x00"
 
 
 def _beside(database_path: str, reason: str, suffix: str) -> str:
-    """A new file (0600) beside a database, named for the time and the reason."""
+    """A new name beside a database, for the time and the reason: <name>.<UTC time>.<reason>-<random><suffix>."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime(_STAMP)
-    directory, name = os.path.split(os.path.abspath(database_path))
-    handle, path = tempfile.mkstemp(prefix="%s.%s.%s-" % (name, stamp, reason), suffix=suffix, dir=directory)
-    os.close(handle)
-    return path
+    return "%s.%s.%s-%s%s" % (os.path.abspath(database_path), stamp, reason, secrets.token_hex(4), suffix)
 
 
 # The table that tells which domain a database file holds.
@@ -507,11 +508,12 @@ def _check_same_kind(backup_file: str, staged: str, database_path: str) -> None:
     held = set(_DOMAIN_TABLES) & _tables(staged)
     if not held:
         raise ConflictError("%s holds none of the store's tables: it is no backup of a loom database" % backup_file)
-    if not os.path.exists(database_path):
+    # Not a database to SQLite: too damaged to tell (and SQLite must not touch it: see _keep_current).
+    if not os.path.exists(database_path) or not _has_sqlite_header(database_path):
         return
     try:
         wanted = set(_DOMAIN_TABLES) & _tables(database_path)
-    except sqlite3.DatabaseError:  # too damaged to tell: the backup is what will tell
+    except sqlite3.DatabaseError:  # damaged inside: the backup is what will tell
         return
     missing = wanted - held
     if missing:

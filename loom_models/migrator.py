@@ -19,7 +19,7 @@ import os
 from collections.abc import Iterator
 
 import peewee
-from playhouse.migrations import Runner
+from playhouse.migrations import MigrationError, Runner
 
 from . import backup, migrations  # type: ignore[attr-defined]  # migrations: mapped from migrations/ by package_dir
 from .db import is_sqlite
@@ -64,8 +64,12 @@ def migrate(database: peewee.Database, domain: str, to: str | None = None) -> Mi
         copy = None
         if (apply or revert) and is_sqlite(database) and _holds_data(database):
             copy = backup.safety_copy(database.database, "pre-migrate")
-        reverted = history.down(_after(history, to)) if revert else []
-        return MigrationRun(history.up(to) if apply else [], reverted, copy)
+        try:
+            # Runner.down reverts every applied migration back through the one it is given.
+            reverted = history.down(revert[0]) if revert else []
+            return MigrationRun(history.up(to) if apply else [], reverted, copy)
+        except MigrationError as error:  # a migration file without down(), say
+            raise SchemaMismatchError("cannot migrate %s: %s" % (domain, error)) from error
 
 
 def plan(history: Runner, to: str | None = None) -> tuple[list[str], list[str]]:
@@ -84,12 +88,6 @@ def plan(history: Runner, to: str | None = None) -> tuple[list[str], list[str]]:
 def has_migration(domain: str, name: str) -> bool:
     """Whether `name` is one of the migrations of `domain` this code ships."""
     return os.path.exists(os.path.join(MIGRATIONS_DIR, domain, name + ".py"))
-
-
-def _after(history: Runner, to: str | None) -> str:
-    """The migration after `to`: Runner.down reverts every applied one back through it."""
-    names = [m.name for m in history.status()]
-    return names[names.index(to) + 1]
 
 
 def pending(history: Runner) -> list[str]:

@@ -389,11 +389,15 @@ def test_restore_over_a_damaged_database_keeps_it_as_it_is(tmp_path):
     damaged = b"this is no SQLite database " * 500
     path.write_bytes(damaged)
 
+    (tmp_path / "sessions.db-wal").write_bytes(b"what the damaged database's WAL held")
+
     kept = backup.restore(tmp_path / "copy.db", path)
 
     assert kept.endswith(".damaged") and pathlib.Path(kept).read_bytes() == damaged
+    assert pathlib.Path(kept + "-wal").read_bytes() == b"what the damaged database's WAL held"
+    assert {stat.S_IMODE(os.stat(p).st_mode) for p in (kept, kept + "-wal")} == {0o600}
     assert session_ids(path) == ["s"]
-    assert backup.safety_copies(path) == [kept]
+    assert backup.safety_copies(path) == [kept, kept + "-wal"]
 
 
 def test_restore_refuses_a_file_that_holds_no_table_of_the_store(tmp_path):
@@ -426,11 +430,10 @@ def test_restore_set_is_all_or_nothing(tmp_path, monkeypatch):
     with open_storage(data, gc_interval=0) as storage:
         storage.sessions.save_session(Session(id="since"))
         storage.hitl.store(HumanRequest(agent_id="a", session_id="since", question="Still here?"))
-    real_install, installed = backup._install, []
+    real_install = backup._install
 
     def disk_gone_at_the_third(staged, destination):
-        installed.append(destination)
-        if len(installed) == 3:
+        if destination == str(data / "references.db"):  # the last of the three to be replaced
             raise OSError(5, "Input/output error")
         return real_install(staged, destination)
 

@@ -6,6 +6,7 @@ import glob
 import logging
 import multiprocessing
 import os
+import pathlib
 import shutil
 import sqlite3
 import stat
@@ -233,3 +234,30 @@ def test_many_processes_opening_a_database_with_data_back_it_up_once(tmp_path):
             (n,) for n in APPLIED
         ]
         assert db.execute("SELECT COUNT(*) FROM sessions").fetchone() == (5,)
+
+
+def test_migrate_to_over_a_gap_in_the_history(backend):
+    with SessionRepository.open(backend.target) as repo:
+        backend.sql("DELETE FROM schema_migration_sessions WHERE name = '0003_search'")
+
+        run = repo.migrate_to("0002_query_indexes")
+
+        assert (run.applied, run.reverted) == ([], ["0004_search_by_rowid"])
+        assert history(backend) == APPLIED[:2]
+        assert repo.migrate_to().applied == APPLIED[2:]
+
+
+def test_migrate_to_a_migration_without_down_is_a_schema_error(backend, tmp_path, monkeypatch):
+    directory = tmp_path / "migrations"
+    (directory / "sessions").mkdir(parents=True)
+    for name in APPLIED:
+        (directory / "sessions" / (name + ".py")).write_text(
+            (pathlib.Path(migrator.MIGRATIONS_DIR) / "sessions" / (name + ".py")).read_text().split("\ndef down(")[0]
+        )
+    with SessionRepository.open(backend.target):
+        pass
+    monkeypatch.setattr(migrator, "MIGRATIONS_DIR", str(directory))
+
+    with SessionRepository.open(backend.target) as repo, pytest.raises(SchemaMismatchError, match="down"):
+        repo.migrate_to("0003_search")
+    assert history(backend) == APPLIED
