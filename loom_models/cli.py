@@ -4,16 +4,18 @@
     loom-db demo --sessions 10                    # sample data, then the stats
     loom-db --data-dir /srv/loom stats
     loom-db migrate --dry-run; loom-db migrate; loom-db migrate status
+    loom-db migrate --to 0003_search --database sessions
     loom-db check && loom-db backup /srv/backups --keep-days 14
-    loom-db restore /srv/backups/sessions-20261126T120000Z.db
-    loom-db prune --older-than 30d
+    loom-db restore /srv/backups/loom-20261126T120000Z    # a whole set, or one of its files
+    loom-db prune --older-than 30d --dry-run
     loom-db export sess_1 > sess_1.json; loom-db import sess_1.json
     loom-db import tests/data/sample.json         # a fixture (loom_models/testing/fixtures.py)
     loom-db --database-url postgresql://loom@127.0.0.1/loom --json stats
 
 Global options come before the command. Each command prints a table, or with
 --json exactly one JSON document on stdout. An expected error prints one line on
-stderr and exits with the code of its class (EXIT_CODES).
+stderr and exits with the code of its class (EXIT_CODES); a usage error, one
+line and exit code 2.
 """
 
 from __future__ import annotations
@@ -168,15 +170,38 @@ class Target:
 
 
 class _Group(click.Group):
-    """A click group that reports an expected error in one line, with its exit code."""
+    """A click group that reports an expected error, or a usage error, in one line, with its exit code."""
+
+    def make_context(self, *args, **kwargs):
+        with _usage_in_one_line():
+            return super().make_context(*args, **kwargs)
 
     def invoke(self, ctx):
         try:
-            return storage_call(super().invoke)(ctx)
+            with _usage_in_one_line():
+                return storage_call(super().invoke)(ctx)
         except (LoomStorageError, NotImplementedError) as error:
             code, advice = exit_code(error)
             click.echo("Error: %s. %s" % (" ".join(str(error).split()).rstrip("."), advice), err=True)
             ctx.exit(code)
+
+
+class _OneLineUsageError(click.UsageError):
+    """A usage error shown in one line, saying where the usage is, rather than with the whole usage."""
+
+    def show(self, file=None):
+        where = self.ctx.command_path if self.ctx is not None else "loom-db"
+        click.echo("Error: %s (see `%s --help`)" % (self.format_message().rstrip("."), where), file=file, err=True)
+
+
+@contextlib.contextmanager
+def _usage_in_one_line():
+    try:
+        yield
+    except click.UsageError as error:
+        if isinstance(error, _OneLineUsageError):
+            raise
+        raise _OneLineUsageError(error.format_message(), error.ctx) from None
 
 
 class Duration(click.ParamType):
@@ -231,7 +256,7 @@ def init(target):
     """Create the data directory and databases, and apply every migration."""
     with target.repositories(create=True) as storage:
         runs = {domain: getattr(storage, domain).migrate_to() for domain in DOMAINS}
-    document, lines = _migration_report(runs)
+    document, lines = _migration_report(target, runs)
     _emit(target, {"target": target.where(), **document}, ["Store ready at %s" % target.where(), *lines])
 
 
@@ -265,7 +290,7 @@ def migrate(ctx, dry_run, to, database):
         rows += [(d, name, "revert") for d, p in plans.items() for name in p[1]]
         _emit(target, document, _table(rows, ("database", "migration", "would")) if rows else ["Nothing to do."])
         return
-    document, lines = _migration_report(runs)
+    document, lines = _migration_report(target, runs)
     _emit(target, {"dry_run": False, **document}, lines)
     if failure is not None:
         raise failure
@@ -293,7 +318,7 @@ def _domain_of_migration(name: str, database: str | None) -> str:
     return domains[0]
 
 
-def _migration_report(runs: dict) -> tuple[dict, list[str]]:
+def _migration_report(target: Target, runs: dict) -> tuple[dict, list[str]]:
     """The JSON document and the lines of what migrations did, copies first."""
     document = {
         "applied": {domain: run.applied for domain, run in runs.items()},
@@ -303,6 +328,8 @@ def _migration_report(runs: dict) -> tuple[dict, list[str]]:
     lines = ["Copied %s to %s first" % (DOMAINS[domain][0], path) for domain, path in document["backups"].items()]
     rows = [(d, name, "applied") for d, run in runs.items() for name in run.applied]
     rows += [(d, name, "reverted") for d, run in runs.items() for name in run.reverted]
+    if rows and target.database_url is not None:
+        lines.append("No copy was taken first: on PostgreSQL, take one with pg_dump before migrating.")
     return document, lines + (_table(rows, ("database", "migration", "done")) if rows else ["No migration to run."])
 
 
@@ -597,7 +624,11 @@ def _domain_of(backup_file: str) -> str:
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.pass_obj
 def dump(target, directory):
-    """Write each database as SQL: to DIRECTORY/<name>.sql (mode 0600), or to stdout as it is read."""
+    """Write each database as SQL: to DIRECTORY/<name>.sql (mode 0600), or to stdout as it is read.
+
+    The dump reads one snapshot; while it runs, the WAL is not checkpointed past it.
+    """
+    target.require_data_dir("dump")
     with target.repositories() as storage:
         databases = {domain: getattr(storage, domain).database for domain in DOMAINS}
         if directory is not None:
