@@ -678,22 +678,46 @@ def expire(target):
 
 @main.command()
 @click.option("--older-than", required=True, type=Duration(), help="30d, 12h or 90m.")
-@click.option("--dry-run", is_flag=True, help="Print what would be deleted, and delete nothing.")
+@click.option("--dry-run", is_flag=True, help="List what would be deleted, and delete nothing.")
 @click.pass_obj
 def prune(target, older_than, dry_run):
     """Delete sessions not updated for that long, and requests decided that long ago."""
     cutoff = datetime.datetime.now(datetime.timezone.utc) - older_than  # one moment for both
     with target.storage() as storage:
-        sessions = storage.sessions.delete_sessions_older_than(cutoff, dry_run=dry_run)
-        requests = storage.hitl.delete_older_than(cutoff, dry_run=dry_run)
+        if dry_run:
+            sessions = storage.sessions.list_sessions(updated_before=cutoff, limit=None)
+            requests = storage.hitl.list_decided_before(cutoff)
+            counts = len(sessions), len(requests)
+        else:
+            counts = storage.sessions.delete_sessions_older_than(cutoff), storage.hitl.delete_older_than(cutoff)
     what = "%s not updated since %s (with their messages and tool executions) and %s decided before then." % (
-        _counted(sessions, "session"),
+        _counted(counts[0], "session"),
         cutoff.strftime("%Y-%m-%d %H:%M UTC"),
-        _counted(requests, "request"),
+        _counted(counts[1], "request"),
     )
-    lines = ["Would delete " + what, "Nothing was deleted (--dry-run)."] if dry_run else ["Deleted " + what]
-    document = {"dry_run": dry_run, "cutoff": cutoff.isoformat(), "sessions": sessions, "requests": requests}
-    _emit(target, document, lines)
+    document = {"dry_run": dry_run, "cutoff": cutoff.isoformat(), "sessions": counts[0], "requests": counts[1]}
+    if not dry_run:
+        _emit(target, document, ["Deleted " + what])
+        return
+    document.update(session_ids=[s.id for s in sessions], request_ids=[r.id for r in requests])
+    rows = [("session", s.id, s.agent_id or "", "updated %s" % _when(s.updated_at)) for s in sessions]
+    rows += [
+        ("request", r.id, r.agent_id, "%s %s" % (r.status, _when(r.responded_at or r.created_at))) for r in requests
+    ]
+    lines = ["Would delete " + what, *_table(rows[:_LISTED]), *_more(len(rows) - _LISTED)]
+    _emit(target, document, [*lines, "Nothing was deleted (--dry-run)."])
+
+
+# How many rows a listing shows before it says how many more there are.
+_LISTED = 50
+
+
+def _more(hidden: int) -> list[str]:
+    return ["... and %d more (--json lists them all)" % hidden] if hidden > 0 else []
+
+
+def _when(moment: datetime.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
 
 
 # -- sessions as JSON ----------------------------------------------------------------------

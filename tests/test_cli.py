@@ -708,16 +708,31 @@ def test_prune_deletes_old_sessions_and_requests_decided_long_ago(store):
     ok(store("prune", "--older-than", "90m"))
 
 
-def test_prune_dry_run_says_what_it_would_delete_and_deletes_nothing(store):
+def test_prune_dry_run_lists_what_it_would_delete_and_deletes_nothing(store, monkeypatch):
     fill(store)
-    store.sql("sessions", "UPDATE sessions SET updated_at = ?", OLD)
+    with store.storage() as storage:
+        storage.sessions.save_session(Session(id="sess_2", agent_id="billing"))
+        storage.sessions.save_session(Session(id="sess_recent"))
+        decided = storage.hitl.store(HumanRequest(agent_id="a", session_id="s", question="Decided long ago?"))
+        storage.hitl.respond_to_request(decided.id, "rejected", "no", responded_by="bob")
+    store.sql("sessions", "UPDATE sessions SET updated_at = ? WHERE id <> 'sess_recent'", OLD)
+    store.sql("hitl", "UPDATE human_requests SET created_at = ?, responded_at = ?", OLD * 1000, OLD * 1000)
 
-    printed = ok(store("prune", "--older-than", "30d", "--dry-run")).stdout
+    printed = ok(store("prune", "--older-than", "30d", "--dry-run")).stdout.splitlines()
 
-    assert printed.startswith("Would delete 1 session not updated since ")
-    assert "0 requests decided before then." in printed and "Nothing was deleted (--dry-run)." in printed
-    assert ok_json(*store.args, "--json", "prune", "--older-than", "30d", "--dry-run")["sessions"] == 1
-    assert (store.count("sessions", "sessions"), store.count("sessions", "messages")) == (1, 2)
+    assert printed[0].startswith("Would delete 2 sessions not updated since ")
+    assert "1 request decided before then." in printed[0] and printed[-1] == "Nothing was deleted (--dry-run)."
+    listed = [line.split() for line in printed[1:-1]]
+    assert sorted(row[:2] for row in listed) == [["request", decided.id], ["session", "sess_1"], ["session", "sess_2"]]
+    assert next(row[:4] for row in listed if row[1] == "sess_2") == ["session", "sess_2", "billing", "updated"]
+    assert next(row for row in listed if row[0] == "request")[3] == "rejected"
+    document = ok_json(*store.args, "--json", "prune", "--older-than", "30d", "--dry-run")
+    assert (document["sessions"], sorted(document["session_ids"])) == (2, ["sess_1", "sess_2"])
+    assert document["request_ids"] == [decided.id]
+    assert (store.count("sessions", "sessions"), store.count("sessions", "messages")) == (3, 2)
+    assert store.count("hitl", "human_requests") == 1
+    monkeypatch.setattr(cli, "_LISTED", 1)
+    assert "... and 2 more (--json lists them all)" in ok(store("prune", "--older-than", "30d", "--dry-run")).stdout
 
 
 @pytest.mark.parametrize("duration", ["30", "3x", "-1d", "1.5d", "", "99999999999d"])

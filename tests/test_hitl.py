@@ -441,7 +441,9 @@ def test_delete_older_than_purges_requests_decided_before_the_cutoff_only(hitl, 
     backend.sql("UPDATE human_requests SET responded_at = ? WHERE id = 'approved_long_ago'", ms(ago(3000)))
     backend.sql("UPDATE human_requests SET responded_at = ? WHERE id = 'expired_long_ago'", ms(ago(101)))
 
-    assert hitl.delete_older_than(datetime.timedelta(seconds=100), dry_run=True) == 2
+    listed = hitl.list_decided_before(datetime.timedelta(seconds=100))
+    assert [r.id for r in listed] == ["approved_long_ago", "expired_long_ago"]  # the earliest decided first
+    assert [r.id for r in hitl.list_decided_before(datetime.timedelta(seconds=100), limit=1)] == ["approved_long_ago"]
     assert backend.sql("SELECT COUNT(*) FROM human_requests") == [(6,)]
     assert hitl.delete_older_than(datetime.timedelta(seconds=100)) == 2
     assert sorted(r for (r,) in backend.sql("SELECT id FROM human_requests")) == [

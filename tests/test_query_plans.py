@@ -79,9 +79,7 @@ CALLS = {
     "save_message": lambda r: r.save_message("s1", Message(role="user")),
     "load_tool_executions": lambda r: r.load_tool_executions("s1"),
     "delete_sessions_older_than": lambda r: r.delete_sessions_older_than(datetime.timedelta(days=1)),
-    "delete_sessions_older_than, dry run": lambda r: r.delete_sessions_older_than(
-        datetime.timedelta(days=1), dry_run=True
-    ),
+    "list_sessions updated before": lambda r: r.list_sessions(updated_before=datetime.timedelta(days=1), limit=None),
     "delete_session": lambda r: r.delete_session("s0"),
     "load_agent_sessions": lambda r: r.load_agent_sessions("a"),
     "load_messages_from_parent": lambda r: r.load_messages_from_parent("s1"),
@@ -171,7 +169,7 @@ HITL_CALLS = {
     "get_stats, overdue part": lambda r: r.get_stats(),
     "expire_overdue": lambda r: r.expire_overdue(),
     "delete_older_than": lambda r: r.delete_older_than(datetime.timedelta(hours=20)),
-    "delete_older_than, dry run": lambda r: r.delete_older_than(datetime.timedelta(hours=20), dry_run=True),
+    "list_decided_before": lambda r: r.list_decided_before(datetime.timedelta(hours=20), limit=10),
     "cancel": lambda r: r.cancel("r1", cancelled_by="agent:x"),
 }
 

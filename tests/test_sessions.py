@@ -309,7 +309,8 @@ def test_delete_sessions_older_than(repo, backend):
     backend.sql("UPDATE sessions SET updated_at = ?", int(at(0).timestamp()))
     backend.sql("UPDATE sessions SET updated_at = ? WHERE id IN ('s2', 's3')", int(at(100).timestamp()))
 
-    assert repo.delete_sessions_older_than(at(50), dry_run=True) == 2
+    assert [s.id for s in repo.list_sessions(updated_before=at(50), limit=None)] == ["s1", "s0"]
+    assert [s.id for s in repo.list_sessions(updated_before=at(500), agent_id="nobody")] == []
     assert backend.sql("SELECT COUNT(*) FROM sessions") == [(4,)]
     assert repo.delete_sessions_older_than(at(50)) == 2
     assert repo.delete_sessions_older_than(datetime.timedelta(days=1)) == 2

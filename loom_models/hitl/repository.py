@@ -59,6 +59,13 @@ _RANK = SQL(
 )
 # Written exactly as the partial index of migration 0003 is, for the same reason.
 _DECIDED = SQL("status <> 'pending'")
+
+
+def _decided_at() -> peewee.Function:
+    """When a decided request was decided, as migration 0003 indexes it."""
+    return fn.COALESCE(SQL("responded_at"), SQL("created_at"))
+
+
 # The longest pause between two looks at a request that is being waited for.
 MAX_POLL_INTERVAL = 3600.0
 
@@ -264,26 +271,34 @@ class HumanRequestRepository(Repository):
             time.sleep(max(pause, 0))
 
     @storage_call
-    def delete_older_than(self, cutoff: datetime.datetime | datetime.timedelta, *, dry_run: bool = False) -> int:
+    def delete_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
         """Purge requests decided before `cutoff` (a datetime or timedelta); never a pending one.
 
-            hitl.delete_older_than(timedelta(days=90))                 # how many went
-            hitl.delete_older_than(timedelta(days=90), dry_run=True)   # how many would go
+            hitl.delete_older_than(timedelta(days=90))       # how many went
+            hitl.list_decided_before(timedelta(days=90))     # which would go
 
         A request is as old as its decision: one filed long ago and answered
         today is today's audit record. (A decided row of the reference
         implementation without a decision time is as old as its creation.)
         """
         H = self.HumanRequest
-        old = self._decided_before(cutoff_time(cutoff))
-        if dry_run:
-            return H.select().where(old).count()
         with self._write():
-            return H.delete().where(old).execute()
+            return H.delete().where(_DECIDED, _decided_at() < self._cutoff(cutoff)).execute()
 
-    def _decided_before(self, cutoff: datetime.datetime) -> peewee.Expression:
-        decided_at = fn.COALESCE(SQL("responded_at"), SQL("created_at"))  # as migration 0003 indexes it
-        return _DECIDED & (decided_at < self.HumanRequest.created_at.db_value(cutoff))
+    @storage_call
+    def list_decided_before(
+        self, cutoff: datetime.datetime | datetime.timedelta, *, limit: int | None = None
+    ) -> list[HumanRequest]:
+        """The requests decided before `cutoff`, the earliest decided first: what delete_older_than would purge.
+
+        [r.id for r in hitl.list_decided_before(timedelta(days=90), limit=20)]
+        """
+        H = self.HumanRequest
+        query = H.select().where(_DECIDED, _decided_at() < self._cutoff(cutoff))
+        return list(query.order_by(_decided_at(), H.id).limit(check_limit(limit)))
+
+    def _cutoff(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
+        return self.HumanRequest.created_at.db_value(cutoff_time(cutoff))
 
     @storage_call
     def get_stats(self) -> dict[str, int]:

@@ -124,17 +124,25 @@ class SessionRepository(Repository):
 
     @storage_call
     def list_sessions(
-        self, *, agent_id: str | None = None, limit: int | None = 100, before: Session | str | None = None
+        self,
+        *,
+        agent_id: str | None = None,
+        limit: int | None = 100,
+        before: Session | str | None = None,
+        updated_before: datetime.datetime | datetime.timedelta | None = None,
     ) -> list[Session]:
         """Sessions most recently updated first; `before` is the previous page's last one.
 
         page = repo.list_sessions(agent_id="support", limit=20)
         next_page = repo.list_sessions(agent_id="support", limit=20, before=page[-1])
+        idle = repo.list_sessions(updated_before=timedelta(days=30), limit=None)   # what retention would delete
         """
         S = self.Session
         query = S.select().order_by(S.updated_at.desc(), S.id.desc()).limit(check_limit(limit))
         if agent_id is not None:
             query = query.where(S.agent_id == check_id(agent_id, "agent_id"))
+        if updated_before is not None:
+            query = query.where(S.updated_at < cutoff_time(updated_before))
         if before is not None:
             order = (S.updated_at, S.id)
             query = query.where(Tuple(*order) < _row(order, self._session_position(before)))
@@ -247,20 +255,15 @@ class SessionRepository(Repository):
             return self._sql.delete_session.execute(id=session_id).rowcount > 0
 
     @storage_call
-    def delete_sessions_older_than(
-        self, cutoff: datetime.datetime | datetime.timedelta, *, dry_run: bool = False
-    ) -> int:
-        """Delete the sessions not updated since `cutoff` (a datetime or a timedelta).
+    def delete_sessions_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
+        """Delete the sessions not updated since `cutoff` (a datetime or a timedelta); how many went.
 
-        repo.delete_sessions_older_than(timedelta(days=30))                 # how many went
-        repo.delete_sessions_older_than(timedelta(days=30), dry_run=True)   # how many would go
+        repo.delete_sessions_older_than(timedelta(days=30))
+        repo.list_sessions(updated_before=timedelta(days=30), limit=None)   # which would go
         """
         S = self.Session
-        old = S.updated_at < cutoff_time(cutoff)
-        if dry_run:
-            return S.select().where(old).count()
         with self._write():
-            return S.delete().where(old).execute()
+            return S.delete().where(S.updated_at < cutoff_time(cutoff)).execute()
 
     @storage_call
     def get_stats(self) -> SessionStats:
