@@ -70,9 +70,18 @@ _SHM_OPEN_BYTE = 128
 Path = str | os.PathLike
 Progress = Callable[[int, int], object]  # progress(remaining_pages, total_pages)
 
-BackupRun = collections.namedtuple("BackupRun", "directory written failed pruned")
-BackupRun.__doc__ = """A backup_set run: the set's directory, the files written, {file name: the error} of
-the databases it could not copy, and the older backups it deleted."""
+
+class BackupRun(collections.namedtuple("BackupRun", "directory written failed pruned")):
+    """A backup_set run: the set's directory, the files written, {file name: the error} of
+    the databases it could not copy, and the older backups it deleted."""
+
+    def error(self) -> LoomStorageError | None:
+        """The error to raise for the databases not copied, saying where the others are; None if none."""
+        if not self.failed:
+            return None
+        problems = "; ".join(map(str, self.failed.values()))
+        first = next(iter(self.failed.values()))
+        return type(first)("could not back up %s; the other databases are saved in %s" % (problems, self.directory))
 
 
 @storage_call
@@ -125,8 +134,9 @@ def backup_data_dir(
     backup_data_dir("./loom-data", "/backups", keep_days=14)
     """
     run = backup_set(data_dir, backup_dir, keep_days, progress)
-    for error in run.failed.values():
-        raise type(error)("%s; the other databases are saved in %s" % (error, run.directory)) from error
+    error = run.error()
+    if error is not None:
+        raise error
     return run.written
 
 

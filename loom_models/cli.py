@@ -573,12 +573,9 @@ def backup_command(target, directory, keep_days):
     lines = ["Wrote %s" % path for path in run.written]
     lines += ["Deleted %s (taken more than %d days ago)" % (path, keep_days) for path in run.pruned]
     _emit(target, {**document, "keep_days": keep_days}, lines)
-    if run.failed:
-        first = next(iter(run.failed.values()))
-        raise type(first)(
-            "could not back up %s; the others are saved in %s"
-            % ("; ".join(map(str, run.failed.values())), run.directory)
-        )
+    error = run.error()
+    if error is not None:
+        raise error
 
 
 @main.command()

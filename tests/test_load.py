@@ -16,6 +16,7 @@ import json
 import logging
 import multiprocessing
 import pathlib
+import queue
 import random
 import sqlite3
 import threading
@@ -440,13 +441,17 @@ def test_four_processes_opening_a_fresh_data_directory_at_once_always_succeed(tm
     ]
     for starter in starters:
         starter.start()
+    failed, deadline = [], time.monotonic() + 600
+    # Read failures as they come: a child cannot end while its queue's pipe is full.
+    while any(starter.is_alive() for starter in starters) and time.monotonic() < deadline:
+        with contextlib.suppress(queue.Empty):
+            failed.append(failures.get(timeout=0.5))
     for starter in starters:
-        starter.join(600)
-
-    assert [starter.exitcode for starter in starters] == [0] * STARTERS
-    failed = []
+        starter.join(10)
     while not failures.empty():
         failed.append(failures.get())
+
+    assert [starter.exitcode for starter in starters] == [0] * STARTERS
     assert failed == [], "%d of %d opens failed; the first:\n%s" % (len(failed), TRIALS * STARTERS, failed[0][2])
     for trial in range(TRIALS):
         with contextlib.closing(sqlite3.connect(tmp_path / ("trial-%03d" % trial) / "sessions.db")) as db:

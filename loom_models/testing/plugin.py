@@ -39,7 +39,6 @@ import pytest
 
 from loom_models import LoomStorageError, Storage, open_storage
 from loom_models.db import open_database, redact
-from loom_models.errors import storage_call
 from loom_models.testing.fixtures import load_fixture
 
 if TYPE_CHECKING:
@@ -89,17 +88,12 @@ def _create_schema(url: str, schema: str) -> peewee.Database:
     would show it whole, in every frame it was passed through.
     """
     try:
-        return _create_schema_or_raise(url, schema)
-    except LoomStorageError as error:
+        database = open_database(url)
+        database.execute_sql("CREATE SCHEMA %s" % schema)
+        return database
+    except (LoomStorageError, peewee.PeeweeException) as error:
         problem = "%s=%s: %s" % (DATABASE_URL_VARIABLE, redact(url), " ".join(str(error).split()))
     pytest.fail(problem, pytrace=False)
-
-
-@storage_call
-def _create_schema_or_raise(url: str, schema: str) -> peewee.Database:
-    database = open_database(url)
-    database.execute_sql("CREATE SCHEMA %s" % schema)
-    return database
 
 
 @pytest.fixture
