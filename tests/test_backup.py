@@ -37,6 +37,16 @@ def count(path, table="messages"):
         return db.execute("SELECT COUNT(*) FROM %s" % table).fetchone()[0]
 
 
+def backed_up_between(tmp_path, before, after):
+    """sessions.db holding the sessions `before` and `after`, and copy.db, a backup taken between them."""
+    path = tmp_path / "sessions.db"
+    with SessionRepository.open(path) as repo:
+        repo.save_session(Session(id=before))
+        backup.backup(repo.database, tmp_path / "copy.db")
+        repo.save_session(Session(id=after))
+    return path
+
+
 def _keep_writing(path, started, stop):
     with SessionRepository.open(path) as repo:
         repo.save_session(Session(id="busy"))
@@ -248,11 +258,7 @@ def test_a_single_backup_that_fails_leaves_no_temporary_file(tmp_path):
 
 
 def test_restore_round_trip_replaces_the_database_and_its_stale_wal(tmp_path):
-    path = tmp_path / "sessions.db"
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id="kept"))
-        backup.backup(repo.database, tmp_path / "copy.db")
-        repo.save_session(Session(id="after_the_backup"))
+    path = backed_up_between(tmp_path, "kept", "after_the_backup")
     (tmp_path / "sessions.db-wal").write_bytes(b"stale wal of the old file")
 
     backup.restore(tmp_path / "copy.db", path)
@@ -364,11 +370,7 @@ def session_ids(path):
 
 
 def test_restore_keeps_a_verified_copy_of_what_it_replaces(tmp_path):
-    path = tmp_path / "sessions.db"
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id="in_the_backup"))
-        backup.backup(repo.database, tmp_path / "copy.db")
-        repo.save_session(Session(id="written_since"))
+    path = backed_up_between(tmp_path, "in_the_backup", "written_since")
 
     kept = backup.restore(tmp_path / "copy.db", path)
 
