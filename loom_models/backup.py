@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterator
 
 import peewee
 
+from .calls import storage_call
 from .db import create_private_file, require_sqlite
 from .errors import (
     ConflictError,
@@ -46,7 +47,6 @@ from .errors import (
     LoomStorageError,
     NotFoundError,
     ValidationError,
-    storage_call,
     translate,
 )
 

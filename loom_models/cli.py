@@ -36,6 +36,7 @@ import click
 
 from . import backup as backups
 from . import maintenance, migrator
+from .calls import storage_call
 from .db import DEFAULT_PRAGMAS, check_pragmas, is_sqlite, open_database, unwritable_files
 from .errors import (
     ConflictError,
@@ -50,7 +51,6 @@ from .errors import (
     NotWritableError,
     SchemaMismatchError,
     ValidationError,
-    storage_call,
 )
 from .hitl.models import PRIORITIES
 from .storage import DOMAINS, Storage, open_storage

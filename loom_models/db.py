@@ -25,7 +25,8 @@ from urllib.parse import ParseResult, urlparse
 import peewee
 from playhouse import db_url
 
-from .errors import NotWritableError, ValidationError, storage_call, translate
+from .calls import storage_call
+from .errors import NotWritableError, ValidationError, translate
 
 T = TypeVar("T")
 

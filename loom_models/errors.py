@@ -6,28 +6,21 @@
         print(error.code, error.http_status, error.grpc_code, error.retryable)
         # not_found 404 NOT_FOUND False
 
-Repository methods are wrapped in `storage_call`, so a peewee, sqlite3 or psycopg
-exception never escapes one: it comes out as one of these classes, with the driver's
-exception as `__cause__`. The same decorator makes a public method's span when its
-repository has a tracer (tracing.py), around the translation: a span records the
-error the caller gets.
+Every repository call translates what it meets below it (calls.py), so a peewee,
+sqlite3 or psycopg exception never escapes one: it comes out as one of these
+classes, with the driver's exception as `__cause__`. This module imports none of
+the package's own.
 """
 
 from __future__ import annotations
 
 import errno
-import functools
 import sqlite3
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import TypeVar
 
 import marshmallow
 import peewee
 
-from .tracing import traced
-
-P = ParamSpec("P")
-R = TypeVar("R")
 E = TypeVar("E", bound="LoomStorageError")
 
 try:
@@ -200,9 +193,9 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 # What a repository call may meet below it: the drivers' errors, and the file
 # system's when it creates a data directory or a backup.
-_DRIVER_ERRORS: tuple = (peewee.PeeweeException, sqlite3.Error, OSError)
+DRIVER_ERRORS: tuple = (peewee.PeeweeException, sqlite3.Error, OSError)
 if psycopg2 is not None:
-    _DRIVER_ERRORS += (psycopg2.Error,)
+    DRIVER_ERRORS += (psycopg2.Error,)
 
 
 def translate(error: BaseException, path: str | None = None) -> LoomStorageError:
@@ -211,7 +204,7 @@ def translate(error: BaseException, path: str | None = None) -> LoomStorageError
     `path` is the SQLite file the error came from, if known: an error about the
     file names it.
     """
-    translated = _translated(error, path)
+    translated = _translated(_original(error), path)
     if path and type(translated) in _ABOUT_THE_FILE and path not in str(translated):
         located = type(translated)("%s (in %s)" % (translated, path))
         located.advice = translated.advice
@@ -278,6 +271,13 @@ def _driver_error(error: BaseException) -> BaseException:
     return error
 
 
+def cause_of(error: BaseException) -> BaseException | None:
+    """The driver's exception behind `error`: what its translation is raised from."""
+    if isinstance(error, LoomStorageError):
+        return error.__cause__
+    return _driver_error(_original(error))
+
+
 def _original(error: BaseException) -> BaseException:
     # On some errors (a full disk) SQLite rolls the transaction back itself; the
     # ROLLBACK that peewee then issues fails and would hide the error that mattered.
@@ -285,34 +285,3 @@ def _original(error: BaseException) -> BaseException:
     while hidden is not None and "no transaction is active" in str(hidden):
         hidden = hidden.__context__
     return hidden or error
-
-
-def storage_call(method: Callable[P, R]) -> Callable[P, R]:
-    """Decorate a repository method so that only LoomStorageErrors leave it, and in a span if traced.
-
-    Called on an object that is `closed` (a repository, a storage), it refuses
-    at once; an error about the SQLite file of its first argument (a repository
-    or a database) names the file.
-    """
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        owner = args[0] if args else None
-        if getattr(owner, "closed", False) is True:
-            raise LoomStorageError("%r is closed" % (owner,))
-        try:
-            return method(*args, **kwargs)
-        except (LoomStorageError, marshmallow.ValidationError, *_DRIVER_ERRORS) as error:
-            error = _original(error)
-            translated = translate(error, _file_of(owner))
-            if translated is error:
-                raise
-            raise translated from (error.__cause__ if isinstance(error, LoomStorageError) else _driver_error(error))
-
-    return traced(wrapper)
-
-
-def _file_of(owner: object) -> str | None:
-    """The SQLite file of a database, or of a repository's database."""
-    database = owner if isinstance(owner, peewee.Database) else getattr(owner, "database", None)
-    return database.database if isinstance(database, peewee.SqliteDatabase) else None

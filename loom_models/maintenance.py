@@ -19,8 +19,9 @@ import sqlite3
 
 import peewee
 
+from .calls import storage_call
 from .db import is_sqlite, require_sqlite
-from .errors import DatabaseCorruptError, ValidationError, storage_call, translate
+from .errors import DatabaseCorruptError, ValidationError, translate
 
 Fragmentation = collections.namedtuple("Fragmentation", "page_count freelist_count ratio")
 Sizes = collections.namedtuple("Sizes", "database_bytes wal_bytes")

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import peewee
 
 from . import migrator
+from .calls import repository_call, storage_call
 from .db import check_writable, describe, is_sqlite, open_database, retry_while_locked
-from .errors import storage_call
 from .statements import Statement, param
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ class Repository:
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         self.database = database
         self.tracer = tracer
-        self.closed = False  # once True, every call refuses (storage_call)
+        self.closed = False  # once True, every call refuses (calls.repository_call)
         self._owns_database = False
         self._sqlite = is_sqlite(database)
         self._snapshot_options = {} if self._sqlite else {"isolation_level": "REPEATABLE READ"}
@@ -68,7 +68,7 @@ class Repository:
             raise
         return repository
 
-    @storage_call
+    @repository_call()
     def migrate(self) -> list[str]:
         """Apply this domain's pending migrations; return the names applied.
 
@@ -76,7 +76,7 @@ class Repository:
         """
         return migrator.upgrade(self.database, self.domain)
 
-    @storage_call
+    @repository_call()
     def migrate_to(self, name: str | None = None) -> migrator.MigrationRun:
         """Bring this domain's schema to the migration `name` (up, or down through each `down`), or the latest.
 
@@ -87,7 +87,7 @@ class Repository:
         """
         return migrator.migrate(self.database, self.domain, name)
 
-    @storage_call
+    @repository_call()
     def check_schema(self) -> None:
         """SchemaMismatchError unless the database is at this code's version.
 

@@ -15,8 +15,9 @@ import stat
 import warnings
 from typing import TYPE_CHECKING
 
+from .calls import storage_call
 from .db import check_writable, open_database, redact
-from .errors import ValidationError, storage_call
+from .errors import ValidationError
 from .hitl import HumanRequestRepository
 from .references import ReferenceRepository
 from .sessions import SessionRepository

@@ -7,7 +7,7 @@ import peewee
 import pytest
 
 import loom_models
-from loom_models import errors
+from loom_models import calls, errors
 from loom_models.sessions import SessionRepository
 
 TABLE = [
@@ -119,7 +119,7 @@ def test_a_connection_that_fails_without_a_sqlstate_is_unavailable():
 def test_storage_call_keeps_the_driver_error_as_cause():
     driver = sqlite3.OperationalError("database is locked")
 
-    @errors.storage_call
+    @calls.storage_call
     def locked():
         raise peewee.OperationalError(driver, *driver.args)
 

@@ -18,7 +18,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from loom_models import open_storage, tracing
+from loom_models import calls, open_storage, tracing
 from loom_models.errors import ForeignKeyConstraintError, NotFoundError, ValidationError
 from loom_models.hitl import HumanRequest, HumanRequestRepository
 from loom_models.references import ReferenceRepository
@@ -267,8 +267,8 @@ def test_without_a_tracer_no_tracing_code_runs(backend, tracer, monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("tracing code ran")
 
-    monkeypatch.setattr(tracing, "_call_in_span", refuse)
-    monkeypatch.setattr(tracing, "_given_ids", refuse)
+    monkeypatch.setattr(tracing, "in_span", refuse)
+    monkeypatch.setattr(calls, "_argument", refuse)
 
     with SessionRepository.open(backend.target) as untraced:
         untraced.save_session(Session(id="sess_1"))
@@ -339,3 +339,10 @@ def test_the_readme_example_traces(tmp_path):
             ("turn", {}),
         ]
     )
+
+
+def test_a_span_attribute_named_after_a_parameter_that_is_gone_is_refused_at_once():
+    with pytest.raises(TypeError, match="has no parameter session_id"):
+
+        @calls.repository_call(ids=("session_id",))
+        def load(self, session): ...

@@ -29,13 +29,13 @@ import peewee
 from peewee import SQL, fn
 
 from ..base import bind_models
+from ..calls import repository_call
 from ..errors import (
     ConflictError,
     LoomStorageError,
     NotFoundError,
     RequestExpiredError,
     ValidationError,
-    storage_call,
 )
 from ..fields import utc_now
 from ..repository import Repository
@@ -70,6 +70,15 @@ def _decided_at() -> peewee.Function:
 MAX_POLL_INTERVAL = 3600.0
 
 
+# What each call's result tells its span (calls.repository_call).
+def _request_ids(request: HumanRequest) -> dict:
+    return {"request_id": request.id, "agent_id": request.agent_id, "session_id": request.session_id}
+
+
+def _status(request: HumanRequest) -> dict:
+    return {"status": request.status}
+
+
 class HumanRequestRepository(Repository):
     domain = "hitl"
     span_prefix = "hitl_store"
@@ -81,7 +90,7 @@ class HumanRequestRepository(Repository):
         self._pending: dict[tuple, Statement] = {}  # by the names of the values list_pending binds
         self._lock_request = self._row_lock(self.HumanRequest)
 
-    @storage_call
+    @repository_call(tells=_request_ids)
     def store(self, request: HumanRequest | Mapping[str, Any]) -> HumanRequest:
         """File a pending request; it expires `timeout_ms` after `created_at`.
 
@@ -126,7 +135,7 @@ class HumanRequestRepository(Repository):
         )
         return Statement(query.returning(*H._meta.sorted_fields))
 
-    @storage_call
+    @repository_call(ids=("request_id",))
     def get(self, request_id: str) -> HumanRequest:
         """The request, whatever its status.
 
@@ -138,7 +147,7 @@ class HumanRequestRepository(Repository):
             raise NotFoundError("request not found: %s" % request_id)
         return found
 
-    @storage_call
+    @repository_call(ids=("agent_id", "session_id"))
     def list_pending(
         self, *, agent_id: str | None = None, session_id: str | None = None, limit: int | None = None
     ) -> list[HumanRequest]:
@@ -169,7 +178,7 @@ class HumanRequestRepository(Repository):
             self._pending[names] = Statement(query.limit(param("limit")) if "limit" in names else query)
         return self._pending[names]
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def list_by_session(self, session_id: str) -> list[HumanRequest]:
         """Every request of a session, whatever its status, newest first.
 
@@ -179,7 +188,7 @@ class HumanRequestRepository(Repository):
         query = H.select().where(H.session_id == check_id(session_id, "session_id"))
         return list(query.order_by(H.created_at.desc(), H.id.desc()))
 
-    @storage_call
+    @repository_call(ids=("request_id",), tells=_status)
     def respond_to_request(
         self, request_id: str, status: str, response: str, responded_by: str, response_data: Any = None
     ) -> HumanRequest:
@@ -207,7 +216,7 @@ class HumanRequestRepository(Repository):
             raise refusal  # after the commit, which keeps an expiry just recorded
         return decided[0]
 
-    @storage_call
+    @repository_call(ids=("request_id",), tells=_status)
     def cancel(self, request_id: str, cancelled_by: str) -> HumanRequest:
         """Withdraw a pending request (its agent stopped waiting): it becomes expired, by `cancelled_by`.
 
@@ -230,7 +239,7 @@ class HumanRequestRepository(Repository):
             raise refusal
         return cancelled[0]
 
-    @storage_call
+    @repository_call()
     def expire_overdue(self, now: datetime.datetime | None = None) -> int:
         """Mark every pending request past its deadline (at `now`) expired; return how many.
 
@@ -240,7 +249,7 @@ class HumanRequestRepository(Repository):
         with self._write():
             return self._expire(self._sql.expire_due, moment)
 
-    @storage_call
+    @repository_call(ids=("request_id",), tells=_status)
     def wait_for_response(
         self, request_id: str, timeout: float | None = None, poll_interval: float = 0.5
     ) -> HumanRequest:
@@ -270,7 +279,7 @@ class HumanRequestRepository(Repository):
                 pause = min(pause, give_up - time.monotonic())
             time.sleep(max(pause, 0))
 
-    @storage_call
+    @repository_call()
     def delete_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
         """Purge requests decided before `cutoff` (a datetime or timedelta); never a pending one.
 
@@ -285,7 +294,7 @@ class HumanRequestRepository(Repository):
         with self._write():
             return H.delete().where(_DECIDED, _decided_at() < self._cutoff(cutoff)).execute()
 
-    @storage_call
+    @repository_call()
     def list_decided_before(
         self, cutoff: datetime.datetime | datetime.timedelta, *, limit: int | None = None
     ) -> list[HumanRequest]:
@@ -300,7 +309,7 @@ class HumanRequestRepository(Repository):
     def _cutoff(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
         return self.HumanRequest.created_at.db_value(cutoff_time(cutoff))
 
-    @storage_call
+    @repository_call()
     def get_stats(self) -> dict[str, int]:
         """Requests per status, counting a pending request past its deadline as expired.
 

@@ -33,13 +33,13 @@ import peewee
 from peewee import EXCLUDED, SQL, Case, fn
 
 from ..base import bind_models
+from ..calls import repository_call
 from ..db import is_sqlite
 from ..errors import (
     DatabaseCorruptError,
     NotFoundError,
     ReferenceExpiredError,
     ValidationError,
-    storage_call,
 )
 from ..fields import utc_now
 from ..repository import Repository
@@ -71,6 +71,15 @@ class ReferenceStats:
     evictions: int
 
 
+# What each call's result tells its span (calls.repository_call).
+def _reference_facts(reference: Reference) -> dict:
+    return {"reference_id": reference.id, "ref_count": reference.ref_count}
+
+
+def _ref_count(count: int) -> dict:
+    return {"ref_count": count}
+
+
 class ReferenceRepository(Repository):
     domain = "references"
     span_prefix = "reference_store"
@@ -86,7 +95,7 @@ class ReferenceRepository(Repository):
         self._stop_collecting = threading.Event()
         self._collector: threading.Thread | None = None
 
-    @storage_call
+    @repository_call(tells=_reference_facts)
     def store(
         self, data: bytes, *, type: int = ReferenceType.UNSPECIFIED, ttl: float | datetime.timedelta | None = None
     ) -> Reference:
@@ -144,7 +153,7 @@ class ReferenceRepository(Repository):
             release=Statement(R.update(ref_count=R.ref_count - one).where(R.id == reference_id).returning(R.ref_count)),
         )
 
-    @storage_call
+    @repository_call(ids={"ref_or_id": "reference_id"})
     def resolve(self, ref_or_id: Reference | str, *, verify: bool = False) -> bytes:
         """The bytes of a live reference; with `verify`, re-hashed against the id.
 
@@ -158,7 +167,7 @@ class ReferenceRepository(Repository):
             raise DatabaseCorruptError("reference corrupt: %s does not hash to its id" % reference_id)
         return data
 
-    @storage_call
+    @repository_call(ids=("reference_id",), tells=_ref_count)
     def retain(self, reference_id: str) -> int:
         """Add a reference to live content; return the new count.
 
@@ -173,7 +182,7 @@ class ReferenceRepository(Repository):
                 self._check_live(reference_id, R.select(R.expires_at, R.ref_count).where(R.id == reference_id).first())
         return retained[0][0]
 
-    @storage_call
+    @repository_call(ids=("reference_id",), tells=_ref_count)
     def release(self, reference_id: str) -> int:
         """Drop a reference; return the new count. At 0 the content is deleted.
 
@@ -189,7 +198,7 @@ class ReferenceRepository(Repository):
             raise NotFoundError("reference not found: %s" % reference_id)
         return released[0][0]
 
-    @storage_call
+    @repository_call(ids=("reference_id",))
     def get(self, reference_id: str) -> Reference:
         """A live reference's metadata, without its bytes.
 
@@ -201,7 +210,7 @@ class ReferenceRepository(Repository):
         self._check_live(reference_id, found)
         return found
 
-    @storage_call
+    @repository_call()
     def list(self, *, limit: int | None = None) -> list[Reference]:
         """Live references' metadata, newest first.
 
@@ -211,7 +220,7 @@ class ReferenceRepository(Repository):
         query = R.select(*self._metadata).where(~self._expired(_now()), R.ref_count > 0)
         return list(query.order_by(R.created_at.desc(), R.id.desc()).limit(check_limit(limit)))
 
-    @storage_call
+    @repository_call()
     def collect_garbage(self, now: datetime.datetime | None = None) -> int:
         """Delete expired and unreferenced content a small batch a transaction; return how many.
 
@@ -247,7 +256,7 @@ class ReferenceRepository(Repository):
             size += row_size
         return batch
 
-    @storage_call
+    @repository_call()
     def stats(self) -> ReferenceStats:
         """Live references and their bytes; this repository's collector runs and evictions.
 

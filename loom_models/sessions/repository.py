@@ -30,13 +30,13 @@ import peewee
 from peewee import Tuple, fn
 
 from ..base import bind_models
+from ..calls import repository_call
 from ..errors import (
     ConflictError,
     ForeignKeyConstraintError,
     LoomStorageError,
     NotFoundError,
     ValidationError,
-    storage_call,
 )
 from ..fields import utc_now
 from ..repository import Repository
@@ -79,6 +79,15 @@ class SessionStats:
     total_tokens: int
 
 
+# What each call's result tells its span (calls.repository_call).
+def _session_ids(session: Session) -> dict:
+    return {"session_id": session.id, "agent_id": session.agent_id}
+
+
+def _message_facts(message: Message) -> dict:
+    return {"role": message.role, "token_count": message.token_count}
+
+
 class SessionRepository(Repository):
     domain = "sessions"
     span_prefix = "session_store"
@@ -88,7 +97,7 @@ class SessionRepository(Repository):
         self.Session, self.Message, self.ToolExecution = bind_models(database, [Session, Message, ToolExecution])
         self._sql = _Statements(self.Session, self.Message, self.ToolExecution)
 
-    @storage_call
+    @repository_call(tells=_session_ids)
     def save_session(self, session: Session | Mapping[str, Any]) -> Session:
         """Insert a session, or change on an existing one only the fields the caller set.
 
@@ -106,7 +115,7 @@ class SessionRepository(Repository):
         with self._write():
             return self._sql.save_session(changed).models(**row)[0]
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def load_session(self, session_id: str, *, with_messages: bool = True) -> Session:
         """The session, with `.messages` in order unless `with_messages=False`.
 
@@ -122,7 +131,7 @@ class SessionRepository(Repository):
                 found[0].messages = self._sql.messages.models(session_id=session_id)
         return found[0]
 
-    @storage_call
+    @repository_call(ids=("agent_id",))
     def list_sessions(
         self,
         *,
@@ -148,7 +157,7 @@ class SessionRepository(Repository):
             query = query.where(Tuple(*order) < _row(order, self._session_position(before)))
         return list(query)
 
-    @storage_call
+    @repository_call(ids=("session_id",), tells=_message_facts)
     def save_message(self, session_id: str, message: Message | Mapping[str, Any]) -> Message:
         """Insert a message and add its tokens and cost to the session's totals.
 
@@ -157,7 +166,7 @@ class SessionRepository(Repository):
         """
         return self.save_messages(session_id, [message])[0]
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def save_messages(self, session_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
         """`save_message` for many, in one transaction: all of them or none.
 
@@ -180,7 +189,7 @@ class SessionRepository(Repository):
         # Ids come from an increasing sequence in insertion order.
         return [M(id=i, session=session_id, **row) for i, row in zip(sorted(ids), rows, strict=True)]
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def load_messages(
         self, session_id: str, *, limit: int | None = None, before_id: int | None = None
     ) -> list[Message]:
@@ -221,7 +230,7 @@ class SessionRepository(Repository):
 
         return batches()
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def save_tool_execution(self, session_id: str, execution: ToolExecution | Mapping[str, Any]) -> ToolExecution:
         """Record a tool execution of the session.
 
@@ -234,7 +243,7 @@ class SessionRepository(Repository):
             ((execution_id,),) = self._sql.insert_tool_execution.rows(**bound(T, {**values, "session": session_id}))
         return T(id=execution_id, session=session_id, **values)
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def load_tool_executions(self, session_id: str) -> list[ToolExecution]:
         """The session's tool executions in order.
 
@@ -244,7 +253,7 @@ class SessionRepository(Repository):
         query = T.select().where(T.session == check_id(session_id, "session_id"))
         return list(query.order_by(T.timestamp, T.id))
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def delete_session(self, session_id: str) -> bool:
         """Delete a session with its messages and tool executions; False if absent.
 
@@ -254,7 +263,7 @@ class SessionRepository(Repository):
         with self._write():
             return self._sql.delete_session.execute(id=session_id).rowcount > 0
 
-    @storage_call
+    @repository_call()
     def delete_sessions_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
         """Delete the sessions not updated since `cutoff` (a datetime or a timedelta); how many went.
 
@@ -265,7 +274,7 @@ class SessionRepository(Repository):
         with self._write():
             return S.delete().where(S.updated_at < cutoff_time(cutoff)).execute()
 
-    @storage_call
+    @repository_call()
     def get_stats(self) -> SessionStats:
         """Counts and totals, read in one statement (one consistent snapshot).
 
@@ -274,7 +283,7 @@ class SessionRepository(Repository):
         ((sessions, messages, executions, cost, tokens),) = self._sql.stats.rows()
         return SessionStats(sessions, messages, executions, float(cost), int(tokens))
 
-    @storage_call
+    @repository_call(ids=("agent_id",))
     def load_agent_sessions(self, agent_id: str) -> list[Session]:
         """Every session of an agent, most recently updated first.
 
@@ -282,7 +291,7 @@ class SessionRepository(Repository):
         """
         return self.list_sessions(agent_id=check_id(agent_id, "agent_id"), limit=None)
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def load_messages_from_parent(self, session_id: str) -> list[Message]:
         """What the parent session shared: its coordinator and shared messages, in order.
 
@@ -295,7 +304,7 @@ class SessionRepository(Repository):
         query = self._messages_of(session.parent_session_id).where(M.session_context.in_(_SHARED))
         return list(query.order_by(*self._chronological()))
 
-    @storage_call
+    @repository_call(ids=("agent_id",))
     def load_messages_for_agent(self, agent_id: str, limit: int | None = None) -> list[Message]:
         """An agent's messages and what its sessions' parents shared, in order, each once.
 
@@ -318,7 +327,7 @@ class SessionRepository(Repository):
         latest = query.order_by(*[f.desc() for f in self._chronological()]).limit(check_limit(limit))
         return list(latest)[::-1]
 
-    @storage_call
+    @repository_call(ids=("session_id", "agent_id"))
     def search_messages(
         self, query: str, *, session_id: str | None = None, agent_id: str | None = None, limit: int = 20
     ) -> list[Message]:
@@ -368,7 +377,7 @@ class SessionRepository(Repository):
             return " OR ".join('"%s"' % word for word in words)
         return " or ".join(words)
 
-    @storage_call
+    @repository_call(ids=("session_id",))
     def export_session(self, session_id: str) -> dict:
         """The session with its messages and tool executions, as JSON-ready values.
 
@@ -379,7 +388,7 @@ class SessionRepository(Repository):
             executions = self.load_tool_executions(session_id)
         return {**_SESSION.dump(session), "tool_executions": _TOOL_EXECUTION.dump(executions, many=True)}
 
-    @storage_call
+    @repository_call(tells=_session_ids)
     def import_session(self, document: Mapping[str, Any]) -> Session:
         """Write an exported session back, its times as exported, in one transaction.
 
@@ -416,7 +425,7 @@ class SessionRepository(Repository):
     def _chronological(self) -> tuple[peewee.Field, peewee.Field]:
         return (self.Message.timestamp, self.Message.id)
 
-    @storage_call
+    @repository_call(span=False)
     def _messages_after(self, session_id: str, position: tuple | None, batch_size: int) -> list[Message]:
         query = self._messages_of(session_id)
         if position is not None:

@@ -59,8 +59,9 @@ from typing import Any
 import marshmallow
 from marshmallow import fields
 
+from ..calls import storage_call
 from ..db import is_sqlite
-from ..errors import ValidationError, storage_call
+from ..errors import ValidationError
 from ..fields import utc_now
 from ..hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema, ResponseSchema
 from ..hitl.models import ANSWERS, STATUSES
