@@ -39,8 +39,10 @@ from collections.abc import Callable, Iterator
 
 import peewee
 
+from .backends import backend_of
+from .backends.sqlite import create_private_file
+from .backends.sqlite import safety_copies as safety_copies  # beside safety_copy, which makes them
 from .calls import storage_call
-from .db import create_private_file, require_sqlite
 from .errors import (
     ConflictError,
     DatabaseCorruptError,
@@ -92,8 +94,8 @@ def backup(database: peewee.Database, destination: Path, progress: Progress | No
 
         backup(open_database("./loom-data/sessions.db"), "/backups/sessions.db")
     """
-    require_sqlite(database, "backup")
-    return _install(_staged_copy(database.database, os.fspath(destination), progress), os.fspath(destination))
+    source = backend_of(database).file("backup")
+    return _install(_staged_copy(source, os.fspath(destination), progress), os.fspath(destination))
 
 
 @storage_call
@@ -374,13 +376,6 @@ def safety_copy(database_path: Path, reason: str) -> str:
     return path
 
 
-def safety_copies(database_path: Path) -> list[str]:
-    """The copies `safety_copy` (or a restore of a damaged database) left beside a database."""
-    directory, name = os.path.split(os.path.abspath(os.fspath(database_path)))
-    pattern = re.compile(r"%s\.\d{8}T\d{6}Z\.pre-\w+-\w+\.(?:bak|damaged(?:-wal)?)$" % re.escape(name))
-    return sorted(os.path.join(directory, entry) for entry in os.listdir(directory) if pattern.match(entry))
-
-
 def _keep_current(database_path: str) -> str | None:
     """Keep the database a restore is to replace: a verified copy, or, if it is too damaged for one, as it is."""
     if not os.path.exists(database_path):
@@ -444,8 +439,8 @@ def iter_dump(database: peewee.Database) -> Iterator[str]:
     The snapshot (a read transaction, which writers do not wait for) is held
     until the iterator is exhausted or closed.
     """
-    require_sqlite(database, "dump_sql")
-    with contextlib.closing(sqlite3.connect(database.database, isolation_level=None)) as source:
+    path = backend_of(database).file("dump_sql")
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as source:
         source.execute("BEGIN")  # one snapshot for every table, while writers go on
         try:
             virtual = dict(source.execute("SELECT name, sql FROM sqlite_master WHERE sql LIKE 'CREATE VIRTUAL%'"))

@@ -8,7 +8,7 @@
         def save_message(self, session_id, message): ...
 
 `storage_call` translates what a function meets below it (errors.translate),
-naming the SQLite file when its first argument is a database. `repository_call`
+naming the database's file when its first argument is a database. `repository_call`
 does the same for a repository's method, naming the repository's file; refuses
 at once when the repository is closed; and, when it has a tracer, makes the
 call one span, `<span_prefix>.<method>`, whose attributes are the arguments
@@ -27,6 +27,7 @@ import marshmallow
 import peewee
 
 from . import tracing
+from .backends import backend_of
 from .errors import DRIVER_ERRORS, LoomStorageError, cause_of, translate
 
 P = ParamSpec("P")
@@ -48,7 +49,8 @@ def storage_call(function: Callable[P, R]) -> Callable[P, R]:
         try:
             return function(*args, **kwargs)
         except _RAISED as error:
-            _raise_translated(error, args[0] if args else None)
+            first = args[0] if args else None
+            _raise_translated(error, backend_of(first).path() if isinstance(first, peewee.Database) else None)
 
     return wrapper
 
@@ -77,7 +79,7 @@ def repository_call(
                 try:
                     return method(self, *args, **kwargs)
                 except _RAISED as error:
-                    _raise_translated(error, self.database)
+                    _raise_translated(error, self.backend.path())
 
             if not span or self.tracer is None:
                 return call()
@@ -101,9 +103,9 @@ def row_count(result: Any) -> dict:
     return {}
 
 
-def _raise_translated(error: BaseException, database: object) -> NoReturn:
-    """Raise the LoomStorageError for `error` (being handled), naming the file of a SQLite `database`."""
-    translated = translate(error, database.database if isinstance(database, peewee.SqliteDatabase) else None)
+def _raise_translated(error: BaseException, path: str | None) -> NoReturn:
+    """Raise the LoomStorageError for `error` (being handled), naming the database file at `path`, if any."""
+    translated = translate(error, path)
     if translated is error:
         raise
     raise translated from cause_of(error)

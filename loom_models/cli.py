@@ -29,15 +29,15 @@ import logging
 import os
 import re
 import sys
-from typing import Any
 from urllib.parse import urlparse
 
 import click
 
 from . import backup as backups
 from . import maintenance, migrator
+from .backends import backend_of
 from .calls import storage_call
-from .db import DEFAULT_PRAGMAS, check_pragmas, is_sqlite, open_database, unwritable_files
+from .db import open_database
 from .errors import (
     ConflictError,
     DatabaseCorruptError,
@@ -74,15 +74,6 @@ EXIT_CODES = (
     (NotWritableError, 14, "Let the user running this write those files and their directory (see `ls -l`)."),
     (LoomStorageError, 1, "`loom-db check` looks for problems."),
 )
-
-# Above this share of free pages, `check` suggests a vacuum.
-FRAGMENTATION_WARNING = 0.25
-
-# How SQLite reports the named values of DEFAULT_PRAGMAS.
-_PRAGMA_NUMBERS = {
-    "synchronous": {"OFF": 0, "NORMAL": 1, "FULL": 2, "EXTRA": 3},
-    "temp_store": {"DEFAULT": 0, "FILE": 1, "MEMORY": 2},
-}
 
 _DURATION = re.compile(r"(\d+)([dhm])")
 _DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -412,76 +403,11 @@ def check(target):
     """
     # The store as it is: a check must report an old schema or a damaged file, not stop at it.
     with target.repositories() as storage:
-        reports = [_check_database(database, repositories) for database, repositories in _by_database(storage)]
+        reports = [maintenance.check(database, repositories) for database, repositories in _by_database(storage)]
     _emit(target, {"ok": not any(r["problems"] for r in reports), "databases": reports}, _check_lines(reports))
-    for kind, error in _CHECK_FAILURES:
-        failed = [report["database"] for report in reports if any(p["kind"] == kind for p in report["problems"])]
-        if failed:
-            raise error("%s check failed on %s" % (kind, ", ".join(failed)))
-
-
-# The error each kind of problem exits with, the gravest first.
-_CHECK_FAILURES = (
-    ("integrity", DatabaseCorruptError),
-    ("permission", NotWritableError),
-    ("schema", SchemaMismatchError),
-    ("pragma", LoomStorageError),
-)
-
-
-def _check_database(database, repositories) -> dict:
-    backend = "sqlite" if is_sqlite(database) else "postgresql"
-    report: dict[str, Any] = {"database": _name(database), "backend": backend, "problems": [], "warnings": []}
-    try:
-        if is_sqlite(database) and not _check_sqlite(database, report):
-            return report
-        for repository in repositories:
-            try:
-                repository.check_schema()
-            except SchemaMismatchError as error:
-                report["problems"].append({"kind": "schema", "detail": "%s: %s" % (repository.domain, error)})
-        report["sizes"] = maintenance.sizes(database)._asdict()
-    except DatabaseCorruptError as error:
-        report["problems"].append({"kind": "integrity", "detail": str(error)})
-    except NotWritableError as error:  # too little access to look further
-        if not any(problem["kind"] == "permission" for problem in report["problems"]):
-            report["problems"].append({"kind": "permission", "detail": str(error)})
-    return report
-
-
-@storage_call
-def _check_sqlite(database, report: dict) -> bool:
-    """Integrity, then pragmas and fragmentation; False when the file is too damaged to go on."""
-    # Before the first connection: SQLite may replace an unwritable -shm file it finds.
-    report["problems"] += [
-        {"kind": "permission", "detail": "cannot write %s" % path} for path in unwritable_files(database.database)
-    ]
-    problems = maintenance.integrity_check(database)
-    report["problems"] += [{"kind": "integrity", "detail": problem} for problem in problems]
-    if problems:
-        return False
-    report["pragmas"] = check_pragmas(database)
-    report["problems"] += [
-        {"kind": "pragma", "detail": "%s is %r, not %r" % (name, value, _expected_pragma(name))}
-        for name, value in report["pragmas"].items()
-        if str(value).lower() != str(_expected_pragma(name)).lower()
-    ]
-    report["copies"] = backups.safety_copies(database.database)
-    report["warnings"] += [
-        "copy left beside it: %s (%d bytes); remove it once the store is known good" % (path, os.path.getsize(path))
-        for path in report["copies"]
-    ]
-    report["fragmentation"] = maintenance.fragmentation(database)._asdict()
-    if report["fragmentation"]["ratio"] > FRAGMENTATION_WARNING:
-        report["warnings"].append(
-            "%.0f%% of the pages are free: `loom-db vacuum` gives them back" % (100 * report["fragmentation"]["ratio"])
-        )
-    return True
-
-
-def _expected_pragma(name: str):
-    value = DEFAULT_PRAGMAS[name]
-    return _PRAGMA_NUMBERS.get(name, {}).get(str(value), value)
+    failure = maintenance.check_failure(reports)
+    if failure is not None:
+        raise failure
 
 
 def _check_lines(reports: list[dict]) -> list[str]:
@@ -901,4 +827,4 @@ def _by_database(storage: Storage) -> list[tuple]:
 
 
 def _name(database) -> str:
-    return os.path.basename(database.database) if is_sqlite(database) else database.database
+    return backend_of(database).label()

@@ -6,25 +6,43 @@
     wal_checkpoint(db, "TRUNCATE")   # (0, 0, 0): not busy, the WAL emptied
     explain(db, "SELECT * FROM messages WHERE session_id = ?", ("s",))
 
+    report = check(db, [repo])       # {'database': 'sessions.db', 'problems': [], 'warnings': [], ...}
+
 Each function takes a database as `open_database` returns it. `analyze`,
-`reindex`, `vacuum`, `sizes` and `explain` work on PostgreSQL too; the others are
-SQLite's own and raise NotImplementedError there, naming the backend.
+`reindex`, `vacuum`, `sizes`, `explain` and `check` work on PostgreSQL too; the
+others are SQLite's own and raise NotImplementedError there, naming the backend.
 """
 
 from __future__ import annotations
 
-import collections
-import os
-import sqlite3
-
 import peewee
 
+from .backends import Backend, Fragmentation, Sizes, backend_of
 from .calls import storage_call
-from .db import is_sqlite, require_sqlite
-from .errors import DatabaseCorruptError, ValidationError, translate
+from .errors import (
+    DatabaseCorruptError,
+    LoomStorageError,
+    NotWritableError,
+    SchemaMismatchError,
+    ValidationError,
+)
 
-Fragmentation = collections.namedtuple("Fragmentation", "page_count freelist_count ratio")
-Sizes = collections.namedtuple("Sizes", "database_bytes wal_bytes")
+__all__ = [
+    "CHECKPOINT_MODES",
+    "Fragmentation",
+    "Sizes",
+    "analyze",
+    "check",
+    "check_failure",
+    "explain",
+    "fragmentation",
+    "incremental_vacuum",
+    "integrity_check",
+    "reindex",
+    "sizes",
+    "vacuum",
+    "wal_checkpoint",
+]
 
 CHECKPOINT_MODES = ("PASSIVE", "FULL", "RESTART", "TRUNCATE")
 
@@ -36,22 +54,7 @@ def integrity_check(database: peewee.Database, *, quick: bool = False, raise_on_
     integrity_check(db, quick=True)          # quick_check: no index cross-checks
     integrity_check(db, raise_on_error=True) # DatabaseCorruptError instead of a list
     """
-    require_sqlite(database, "integrity_check")
-    pragma = "quick_check" if quick else "integrity_check"
-    try:
-        problems = [row[0] for row in database.execute_sql("PRAGMA %s" % pragma).fetchall() if row[0] != "ok"]
-    except (peewee.DatabaseError, sqlite3.DatabaseError) as error:  # fetchall() raises the driver's own
-        if not isinstance(translate(error), DatabaseCorruptError):
-            raise
-        return _reported([str(error)], raise_on_error)  # too damaged for the check to finish
-    problems += [
-        "foreign key: %s row %s refers to a missing %s row" % (table, rowid, parent)
-        for table, rowid, parent, _ in database.execute_sql("PRAGMA foreign_key_check").fetchall()
-    ]
-    return _reported(problems, raise_on_error)
-
-
-def _reported(problems: list[str], raise_on_error: bool) -> list[str]:
+    problems = backend_of(database).integrity_problems(quick)
     if problems and raise_on_error:
         raise DatabaseCorruptError("integrity check failed: %s" % "; ".join(problems[:10]))
     return problems
@@ -66,11 +69,7 @@ def analyze(database: peewee.Database) -> None:
 @storage_call
 def reindex(database: peewee.Database) -> None:
     """Rebuild every index of the store.  reindex(db)"""
-    if is_sqlite(database):
-        database.execute_sql("REINDEX")
-    else:
-        schema = database.execute_sql("SELECT current_schema()").fetchone()[0]
-        database.execute_sql("REINDEX SCHEMA %s" % _quoted(database, schema))
+    backend_of(database).reindex()
 
 
 @storage_call
@@ -87,13 +86,11 @@ def incremental_vacuum(database: peewee.Database, pages: int) -> int:
 
         incremental_vacuum(db, 100)
     """
-    sqlite = require_sqlite(database, "incremental_vacuum")
+    backend = backend_of(database)
+    backend.file("incremental_vacuum")  # SQLite's own: said before the pages are
     if isinstance(pages, bool) or not isinstance(pages, int) or pages < 1:
         raise ValidationError({"pages": ["Must be a positive integer."]})
-    before = sqlite.pragma("freelist_count")
-    # It frees a page a step; executescript steps it to the end, execute only once.
-    sqlite.connection().executescript("PRAGMA incremental_vacuum(%d);" % pages)
-    return before - sqlite.pragma("freelist_count")
+    return backend.incremental_vacuum(pages)
 
 
 @storage_call
@@ -102,11 +99,11 @@ def wal_checkpoint(database: peewee.Database, mode: str = "PASSIVE") -> tuple[in
 
     wal_checkpoint(db, "TRUNCATE")   # and empty the WAL file
     """
-    require_sqlite(database, "wal_checkpoint")
+    backend = backend_of(database)
+    backend.file("wal_checkpoint")
     if mode not in CHECKPOINT_MODES:
         raise ValidationError({"mode": ["Must be one of %s." % ", ".join(CHECKPOINT_MODES)]})
-    busy, log_pages, checkpointed = database.execute_sql("PRAGMA wal_checkpoint(%s)" % mode).fetchone()
-    return busy, log_pages, checkpointed
+    return backend.wal_checkpoint(mode)
 
 
 @storage_call
@@ -115,9 +112,7 @@ def fragmentation(database: peewee.Database) -> Fragmentation:
 
     fragmentation(db).ratio
     """
-    sqlite = require_sqlite(database, "fragmentation")
-    pages, free = sqlite.pragma("page_count"), sqlite.pragma("freelist_count")
-    return Fragmentation(pages, free, free / pages if pages else 0.0)
+    return backend_of(database).fragmentation()
 
 
 @storage_call
@@ -126,18 +121,7 @@ def sizes(database: peewee.Database) -> Sizes:
 
     sizes(db).wal_bytes
     """
-    if not is_sqlite(database):
-        (size,) = database.execute_sql(
-            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
-            " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
-        ).fetchone()
-        return Sizes(int(size), 0)
-    wal = database.database + "-wal"
-    return Sizes(
-        database.pragma("page_count") * database.pragma("page_size"),
-        os.path.getsize(wal) if os.path.exists(wal) else 0,
-    )
+    return backend_of(database).sizes()
 
 
 @storage_call
@@ -147,10 +131,56 @@ def explain(database: peewee.Database, sql: str | peewee.Node, params: tuple | l
     explain(db, repo.Message.select().where(repo.Message.session == "s"))
     """
     text, values = database.get_sql_context().sql(sql).query() if isinstance(sql, peewee.Node) else (sql, params)
-    if is_sqlite(database):
-        return [row[-1] for row in database.execute_sql("EXPLAIN QUERY PLAN " + text, values).fetchall()]
-    return [row[0] for row in database.execute_sql("EXPLAIN " + text, values).fetchall()]
+    return backend_of(database).explain(text, values)
 
 
-def _quoted(database: peewee.Database, name: str) -> str:
-    return database.get_sql_context().sql(peewee.Entity(name)).query()[0]
+# The error each kind of problem amounts to, the gravest first.
+_PROBLEMS = (
+    ("integrity", DatabaseCorruptError),
+    ("permission", NotWritableError),
+    ("schema", SchemaMismatchError),
+    ("pragma", LoomStorageError),
+)
+
+
+def check(database: peewee.Database, repositories: list) -> dict:
+    """A health report of a database and the schemas of the repositories on it.
+
+        report = check(db, [storage.sessions])
+        report["problems"]   # [{'kind': 'integrity' | 'permission' | 'schema' | 'pragma', 'detail': ...}]
+
+    Also its warnings (copies left beside it, free pages) and figures (sizes,
+    pragmas, fragmentation, where they apply). A damaged file or one that cannot
+    be read is reported, not raised.
+    """
+    backend = backend_of(database)
+    report: dict = {"database": backend.label(), "backend": backend.name, "problems": [], "warnings": []}
+    try:
+        _look(backend, repositories, report)
+    except DatabaseCorruptError as error:
+        report["problems"].append({"kind": "integrity", "detail": str(error)})
+    except NotWritableError as error:  # too little access to look further
+        if not any(problem["kind"] == "permission" for problem in report["problems"]):
+            report["problems"].append({"kind": "permission", "detail": str(error)})
+    return report
+
+
+@storage_call
+def _look(backend: Backend, repositories: list, report: dict) -> None:
+    if not backend.health(report):
+        return  # too damaged to look further
+    for repository in repositories:
+        try:
+            repository.check_schema()
+        except SchemaMismatchError as error:
+            report["problems"].append({"kind": "schema", "detail": "%s: %s" % (repository.domain, error)})
+    report["sizes"] = backend.sizes()._asdict()
+
+
+def check_failure(reports: list[dict]) -> LoomStorageError | None:
+    """The error that health reports amount to, of the gravest kind of problem in them; None if healthy."""
+    for kind, error in _PROBLEMS:
+        failed = [report["database"] for report in reports if any(p["kind"] == kind for p in report["problems"])]
+        if failed:
+            return error("%s check failed on %s" % (kind, ", ".join(failed)))
+    return None

@@ -14,21 +14,16 @@ data, a verified copy of it is written beside it (backup.safety_copy).
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
-from collections.abc import Iterator
 
 import peewee
 from playhouse.migrations import MigrationError, Runner
 
 from . import backup, migrations  # type: ignore[attr-defined]  # migrations: mapped from migrations/ by package_dir
-from .db import is_sqlite
-from .errors import ForeignKeyConstraintError, NotFoundError, SchemaMismatchError, not_initialised
+from .backends import backend_of
+from .errors import NotFoundError, SchemaMismatchError, not_initialised
 
 MIGRATIONS_DIR = os.path.dirname(migrations.__file__)
-
-# Any constant will do: it only has to be the same in every process.
-_POSTGRES_LOCK_KEY = 0x6C6F6F6D  # "loom"
 
 MigrationRun = collections.namedtuple("MigrationRun", "applied reverted backup")
 MigrationRun.__doc__ = "What migrate() did: the migrations applied, those reverted, and the copy taken first (or None)."
@@ -59,11 +54,11 @@ def migrate(database: peewee.Database, domain: str, to: str | None = None) -> Mi
         raise NotFoundError("migration not found: %s has no %s" % (domain, to))
     if plan(history, to) == ([], []):
         return MigrationRun([], [], None)
-    with _exclusive(database):
+    backend = backend_of(database)
+    with backend.migration_lock():
         apply, revert = plan(history, to)  # again, now that no other process migrates
-        copy = None
-        if (apply or revert) and is_sqlite(database) and _holds_data(database):
-            copy = backup.safety_copy(database.database, "pre-migrate")
+        worth_copying = backend.file_worth_copying() if apply or revert else None
+        copy = backup.safety_copy(worth_copying, "pre-migrate") if worth_copying else None
         try:
             # Runner.down reverts every applied migration back through the one it is given.
             reverted = history.down(revert[0]) if revert else []
@@ -110,31 +105,3 @@ def _mismatch(status: list) -> SchemaMismatchError:
     got = max((m.idx for m in status if m.applied), default=0)
     mismatch = "schema version mismatch: expected %d, got %d" % (expected, got)
     return not_initialised(mismatch) if got == 0 else SchemaMismatchError(mismatch)
-
-
-@contextlib.contextmanager
-def _exclusive(database: peewee.Database) -> Iterator[None]:
-    """A transaction that one process at a time can be in, to migrate in."""
-    if not is_sqlite(database):
-        with database.atomic():
-            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_POSTGRES_LOCK_KEY,))
-            yield
-        return
-    # A migration that rebuilds a table drops it, which with foreign keys on
-    # cascades into its children. SQLite ignores the pragma inside a
-    # transaction, so the keys go off before BEGIN and are checked before COMMIT.
-    enforced = database.pragma("foreign_keys")
-    database.pragma("foreign_keys", 0)
-    try:
-        with database.atomic(lock_type="IMMEDIATE"):
-            yield
-            if database.execute_sql("PRAGMA foreign_key_check").fetchone():
-                raise ForeignKeyConstraintError("a migration left rows whose foreign keys match nothing")
-    finally:
-        database.pragma("foreign_keys", enforced)
-
-
-def _holds_data(database: peewee.SqliteDatabase) -> bool:
-    """Whether any table but a migration history has a row."""
-    tables = [t for t in database.get_tables() if not t.startswith("schema_migration")]
-    return any(database.execute(peewee.Table(t).select(peewee.SQL("1")).limit(1)).fetchone() for t in tables)

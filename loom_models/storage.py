@@ -16,7 +16,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 from .calls import storage_call
-from .db import check_writable, open_database, redact
+from .db import open_database, redact
 from .errors import ValidationError
 from .hitl import HumanRequestRepository
 from .references import ReferenceRepository
@@ -92,7 +92,7 @@ def open_storage(
     storage = Storage(repositories, list({id(db): db for db in databases.values()}.values()), where)
     try:
         for repository in repositories.values():
-            check_writable(repository.database)
+            repository.backend.check_writable()
             repository.migrate() if migrate else repository.check_schema()
         if gc_interval:
             storage.references.start_collector(gc_interval)

@@ -24,6 +24,7 @@ import pytest
 from click.testing import CliRunner
 
 from loom_models import DiskFullError, cli, db, migrator, open_storage
+from loom_models.backends import sqlite as sqlite_backend
 from loom_models.cli import EXIT_CODES, main
 from loom_models.hitl import HumanRequest
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
@@ -447,9 +448,9 @@ def test_check_and_stats_on_a_corrupt_file_exit_9(sqlite_store):
 
 def test_check_flags_a_pragma_not_in_force(sqlite_store, monkeypatch):
     monkeypatch.setattr(
-        cli,
-        "check_pragmas",
-        lambda db: {**cli.DEFAULT_PRAGMAS, "journal_mode": "delete", "synchronous": 1, "temp_store": 2},
+        sqlite_backend.SqliteBackend,
+        "pragmas",
+        lambda backend: {**sqlite_backend.PRAGMAS, "journal_mode": "delete", "synchronous": 1, "temp_store": 2},
     )
     result = fails(sqlite_store("--json", "check"), 1)
     problems = json.loads(result.stdout)["databases"][0]["problems"]
@@ -457,7 +458,7 @@ def test_check_flags_a_pragma_not_in_force(sqlite_store, monkeypatch):
 
 
 def test_check_warns_of_fragmentation_without_failing(sqlite_store, monkeypatch):
-    monkeypatch.setattr(cli, "FRAGMENTATION_WARNING", -1)
+    monkeypatch.setattr(sqlite_backend, "FRAGMENTATION_WARNING", -1)
     document = ok_json(*sqlite_store.args, "--json", "check")
     assert all("vacuum" in report["warnings"][0] for report in document["databases"])
 

@@ -62,4 +62,4 @@ def test_a_constant_in_a_statement_is_refused(repo):
 def test_named_parameters_fit_the_driver(repo):
     S = repo.Session
     sql = Statement(S.select(S.id).where(S.id == param("id"))).sql
-    assert sql.endswith(":id)") if repo._sqlite else sql.endswith("%(id)s)")
+    assert sql.endswith(":id)") if repo.backend.name == "sqlite" else sql.endswith("%(id)s)")

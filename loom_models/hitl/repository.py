@@ -88,7 +88,7 @@ class HumanRequestRepository(Repository):
         (self.HumanRequest,) = bind_models(database, [HumanRequest])
         self._sql = self._statements()
         self._pending: dict[tuple, Statement] = {}  # by the names of the values list_pending binds
-        self._lock_request = self._row_lock(self.HumanRequest)
+        self._lock_request = self.backend.row_lock(self.HumanRequest)
 
     @repository_call(tells=_request_ids)
     def store(self, request: HumanRequest | Mapping[str, Any]) -> HumanRequest:
@@ -105,7 +105,7 @@ class HumanRequestRepository(Repository):
             "responded_at": None,
             "responded_by": "",
         }
-        with self._write():
+        with self.backend.write():
             inserted = self._sql.store.execute(**bound(self.HumanRequest, row)).rowcount
         if not inserted:
             raise ConflictError("request already exists: %s" % row["id"])
@@ -204,7 +204,7 @@ class HumanRequestRepository(Repository):
             _RESPONSE,
             {"status": status, "response": response, "responded_by": responded_by, "response_data": response_data},
         )
-        with self._write():
+        with self.backend.write():
             self._lock_request(request_id)
             now = utc_now()  # once the lock is ours: waiting for it must not stretch the deadline
             decided = self._sql.answer[answer["status"]].models(
@@ -227,7 +227,7 @@ class HumanRequestRepository(Repository):
         """
         check_id(request_id, "request_id")
         check_id(cancelled_by, "cancelled_by")
-        with self._write():
+        with self.backend.write():
             self._lock_request(request_id)
             now = utc_now()
             cancelled = self._sql.cancel.models(
@@ -246,7 +246,7 @@ class HumanRequestRepository(Repository):
         hitl.expire_overdue()   # a sweep; list_pending never needs one
         """
         moment = utc_now() if now is None else check_time(now, "now")
-        with self._write():
+        with self.backend.write():
             return self._expire(self._sql.expire_due, moment)
 
     @repository_call(ids=("request_id",), tells=_status)
@@ -269,7 +269,7 @@ class HumanRequestRepository(Repository):
                 return request
             until_deadline = (request.expires_at - utc_now()).total_seconds()
             if until_deadline <= 0:
-                with self._write():
+                with self.backend.write():
                     self._expire_if_overdue(request_id, utc_now())
                 return self.get(request_id)
             pause = min(poll_interval, until_deadline)
@@ -291,7 +291,7 @@ class HumanRequestRepository(Repository):
         implementation without a decision time is as old as its creation.)
         """
         H = self.HumanRequest
-        with self._write():
+        with self.backend.write():
             return H.delete().where(_DECIDED, _decided_at() < self._cutoff(cutoff)).execute()
 
     @repository_call()
@@ -316,7 +316,7 @@ class HumanRequestRepository(Repository):
         hitl.get_stats()   # {'pending': 2, 'approved': 5, 'rejected': 1, 'responded': 0, 'expired': 3}
         """
         H = self.HumanRequest
-        with self._snapshot():  # both counts from one moment; each read from an index alone
+        with self.backend.snapshot():  # both counts from one moment; each read from an index alone
             counts = dict(H.select(H.status, fn.COUNT(SQL("*"))).group_by(H.status).tuples())
             overdue = H.select(fn.COUNT(SQL("*"))).where(_PENDING, H.expires_at <= utc_now()).scalar()
         counts = {**dict.fromkeys(STATUSES, 0), **counts}

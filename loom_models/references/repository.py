@@ -34,7 +34,6 @@ from peewee import EXCLUDED, SQL, Case, fn
 
 from ..base import bind_models
 from ..calls import repository_call
-from ..db import is_sqlite
 from ..errors import (
     DatabaseCorruptError,
     NotFoundError,
@@ -89,7 +88,7 @@ class ReferenceRepository(Repository):
         (self.Reference,) = bind_models(database, [Reference])
         self._metadata = [f for f in self.Reference._meta.sorted_fields if f.name != "data"]
         self._sql = self._statements()
-        self._lock_reference = self._row_lock(self.Reference)
+        self._lock_reference = self.backend.row_lock(self.Reference)
         self._counts_lock = threading.Lock()
         self._gc_runs = self._evictions = 0
         self._stop_collecting = threading.Event()
@@ -115,7 +114,7 @@ class ReferenceRepository(Repository):
             "expires_at": None if values["ttl"] is None else _expiry(moment, values["ttl"]),
             "size_bytes": len(content),
         }
-        with self._write():
+        with self.backend.write():
             now = self.Reference.created_at.db_value(moment)
             (stored,) = self._sql.store.models(**bound(self.Reference, row), now=now)
         stored.data = content
@@ -175,7 +174,7 @@ class ReferenceRepository(Repository):
         """
         _id_of(reference_id)
         R = self.Reference
-        with self._write():
+        with self.backend.write():
             self._lock_reference(reference_id)
             retained = self._sql.retain.rows(id=reference_id, now=R.expires_at.db_value(_now()))
             if not retained:  # say why: absent, or expired
@@ -189,7 +188,7 @@ class ReferenceRepository(Repository):
         refs.release(ref.id)   # 0: gone
         """
         _id_of(reference_id)
-        with self._write():
+        with self.backend.write():
             self._lock_reference(reference_id)
             if self._sql.delete_last.execute(id=reference_id).rowcount:
                 return 0
@@ -230,7 +229,7 @@ class ReferenceRepository(Repository):
         garbage = self._expired(_now() if now is None else check_time(now, "now")) | (R.ref_count <= 0)
         removed = 0
         while not self._stop_collecting.is_set():
-            with self._write():
+            with self.backend.write():
                 batch = self._garbage_batch(garbage)
                 # The condition again: content stored anew meanwhile is no garbage.
                 removed += R.delete().where(R.id.in_(batch), garbage).execute() if batch else 0
@@ -244,9 +243,7 @@ class ReferenceRepository(Repository):
     def _garbage_batch(self, garbage: peewee.Expression) -> builtins.list[str]:  # list: the method above
         """Ids of at most GC_BATCH_ROWS garbage rows and GC_BATCH_BYTES (but one row at least)."""
         R = self.Reference
-        query = R.select(R.id, R.size_bytes).where(garbage).limit(GC_BATCH_ROWS)
-        if not self._sqlite:  # rows another transaction holds wait for the next run
-            query = query.for_update(skip_locked=True)
+        query = self.backend.skip_locked(R.select(R.id, R.size_bytes).where(garbage).limit(GC_BATCH_ROWS))
         batch: builtins.list[str] = []
         size = 0
         for row_id, row_size in query.tuples():
@@ -305,17 +302,11 @@ class ReferenceRepository(Repository):
                 # A connection per run: none is held idle between runs, and a
                 # dropped one (a restarted server) is replaced.
                 with self.database.connection_context():
-                    self._wait_for_locks_briefly()
+                    # The collector gives way: blocked for long, it would hold up close().
+                    self.backend.give_way(COLLECTOR_LOCK_WAIT_MS)
                     self.collect_garbage()
             except Exception:  # whatever it was, the next run may fare better
                 logger.exception("loom_models: garbage collection of references failed")
-
-    def _wait_for_locks_briefly(self) -> None:
-        # The collector gives way: blocked for long, it would hold up close().
-        if is_sqlite(self.database):
-            self.database.pragma("busy_timeout", COLLECTOR_LOCK_WAIT_MS)
-        else:
-            self.database.execute_sql("SET lock_timeout = %d" % COLLECTOR_LOCK_WAIT_MS)
 
     def _expired(self, now: datetime.datetime | peewee.Node) -> peewee.Expression:
         R = self.Reference

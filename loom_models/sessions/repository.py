@@ -34,7 +34,6 @@ from ..calls import repository_call
 from ..errors import (
     ConflictError,
     ForeignKeyConstraintError,
-    LoomStorageError,
     NotFoundError,
     ValidationError,
 )
@@ -112,7 +111,7 @@ class SessionRepository(Repository):
         values = load(_SESSION, input_of(session, _SESSION, "session"))
         changed = frozenset(fields_set(session)).intersection(_UPDATABLE)
         row = bound(self.Session, {**values, "updated_at": utc_now(), "total_cost_usd": 0.0, "total_tokens": 0})
-        with self._write():
+        with self.backend.write():
             return self._sql.save_session(changed).models(**row)[0]
 
     @repository_call(ids=("session_id",))
@@ -123,7 +122,7 @@ class SessionRepository(Repository):
         session.messages[-1].content
         """
         check_id(session_id, "session_id")
-        with self._snapshot():
+        with self.backend.snapshot():
             found = self._sql.session.models(id=session_id)
             if not found:
                 raise NotFoundError("session not found: %s" % session_id)
@@ -180,7 +179,7 @@ class SessionRepository(Repository):
             return []
         M = self.Message
         ids: list[int] = []
-        with self._write():
+        with self.backend.write():
             self._add_to_totals(session_id, rows)
             for start in range(0, len(rows), _INSERT_BATCH):
                 batch = rows[start : start + _INSERT_BATCH]
@@ -239,7 +238,7 @@ class SessionRepository(Repository):
         check_id(session_id, "session_id")
         values = load(_TOOL_EXECUTION, input_of(execution, _TOOL_EXECUTION, "execution"))
         T = self.ToolExecution
-        with self._write():
+        with self.backend.write():
             ((execution_id,),) = self._sql.insert_tool_execution.rows(**bound(T, {**values, "session": session_id}))
         return T(id=execution_id, session=session_id, **values)
 
@@ -260,7 +259,7 @@ class SessionRepository(Repository):
         repo.delete_session("sess_1")   # True
         """
         check_id(session_id, "session_id")
-        with self._write():
+        with self.backend.write():
             return self._sql.delete_session.execute(id=session_id).rowcount > 0
 
     @repository_call()
@@ -271,7 +270,7 @@ class SessionRepository(Repository):
         repo.list_sessions(updated_before=timedelta(days=30), limit=None)   # which would go
         """
         S = self.Session
-        with self._write():
+        with self.backend.write():
             return S.delete().where(S.updated_at < cutoff_time(cutoff)).execute()
 
     @repository_call()
@@ -345,37 +344,13 @@ class SessionRepository(Repository):
         words = [w for w in words if w.lower() not in _STOPWORDS] or words
         if not words:
             return []
-        filters, params = [], []
+        M, S = self.Message, self.Session
+        found = M.select()
         if session_id is not None:
-            filters.append("m.session_id = %s" % self.database.param)
-            params.append(check_id(session_id, "session_id"))
+            found = found.where(M.session == check_id(session_id, "session_id"))
         if agent_id is not None:
-            filters.append("m.session_id IN (SELECT id FROM sessions WHERE agent_id = %s)" % self.database.param)
-            params.append(check_id(agent_id, "agent_id"))
-        sql = self._search_sql() % {"filters": "".join(" AND " + f for f in filters), "p": self.database.param}
-        return list(self.Message.raw(sql, self._search_terms(words), *params, limit))
-
-    def _search_sql(self) -> str:
-        # Constant text: the words reach the database as one bound parameter.
-        if not self._sqlite:
-            return (
-                "SELECT m.* FROM messages m, websearch_to_tsquery('english', %(p)s) q"
-                " WHERE to_tsvector('english', COALESCE(m.content, '')) @@ q%(filters)s"
-                " ORDER BY ts_rank(to_tsvector('english', COALESCE(m.content, '')), q) DESC, m.id LIMIT %(p)s"
-            )
-        if "messages_fts5" not in self.database.get_tables():
-            raise LoomStorageError("full-text search needs SQLite's FTS5, which this SQLite build lacks")
-        return (
-            "SELECT m.* FROM messages_fts5 f JOIN messages m ON m.id = f.message_id"
-            " WHERE messages_fts5 MATCH %(p)s%(filters)s ORDER BY bm25(messages_fts5), m.id LIMIT %(p)s"
-        )
-
-    def _search_terms(self, words: list[str]) -> str:
-        # Each word quoted is a plain term in FTS5 (no operator, no column filter);
-        # websearch syntax takes "or" between words.
-        if self._sqlite:
-            return " OR ".join('"%s"' % word for word in words)
-        return " or ".join(words)
+            found = found.where(M.session.in_(S.select(S.id).where(S.agent_id == check_id(agent_id, "agent_id"))))
+        return list(self.backend.match(found, M.content, "messages_fts5", words).limit(limit))
 
     @repository_call(ids=("session_id",))
     def export_session(self, session_id: str) -> dict:
@@ -383,7 +358,7 @@ class SessionRepository(Repository):
 
         json.dumps(repo.export_session("sess_1"))   # import_session reads it back
         """
-        with self._snapshot():  # the session, its messages and its runs as of one moment
+        with self.backend.snapshot():  # the session, its messages and its runs as of one moment
             session = self.load_session(session_id)
             executions = self.load_tool_executions(session_id)
         return {**_SESSION.dump(session), "tool_executions": _TOOL_EXECUTION.dump(executions, many=True)}
@@ -400,7 +375,7 @@ class SessionRepository(Repository):
         """
         session, messages, executions = _imported(document)
         S = self.Session
-        with self._write():
+        with self.backend.write():
             if not S.insert(**session).on_conflict_ignore().as_rowcount().execute():
                 raise ConflictError("session already exists: %s" % session["id"])
             for model, rows in ((self.Message, messages), (self.ToolExecution, executions)):

@@ -60,7 +60,6 @@ import marshmallow
 from marshmallow import fields
 
 from ..calls import storage_call
-from ..db import is_sqlite
 from ..errors import ValidationError
 from ..fields import utc_now
 from ..hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema, ResponseSchema
@@ -149,12 +148,10 @@ def _write(storage: Storage, sessions: list, requests: list, references: list) -
 @contextlib.contextmanager
 def _all_or_nothing(storage: Storage) -> Iterator[None]:
     """One transaction on each database of the store; the repositories' own become savepoints in it."""
-    databases = {id(r.database): r.database for r in (storage.sessions, storage.hitl, storage.references)}
+    backends = {id(r.database): r.backend for r in (storage.sessions, storage.hitl, storage.references)}
     with contextlib.ExitStack() as transactions:
-        for database in databases.values():  # always in this order: two loaders never deadlock
-            # SQLite: the write lock up front, as the repositories take it.
-            options = {"lock_type": "IMMEDIATE"} if is_sqlite(database) else {}
-            transactions.enter_context(database.atomic(**options))
+        for backend in backends.values():  # always in this order: two loaders never deadlock
+            transactions.enter_context(backend.write())
         yield
 
 

@@ -1,0 +1,78 @@
+"""PostgreSQL: every domain's tables in one database, writers meeting only on the rows they touch.
+
+    backend = PostgresBackend(open_database("postgresql://loom@127.0.0.1/loom"))
+    with backend.snapshot(): ...   # REPEATABLE READ: every read of it sees one moment
+
+A write that must read the clock after its lock takes the row lock first
+(row_lock): PostgreSQL locks rows as a statement reaches them, so a clock read
+before that statement could be stale by the time it runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Any
+
+import peewee
+
+from ..statements import Statement, param
+from .base import Backend, Q, Sizes
+
+# Any constant will do: it only has to be the same in every process.
+_MIGRATION_LOCK_KEY = 0x6C6F6F6D  # "loom"
+
+
+class PostgresBackend(Backend):
+    name = "postgresql"
+
+    def describe(self) -> str:
+        return "%s@%s" % (self.database.database, self.database.connect_params.get("host", "localhost"))
+
+    def label(self) -> str:
+        return self.database.database
+
+    def snapshot(self) -> AbstractContextManager[Any]:
+        return self.database.atomic(isolation_level="REPEATABLE READ")
+
+    def row_lock(self, model: type[peewee.Model]) -> Callable[[str], object]:
+        key = model._meta.primary_key
+        lock = Statement(model.select(key).where(key == param("id")).for_update())
+        return lambda row_id: lock.execute(id=row_id)
+
+    def skip_locked(self, query: Q) -> Q:
+        return query.for_update(skip_locked=True)
+
+    def give_way(self, milliseconds: int) -> None:
+        self.database.execute_sql("SET lock_timeout = %d" % milliseconds)
+
+    def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
+        # websearch syntax takes "or" between words, and no word as an operator.
+        terms = peewee.fn.websearch_to_tsquery("english", " or ".join(words))
+        document = peewee.fn.to_tsvector("english", peewee.fn.COALESCE(column, ""))
+        query = query.where(peewee.Expression(document, "@@", terms))
+        return query.order_by(peewee.fn.ts_rank(document, terms).desc(), column.model._meta.primary_key)
+
+    @contextlib.contextmanager
+    def migration_lock(self) -> Iterator[None]:
+        with self.database.atomic():
+            self.database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK_KEY,))
+            yield
+
+    def reindex(self) -> None:
+        schema = self.database.execute_sql("SELECT current_schema()").fetchone()[0]
+        quoted = self.database.get_sql_context().sql(peewee.Entity(schema)).query()[0]
+        self.database.execute_sql("REINDEX SCHEMA %s" % quoted)
+
+    def sizes(self) -> Sizes:
+        """The bytes of the current schema's tables, and no WAL of its own (0)."""
+        (size,) = self.database.execute_sql(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+        ).fetchone()
+        return Sizes(int(size), 0)
+
+    def explain(self, sql: str, params: tuple | list) -> list[str]:
+        return [row[0] for row in self.database.execute_sql("EXPLAIN " + sql, params).fetchall()]
