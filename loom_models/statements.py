@@ -1,36 +1,62 @@
 """Hot statements: SQL that peewee builds once, run with new values on every call.
 
 Turning a query into SQL costs peewee 0.1-0.3 ms, more than SQLite takes to run
-a small write. So a repository builds its hot queries once, with named
-parameters where the values go, and each call binds values and decodes rows:
+a small write. So a repository builds its hot queries once, with parameters
+where the values go, and each call binds values and decodes rows:
 
     M = repo.Message
-    latest = Statement(M.select().where(M.session == param("session_id")).order_by(M.id.desc()).limit(param("n")))
-    latest.models(session_id="sess_1", n=50)   # [Message, ...], decoded as peewee would
+    latest = Statement(M.select().where(M.session == param(M.session)).order_by(M.id.desc()).limit(param("n")))
+    latest.models(session="sess_1", n=50)   # [Message, ...], decoded as peewee would
 
-Values are bound as given: convert them first with the column's field
-(`field.db_value`), as peewee does when it builds a query. The drivers cache the
-prepared statement of a repeated SQL text, so a hot statement is parsed once too.
+A parameter made of a field is named after it and converts its value as the
+field does (a datetime to its integer, a dict to its JSON), as peewee does when
+it builds a query; one made of a name binds its value as it is (a count, a
+limit). The drivers cache the prepared statement of a repeated SQL text, so a
+hot statement is parsed once too.
+
+What this relies on of peewee's internals, to check at each upgrade of peewee:
+- `Context.state.param`: the driver's placeholder ("?" for sqlite3, "%s" for psycopg2),
+  and `Database.get_sql_context(**settings)` passing settings to `Context.state`;
+- `query._database`, and `query.model` and `query._returning` of a query with RETURNING;
+- `Model(__no_default__=1)` making an instance without defaults, and `__data__`
+  holding its values by field name, as peewee's own row decoding does;
+- `Field.python_value` / `Field.db_value`, and `ForeignKeyField.rel_field`;
+- a select with `.returning()` unset: `query._returning` is then its selected fields.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import peewee
 
 
 class param(peewee.Node):
-    """A parameter: named (`:name` for sqlite3, `%(name)s` for psycopg2), or positional without a name.
-
-    A statement's parameters are all named or all positional.
+    """A parameter: `param(field)` is named after the field and converted by it,
+    `param("name")` bound as given, `param(field, "name")` both; `param()`
+    positional (converted by `field=` if given). A statement's parameters are all
+    named or all positional.
     """
 
-    def __init__(self, name: str | None = None) -> None:
+    def __init__(
+        self,
+        field_or_name: peewee.Field | str | None = None,
+        name: str | None = None,
+        *,
+        field: peewee.Field | None = None,
+    ) -> None:
+        if isinstance(field_or_name, peewee.Field):
+            field, name = field_or_name, name or field_or_name.name
+        else:
+            name = field_or_name
         self.name = name
+        self.convert: Callable[[Any], Any] | None = field.db_value if field is not None else None
 
     def __sql__(self, ctx: peewee.Context) -> peewee.Context:
+        collected = ctx.state.statement_params
+        if collected is not None:
+            collected.append(self)
         if self.name is None:
             return ctx.literal(ctx.state.param)
         if ctx.state.param == "?":
@@ -43,14 +69,22 @@ class Statement:
 
     def __init__(self, query: peewee.BaseQuery) -> None:
         self.database: peewee.Database = query._database  # type: ignore[attr-defined]
-        self.sql, constants = query.sql()
+        params: list[param] = []
+        self.sql, constants = self.database.get_sql_context(statement_params=params).sql(query).query()
         if constants:  # a constant among named parameters would shift them
             raise ValueError("every value of a Statement is a param() or SQL literal: %r" % (constants,))
+        self._positional = [p.convert for p in params if p.name is None]
+        self._named = {p.name: p.convert for p in reversed(params) if p.name is not None and p.convert is not None}
         model, fields = getattr(query, "model", None), getattr(query, "_returning", None)
         self._decoder = Decoder(model, fields) if model and fields else None
 
     def execute(self, *positional: Any, **named: Any) -> Any:
-        return self.database.execute_sql(self.sql, positional or named)
+        if positional:
+            pairs = zip(self._positional, positional, strict=True)
+            values: Any = [value if convert is None else convert(value) for convert, value in pairs]
+        else:
+            values = {name: self._named[name](v) if name in self._named else v for name, v in named.items()}
+        return self.database.execute_sql(self.sql, values)
 
     def rows(self, *positional: Any, **named: Any) -> list[tuple]:
         return self.execute(*positional, **named).fetchall()
@@ -94,9 +128,3 @@ def _converts(field: peewee.Field) -> bool:
     if isinstance(field, peewee.ForeignKeyField):
         field = field.rel_field
     return type(field).python_value is not peewee.Field.python_value
-
-
-def bound(model: type[peewee.Model], values: dict) -> dict:
-    """`values` by field name, each converted for its column by its field."""
-    fields = model._meta.fields
-    return {name: fields[name].db_value(value) for name, value in values.items()}

@@ -63,3 +63,22 @@ def test_named_parameters_fit_the_driver(repo):
     S = repo.Session
     sql = Statement(S.select(S.id).where(S.id == param("id"))).sql
     assert sql.endswith(":id)") if repo.backend.name == "sqlite" else sql.endswith("%(id)s)")
+
+
+def test_a_parameter_made_of_a_field_converts_its_value_as_the_field_does(repo, backend):
+    S = repo.Session
+    at = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    insert = Statement(S.insert({f: param(f) for f in S._meta.sorted_fields}))
+
+    insert.execute(
+        id="s", name=None, agent_id="a", parent_session_id=None, context={"k": [1]}, created_at=at,
+        updated_at=at, total_cost_usd=0.0, total_tokens=0,
+    )  # fmt: skip
+    moved = Statement(S.update(updated_at=param(S.updated_at, "when")).where(S.id == param(S.id)))
+    moved.execute(id="s", when=at + datetime.timedelta(hours=1))
+
+    assert backend.sql("SELECT context_json, created_at, updated_at FROM sessions") == [
+        ('{"k":[1]}', int(at.timestamp()), int(at.timestamp()) + 3600)
+    ]
+    rows = Statement(S.select(S.id).where(S.id.in_([param(field=S.id), param()]))).rows("s", "x")
+    assert rows == [("s",)]

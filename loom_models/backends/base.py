@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import peewee
 
-Q = TypeVar("Q", bound=peewee.ModelSelect)  # a query, as the caller's type checker knows it
+Q = TypeVar("Q", bound="peewee.ModelSelect[Any]")  # a query, as the caller's type checker knows it
 
 Fragmentation = collections.namedtuple("Fragmentation", "page_count freelist_count ratio")
 Sizes = collections.namedtuple("Sizes", "database_bytes wal_bytes")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime
 import time
-import types
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -39,32 +38,17 @@ from ..errors import (
 )
 from ..fields import utc_now
 from ..repository import Repository
-from ..statements import Statement, bound, param
+from ..statements import Statement
 from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_time, cutoff_time, input_of, load
 from .models import ANSWERS, EXPIRED_BY, STATUSES, HumanRequest
 from .schemas import HumanRequestSchema, ResponseSchema
+from .statements import DECIDED, PENDING, HumanRequestStatements, decided_at
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
 _REQUEST = HumanRequestSchema()
 _RESPONSE = ResponseSchema()
-
-# Written exactly as the partial indexes of migration 0002 are, so that SQLite
-# uses them: the status as a literal, the rank as the same expression.
-_PENDING = SQL("status = 'pending'")
-_RANK = SQL(
-    "CASE priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'medium' THEN 2"
-    " WHEN 'normal' THEN 2 WHEN 'low' THEN 3 ELSE 4 END"
-)
-# Written exactly as the partial index of migration 0003 is, for the same reason.
-_DECIDED = SQL("status <> 'pending'")
-
-
-def _decided_at() -> peewee.Function:
-    """When a decided request was decided, as migration 0003 indexes it."""
-    return fn.COALESCE(SQL("responded_at"), SQL("created_at"))
-
 
 # The longest pause between two looks at a request that is being waited for.
 MAX_POLL_INTERVAL = 3600.0
@@ -86,8 +70,7 @@ class HumanRequestRepository(Repository):
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         super().__init__(database, tracer)
         (self.HumanRequest,) = bind_models(database, [HumanRequest])
-        self._sql = self._statements()
-        self._pending: dict[tuple, Statement] = {}  # by the names of the values list_pending binds
+        self._sql = HumanRequestStatements(self.HumanRequest)
         self._lock_request = self.backend.row_lock(self.HumanRequest)
 
     @repository_call(tells=_request_ids)
@@ -106,34 +89,10 @@ class HumanRequestRepository(Repository):
             "responded_by": "",
         }
         with self.backend.write():
-            inserted = self._sql.store.execute(**bound(self.HumanRequest, row)).rowcount
+            inserted = self._sql.store.execute(**row).rowcount
         if not inserted:
             raise ConflictError("request already exists: %s" % row["id"])
         return self.HumanRequest(**row)
-
-    def _statements(self) -> types.SimpleNamespace:
-        """The statements of store, respond_to_request and the expiry, built once."""
-        H = self.HumanRequest
-        now = param("now")
-        expire = H.update(status=param("expired"), responded_at=now, responded_by=param("by")).where(_PENDING)
-        return types.SimpleNamespace(
-            store=Statement(H.insert({f: param(f.name) for f in H._meta.sorted_fields}).on_conflict_ignore()),
-            # One per answer: the request types it may not answer are literals.
-            answer={status: self._answer_statement(status) for answers in ANSWERS.values() for status in answers},
-            expire_due=Statement(expire.where(H.expires_at <= now)),
-            expire_one=Statement(expire.where(H.id == param("id"), H.expires_at <= now)),
-            cancel=Statement(expire.where(H.id == param("id"), H.expires_at > now).returning(*H._meta.sorted_fields)),
-        )
-
-    def _answer_statement(self, status: str) -> Statement:
-        H = self.HumanRequest
-        answer = {name: param(name) for name in ("status", "response", "responded_by", "response_data")}
-        # Types a status may not answer; unknown types on disk take any answer.
-        refused = [SQL("'%s'" % kind) for kind, answers in ANSWERS.items() if status not in answers]
-        query = H.update(**answer, responded_at=param("now")).where(
-            H.id == param("id"), _PENDING, H.expires_at > param("now"), H.request_type.not_in(refused)
-        )
-        return Statement(query.returning(*H._meta.sorted_fields))
 
     @repository_call(ids=("request_id",))
     def get(self, request_id: str) -> HumanRequest:
@@ -155,28 +114,14 @@ class HumanRequestRepository(Repository):
 
         for request in hitl.list_pending(agent_id="billing", limit=50): ...
         """
-        values = {"now": self.HumanRequest.expires_at.db_value(utc_now())}
+        values: dict[str, Any] = {"now": utc_now()}
         if agent_id is not None:
             values["agent_id"] = check_id(agent_id, "agent_id")
         if session_id is not None:
             values["session_id"] = check_id(session_id, "session_id")
         if limit is not None:
             values["limit"] = check_limit(limit)
-        return self._pending_statement(tuple(values)).models(**values)
-
-    def _pending_statement(self, names: tuple) -> Statement:
-        """list_pending's statement for the values `names`, built on first use."""
-        if names not in self._pending:
-            H = self.HumanRequest
-            # "+ 0" keeps SQLite off the expiry index, which would need a sort:
-            # the pending index walks the requests in the order asked for.
-            query = H.select().where(_PENDING, (H.expires_at + SQL("0")) > param("now"))
-            for name in ("agent_id", "session_id"):
-                if name in names:
-                    query = query.where(getattr(H, name) == param(name))
-            query = query.order_by(_RANK, H.created_at, H.id)
-            self._pending[names] = Statement(query.limit(param("limit")) if "limit" in names else query)
-        return self._pending[names]
+        return self._sql.pending(tuple(values)).models(**values)
 
     @repository_call(ids=("session_id",))
     def list_by_session(self, session_id: str) -> list[HumanRequest]:
@@ -207,9 +152,7 @@ class HumanRequestRepository(Repository):
         with self.backend.write():
             self._lock_request(request_id)
             now = utc_now()  # once the lock is ours: waiting for it must not stretch the deadline
-            decided = self._sql.answer[answer["status"]].models(
-                **bound(self.HumanRequest, answer), id=request_id, now=self.HumanRequest.responded_at.db_value(now)
-            )
+            decided = self._sql.answer[answer["status"]].models(**answer, id=request_id, now=now)
             if not decided:
                 refusal = self._expire_if_overdue(request_id, now) or self._refusal(request_id)
         if not decided:
@@ -230,9 +173,7 @@ class HumanRequestRepository(Repository):
         with self.backend.write():
             self._lock_request(request_id)
             now = utc_now()
-            cancelled = self._sql.cancel.models(
-                id=request_id, expired="expired", by=cancelled_by, now=self.HumanRequest.responded_at.db_value(now)
-            )
+            cancelled = self._sql.cancel.models(id=request_id, expired="expired", by=cancelled_by, now=now)
             if not cancelled:
                 refusal = self._expire_if_overdue(request_id, now) or self._refusal(request_id)
         if not cancelled:
@@ -292,7 +233,7 @@ class HumanRequestRepository(Repository):
         """
         H = self.HumanRequest
         with self.backend.write():
-            return H.delete().where(_DECIDED, _decided_at() < self._cutoff(cutoff)).execute()
+            return H.delete().where(DECIDED, decided_at() < self._cutoff(cutoff)).execute()
 
     @repository_call()
     def list_decided_before(
@@ -303,8 +244,8 @@ class HumanRequestRepository(Repository):
         [r.id for r in hitl.list_decided_before(timedelta(days=90), limit=20)]
         """
         H = self.HumanRequest
-        query = H.select().where(_DECIDED, _decided_at() < self._cutoff(cutoff))
-        return list(query.order_by(_decided_at(), H.id).limit(check_limit(limit)))
+        query = H.select().where(DECIDED, decided_at() < self._cutoff(cutoff))
+        return list(query.order_by(decided_at(), H.id).limit(check_limit(limit)))
 
     def _cutoff(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
         return self.HumanRequest.created_at.db_value(cutoff_time(cutoff))
@@ -318,7 +259,7 @@ class HumanRequestRepository(Repository):
         H = self.HumanRequest
         with self.backend.snapshot():  # both counts from one moment; each read from an index alone
             counts = dict(H.select(H.status, fn.COUNT(SQL("*"))).group_by(H.status).tuples())
-            overdue = H.select(fn.COUNT(SQL("*"))).where(_PENDING, H.expires_at <= utc_now()).scalar()
+            overdue = H.select(fn.COUNT(SQL("*"))).where(PENDING, H.expires_at <= utc_now()).scalar()
         counts = {**dict.fromkeys(STATUSES, 0), **counts}
         counts["pending"] -= overdue
         counts["expired"] += overdue
@@ -343,5 +284,4 @@ class HumanRequestRepository(Repository):
         return ValidationError({"status": ["A %s request is answered with %s." % (request.request_type, answers)]})
 
     def _expire(self, statement: Statement, now: datetime.datetime, **values: str) -> int:
-        now = self.HumanRequest.expires_at.db_value(now)
         return statement.execute(expired="expired", now=now, by=EXPIRED_BY, **values).rowcount

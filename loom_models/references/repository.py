@@ -26,11 +26,10 @@ import hashlib
 import logging
 import re
 import threading
-import types
 from typing import TYPE_CHECKING
 
 import peewee
-from peewee import EXCLUDED, SQL, Case, fn
+from peewee import SQL, fn
 
 from ..base import bind_models
 from ..calls import repository_call
@@ -42,10 +41,10 @@ from ..errors import (
 )
 from ..fields import utc_now
 from ..repository import Repository
-from ..statements import Statement, bound, param
 from ..validation import check_limit, check_seconds, check_time, load
 from .models import SQLITE_STORE, Reference, ReferenceType
 from .schemas import StoreSchema
+from .statements import ReferenceStatements, expired
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -86,8 +85,7 @@ class ReferenceRepository(Repository):
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         super().__init__(database, tracer)
         (self.Reference,) = bind_models(database, [Reference])
-        self._metadata = [f for f in self.Reference._meta.sorted_fields if f.name != "data"]
-        self._sql = self._statements()
+        self._sql = ReferenceStatements(self.Reference)
         self._lock_reference = self.backend.row_lock(self.Reference)
         self._counts_lock = threading.Lock()
         self._gc_runs = self._evictions = 0
@@ -115,42 +113,9 @@ class ReferenceRepository(Repository):
             "size_bytes": len(content),
         }
         with self.backend.write():
-            now = self.Reference.created_at.db_value(moment)
-            (stored,) = self._sql.store.models(**bound(self.Reference, row), now=now)
+            (stored,) = self._sql.store.models(**row, now=moment)
         stored.data = content
         return stored
-
-    def _statements(self) -> types.SimpleNamespace:
-        """The statements of store, resolve, retain and release, built once."""
-        R = self.Reference
-        now, reference_id, zero, one = param("now"), param("id"), SQL("0"), SQL("1")
-        # A row expired or released to 0 but not yet collected is content nobody
-        # holds: stored again, it starts afresh, as if it had been collected.
-        stale = self._expired(now) | (R.ref_count <= zero)
-        never = (R.expires_at == zero) | (EXCLUDED.expires_at == zero)
-        later = Case(None, [(never, zero), (EXCLUDED.expires_at > R.expires_at, EXCLUDED.expires_at)], R.expires_at)
-        store = (
-            R.insert({f: param(f.name) for f in R._meta.sorted_fields})
-            .on_conflict(
-                conflict_target=[R.id],
-                update={
-                    R.ref_count: Case(None, [(stale, one)], R.ref_count + one),
-                    R.created_at: Case(None, [(stale, EXCLUDED.created_at)], R.created_at),
-                    R.type: Case(None, [(stale, EXCLUDED.type)], R.type),
-                    R.expires_at: later,
-                },
-            )
-            .returning(*self._metadata)
-        )
-        live = (R.id == reference_id) & (R.ref_count > zero) & ~self._expired(now)
-        return types.SimpleNamespace(
-            store=Statement(store),
-            resolve=Statement(R.select(R.data, R.expires_at, R.ref_count).where(R.id == reference_id)),
-            retain=Statement(R.update(ref_count=R.ref_count + one).where(live).returning(R.ref_count)),
-            # The last reference deletes the row outright, never rewriting it first.
-            delete_last=Statement(R.delete().where(R.id == reference_id, R.ref_count <= one)),
-            release=Statement(R.update(ref_count=R.ref_count - one).where(R.id == reference_id).returning(R.ref_count)),
-        )
 
     @repository_call(ids={"ref_or_id": "reference_id"})
     def resolve(self, ref_or_id: Reference | str, *, verify: bool = False) -> bytes:
@@ -176,7 +141,7 @@ class ReferenceRepository(Repository):
         R = self.Reference
         with self.backend.write():
             self._lock_reference(reference_id)
-            retained = self._sql.retain.rows(id=reference_id, now=R.expires_at.db_value(_now()))
+            retained = self._sql.retain.rows(id=reference_id, now=_now())
             if not retained:  # say why: absent, or expired
                 self._check_live(reference_id, R.select(R.expires_at, R.ref_count).where(R.id == reference_id).first())
         return retained[0][0]
@@ -205,7 +170,7 @@ class ReferenceRepository(Repository):
         """
         _id_of(reference_id)
         R = self.Reference
-        found = R.select(*self._metadata).where(R.id == reference_id).first()
+        found = R.select(*self._sql.metadata).where(R.id == reference_id).first()
         self._check_live(reference_id, found)
         return found
 
@@ -216,7 +181,7 @@ class ReferenceRepository(Repository):
         [r.id for r in refs.list(limit=20)]
         """
         R = self.Reference
-        query = R.select(*self._metadata).where(~self._expired(_now()), R.ref_count > 0)
+        query = R.select(*self._sql.metadata).where(~expired(R, _now()), R.ref_count > 0)
         return list(query.order_by(R.created_at.desc(), R.id.desc()).limit(check_limit(limit)))
 
     @repository_call()
@@ -226,7 +191,7 @@ class ReferenceRepository(Repository):
         refs.collect_garbage()
         """
         R = self.Reference
-        garbage = self._expired(_now() if now is None else check_time(now, "now")) | (R.ref_count <= 0)
+        garbage = expired(R, _now() if now is None else check_time(now, "now")) | (R.ref_count <= 0)
         removed = 0
         while not self._stop_collecting.is_set():
             with self.backend.write():
@@ -261,7 +226,7 @@ class ReferenceRepository(Repository):
         """
         R = self.Reference
         live = R.select(fn.COUNT(SQL("*")), fn.COALESCE(fn.SUM(R.size_bytes), 0)).where(
-            ~self._expired(_now()), R.ref_count > 0
+            ~expired(R, _now()), R.ref_count > 0
         )
         count, size = live.tuples().get()
         with self._counts_lock:
@@ -307,10 +272,6 @@ class ReferenceRepository(Repository):
                     self.collect_garbage()
             except Exception:  # whatever it was, the next run may fare better
                 logger.exception("loom_models: garbage collection of references failed")
-
-    def _expired(self, now: datetime.datetime | peewee.Node) -> peewee.Expression:
-        R = self.Reference
-        return (R.expires_at != SQL("0")) & (R.expires_at <= now)
 
     def _check_live(self, reference_id: str, found: Reference | None) -> None:
         if found is None or found.ref_count <= 0:  # released to 0: gone, whether or not collected

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import marshmallow
 import peewee
-from peewee import Tuple, fn
+from peewee import Tuple
 
 from ..base import bind_models
 from ..calls import repository_call
@@ -39,10 +39,10 @@ from ..errors import (
 )
 from ..fields import utc_now
 from ..repository import Repository
-from ..statements import Statement, bound, param
 from ..validation import check_id, check_limit, check_positive, cutoff_time, fields_set, input_of, load
 from .models import Message, Session, ToolExecution
 from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
+from .statements import SessionStatements
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -94,7 +94,7 @@ class SessionRepository(Repository):
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         super().__init__(database, tracer)
         self.Session, self.Message, self.ToolExecution = bind_models(database, [Session, Message, ToolExecution])
-        self._sql = _Statements(self.Session, self.Message, self.ToolExecution)
+        self._sql = SessionStatements(self.Session, self.Message, self.ToolExecution, self.backend)
 
     @repository_call(tells=_session_ids)
     def save_session(self, session: Session | Mapping[str, Any]) -> Session:
@@ -110,7 +110,7 @@ class SessionRepository(Repository):
         """
         values = load(_SESSION, input_of(session, _SESSION, "session"))
         changed = frozenset(fields_set(session)).intersection(_UPDATABLE)
-        row = bound(self.Session, {**values, "updated_at": utc_now(), "total_cost_usd": 0.0, "total_tokens": 0})
+        row = {**values, "updated_at": utc_now(), "total_cost_usd": 0.0, "total_tokens": 0}
         with self.backend.write():
             return self._sql.save_session(changed).models(**row)[0]
 
@@ -127,7 +127,7 @@ class SessionRepository(Repository):
             if not found:
                 raise NotFoundError("session not found: %s" % session_id)
             if with_messages:
-                found[0].messages = self._sql.messages.models(session_id=session_id)
+                found[0].messages = self._sql.messages.models(session=session_id)
         return found[0]
 
     @repository_call(ids=("agent_id",))
@@ -183,7 +183,8 @@ class SessionRepository(Repository):
             self._add_to_totals(session_id, rows)
             for start in range(0, len(rows), _INSERT_BATCH):
                 batch = rows[start : start + _INSERT_BATCH]
-                inserted = self._sql.insert_messages(len(batch)).rows(*self._sql.message_values(session_id, batch))
+                values = _values(self._sql.message_fields, session_id, batch)
+                inserted = self._sql.insert_messages(len(batch)).rows(*values)
                 ids.extend(i for (i,) in inserted)
         # Ids come from an increasing sequence in insertion order.
         return [M(id=i, session=session_id, **row) for i, row in zip(sorted(ids), rows, strict=True)]
@@ -200,8 +201,8 @@ class SessionRepository(Repository):
         check_id(session_id, "session_id")
         if before_id is None:
             if limit is None:
-                return self._sql.messages.models(session_id=session_id)
-            return self._sql.latest_messages.models(session_id=session_id, limit=check_limit(limit))[::-1]
+                return self._sql.messages.models(session=session_id)
+            return self._sql.latest_messages.models(session=session_id, limit=check_limit(limit))[::-1]
         order = self._chronological()
         query = self._messages_of(session_id)
         query = query.where(Tuple(*order) < _row(order, self._message_position(session_id, before_id)))
@@ -239,7 +240,7 @@ class SessionRepository(Repository):
         values = load(_TOOL_EXECUTION, input_of(execution, _TOOL_EXECUTION, "execution"))
         T = self.ToolExecution
         with self.backend.write():
-            ((execution_id,),) = self._sql.insert_tool_execution.rows(**bound(T, {**values, "session": session_id}))
+            ((execution_id,),) = self._sql.insert_tool_execution.rows(**values, session=session_id)
         return T(id=execution_id, session=session_id, **values)
 
     @repository_call(ids=("session_id",))
@@ -344,13 +345,10 @@ class SessionRepository(Repository):
         words = [w for w in words if w.lower() not in _STOPWORDS] or words
         if not words:
             return []
-        M, S = self.Message, self.Session
-        found = M.select()
-        if session_id is not None:
-            found = found.where(M.session == check_id(session_id, "session_id"))
-        if agent_id is not None:
-            found = found.where(M.session.in_(S.select(S.id).where(S.agent_id == check_id(agent_id, "agent_id"))))
-        return list(self.backend.match(found, M.content, "messages_fts5", words).limit(limit))
+        for name, value in (("session_id", session_id), ("agent_id", agent_id)):
+            if value is not None:
+                check_id(value, name)
+        return list(self._sql.search(words, session_id, agent_id).limit(limit))
 
     @repository_call(ids=("session_id",))
     def export_session(self, session_id: str) -> dict:
@@ -389,7 +387,7 @@ class SessionRepository(Repository):
             id=session_id,
             tokens=sum(row["token_count"] for row in rows),
             cost=sum(row["cost_usd"] for row in rows),
-            updated_at=self.Session.updated_at.db_value(utc_now()),
+            updated_at=utc_now(),
         )
         if not updated.rowcount:
             raise ForeignKeyConstraintError("session not found: %s" % session_id)
@@ -426,66 +424,9 @@ class SessionRepository(Repository):
         return (found.updated_at, found.id)
 
 
-class _Statements:
-    """The statements of what an agent does on every turn, built once per repository."""
-
-    def __init__(self, S: type[Session], M: type[Message], T: type[ToolExecution]) -> None:
-        every = fn.COUNT(peewee.SQL("*"))
-        self._S = S
-        self._save_session: dict[frozenset, Statement] = {}  # by the fields an update changes
-        self.session = Statement(S.select().where(S.id == param("id")))
-        self.add_to_totals = Statement(
-            S.update(
-                total_tokens=S.total_tokens + param("tokens"),
-                total_cost_usd=S.total_cost_usd + param("cost"),
-                updated_at=param("updated_at"),
-            ).where(S.id == param("id"))
-        )
-        self.delete_session = Statement(S.delete().where(S.id == param("id")))
-        of_session = M.select().where(M.session == param("session_id"))
-        self.messages = Statement(of_session.order_by(M.timestamp, M.id))
-        self.latest_messages = Statement(of_session.order_by(M.timestamp.desc(), M.id.desc()).limit(param("limit")))
-        self._message_fields = [f for f in M._meta.sorted_fields if not f.primary_key]
-        self._insert_messages: dict[int, Statement] = {}  # by the number of rows
-        self._M = M
-        T_fields = [f for f in T._meta.sorted_fields if not f.primary_key]
-        self.insert_tool_execution = Statement(T.insert({f: param(f.name) for f in T_fields}).returning(T.id))
-        self.stats = Statement(
-            peewee.Select(
-                columns=[
-                    S.select(every),
-                    M.select(every),
-                    T.select(every),
-                    S.select(fn.COALESCE(fn.SUM(S.total_cost_usd), peewee.SQL("0"))),
-                    S.select(fn.COALESCE(fn.SUM(S.total_tokens), peewee.SQL("0"))),
-                ]
-            ).bind(S._meta.database)
-        )
-
-    def save_session(self, changed: frozenset) -> Statement:
-        """The upsert of a session that, on an existing row, sets `changed` and updated_at."""
-        if changed not in self._save_session:
-            S = self._S
-            preserved = [S.updated_at, *(S._meta.fields[name] for name in sorted(changed))]
-            query = S.insert({f: param(f.name) for f in S._meta.sorted_fields})
-            query = query.on_conflict(conflict_target=[S.id], preserve=preserved).returning(*S._meta.sorted_fields)
-            self._save_session[changed] = Statement(query)
-        return self._save_session[changed]
-
-    def insert_messages(self, count: int) -> Statement:
-        """INSERT of `count` messages RETURNING their ids; values in `message_values` order."""
-        if count not in self._insert_messages:
-            row = [param()] * len(self._message_fields)
-            query = self._M.insert_many([row] * count, fields=self._message_fields).returning(self._M.id)
-            self._insert_messages[count] = Statement(query)
-        return self._insert_messages[count]
-
-    def message_values(self, session_id: str, rows: list[dict]) -> list:
-        values: list = []
-        for row in rows:
-            row = {**row, "session": session_id}
-            values.extend(field.db_value(row[field.name]) for field in self._message_fields)
-        return values
+def _values(fields: list[peewee.Field], session_id: str, rows: list[dict]) -> list:
+    """The values of messages' rows for insert_messages, field after field, row after row."""
+    return [session_id if field.name == "session" else row[field.name] for row in rows for field in fields]
 
 
 def _row(fields: tuple, values: tuple) -> Tuple:

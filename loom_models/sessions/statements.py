@@ -1,0 +1,84 @@
+"""The statements of the sessions domain: built once per repository, run on every turn.
+
+    sql = SessionStatements(Session, Message, ToolExecution, backend)
+    sql.session.models(id="sess_1")                   # [Session]
+    sql.latest_messages.models(session="sess_1", limit=50)
+    sql.search(["refund"], session_id=None, agent_id="billing").limit(20)
+
+Each statement's parameters convert their values as their fields do
+(statements.param), so callers pass datetimes, dicts and ids as they are.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+import peewee
+from peewee import fn
+
+from ..statements import Statement, param
+from .models import Message, Session, ToolExecution
+
+if TYPE_CHECKING:
+    from ..backends import Backend
+
+# The full-text table of messages' content, where the backend keeps one (SQLite's FTS5).
+SEARCH_INDEX = "messages_fts5"
+
+
+class SessionStatements:
+    def __init__(self, S: type[Session], M: type[Message], T: type[ToolExecution], backend: Backend) -> None:
+        self.S, self.M, self.backend = S, M, backend
+        every = fn.COUNT(peewee.SQL("*"))
+        self.session = Statement(S.select().where(S.id == param(S.id)))
+        self.add_to_totals = Statement(
+            S.update(
+                total_tokens=S.total_tokens + param("tokens"),
+                total_cost_usd=S.total_cost_usd + param("cost"),
+                updated_at=param(S.updated_at),
+            ).where(S.id == param(S.id))
+        )
+        self.delete_session = Statement(S.delete().where(S.id == param(S.id)))
+        of_session = M.select().where(M.session == param(M.session))
+        self.messages = Statement(of_session.order_by(M.timestamp, M.id))
+        self.latest_messages = Statement(of_session.order_by(M.timestamp.desc(), M.id.desc()).limit(param("limit")))
+        self.message_fields = [f for f in M._meta.sorted_fields if not f.primary_key]
+        T_fields = [f for f in T._meta.sorted_fields if not f.primary_key]
+        self.insert_tool_execution = Statement(T.insert({f: param(f) for f in T_fields}).returning(T.id))
+        self.stats = Statement(
+            peewee.Select(
+                columns=[
+                    S.select(every),
+                    M.select(every),
+                    T.select(every),
+                    S.select(fn.COALESCE(fn.SUM(S.total_cost_usd), peewee.SQL("0"))),
+                    S.select(fn.COALESCE(fn.SUM(S.total_tokens), peewee.SQL("0"))),
+                ]
+            ).bind(S._meta.database)
+        )
+
+    @functools.cache  # noqa: B019 - one per repository, which lives as long as its statements
+    def save_session(self, changed: frozenset) -> Statement:
+        """The upsert of a session that, on an existing row, sets `changed` and updated_at."""
+        S = self.S
+        preserved = [S.updated_at, *(S._meta.fields[name] for name in sorted(changed))]
+        query = S.insert({f: param(f) for f in S._meta.sorted_fields})
+        query = query.on_conflict(conflict_target=[S.id], preserve=preserved)
+        return Statement(query.returning(*S._meta.sorted_fields))
+
+    @functools.cache  # noqa: B019
+    def insert_messages(self, count: int) -> Statement:
+        """INSERT of `count` messages RETURNING their ids; values in `message_fields` order, row after row."""
+        row = [param(field=field) for field in self.message_fields]
+        return Statement(self.M.insert_many([row] * count, fields=self.message_fields).returning(self.M.id))
+
+    def search(self, words: list[str], session_id: str | None, agent_id: str | None) -> peewee.ModelSelect[Message]:
+        """Messages whose content matches any of `words`, best first; of a session, or an agent's sessions."""
+        S, M = self.S, self.M
+        found: peewee.ModelSelect[Message] = M.select()
+        if session_id is not None:
+            found = found.where(M.session == session_id)
+        if agent_id is not None:
+            found = found.where(M.session.in_(S.select(S.id).where(S.agent_id == agent_id)))
+        return self.backend.match(found, M.content, SEARCH_INDEX, words)
