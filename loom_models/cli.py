@@ -29,7 +29,6 @@ import logging
 import os
 import re
 import sys
-from urllib.parse import urlparse
 
 import click
 
@@ -37,7 +36,7 @@ from . import backup as backups
 from . import maintenance, migrator
 from .backends import backend_of
 from .calls import storage_call
-from .db import open_database
+from .db import redact
 from .errors import (
     ConflictError,
     DatabaseCorruptError,
@@ -114,17 +113,9 @@ class Target:
 
         with target.repositories(create=True) as storage: storage.sessions.migrate()
         """
-        if self.database_url is not None:
-            shared = open_database(self.database_url)
-            databases = dict.fromkeys(DOMAINS, shared)
-        else:
-            if create:
-                os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
-            else:
-                self.require_databases()
-            databases = {domain: open_database(self.path(domain)) for domain in DOMAINS}
-        repositories = {domain: cls(databases[domain]) for domain, (_, cls) in DOMAINS.items()}
-        return Storage(repositories, list({id(db): db for db in databases.values()}.values()))
+        if not create:
+            self.require_databases()
+        return Storage.wire(None if self.database_url else self.data_dir, database_url=self.database_url)
 
     @contextlib.contextmanager
     def repository(self, domain: str):
@@ -134,11 +125,11 @@ class Target:
         """
         if self.database_url is None and not os.path.exists(self.path(domain)):
             raise NotFoundError("no database at %s (`loom-db init` creates one)" % self.path(domain))
-        with DOMAINS[domain][1].open(self.database_url or self.path(domain), migrate=False) as repository:
+        with DOMAINS[domain].open(self.database_url or self.path(domain), migrate=False) as repository:
             yield repository
 
     def path(self, domain: str) -> str:
-        return os.path.join(self.data_dir, DOMAINS[domain][0])
+        return os.path.join(self.data_dir, DOMAINS[domain].file)
 
     def require_data_dir(self, command: str) -> str:
         if self.database_url is not None:
@@ -146,11 +137,8 @@ class Target:
         return self.data_dir
 
     def where(self) -> str:
-        """The store's place, without the credentials a URL may hold."""
-        if self.database_url is None:
-            return self.data_dir
-        url = urlparse(self.database_url)
-        return "%s://%s%s" % (url.scheme, url.hostname or "", url.path)
+        """The store's place, without the password a URL may hold."""
+        return self.data_dir if self.database_url is None else redact(self.database_url)
 
     def require_databases(self) -> None:
         # Only init and demo create a store: a mistyped --data-dir must not become an empty one.
@@ -316,7 +304,7 @@ def _migration_report(target: Target, runs: dict) -> tuple[dict, list[str]]:
         "reverted": {domain: run.reverted for domain, run in runs.items()},
         "backups": {domain: run.backup for domain, run in runs.items() if run.backup},
     }
-    lines = ["Copied %s to %s first" % (DOMAINS[domain][0], path) for domain, path in document["backups"].items()]
+    lines = ["Copied %s to %s first" % (DOMAINS[domain].file, path) for domain, path in document["backups"].items()]
     rows = [(d, name, "applied") for d, run in runs.items() for name in run.applied]
     rows += [(d, name, "reverted") for d, run in runs.items() for name in run.reverted]
     if rows and target.database_url is not None:
@@ -403,7 +391,7 @@ def check(target):
     """
     # The store as it is: a check must report an old schema or a damaged file, not stop at it.
     with target.repositories() as storage:
-        reports = [maintenance.check(database, repositories) for database, repositories in _by_database(storage)]
+        reports = [maintenance.check(database, repositories) for database, repositories in storage.by_database()]
     _emit(target, {"ok": not any(r["problems"] for r in reports), "databases": reports}, _check_lines(reports))
     failure = maintenance.check_failure(reports)
     if failure is not None:
@@ -435,8 +423,8 @@ def _figures(report: dict) -> str:
 def vacuum(target):
     """Rewrite each database compactly (SQLite) or reclaim dead rows (PostgreSQL)."""
     rows = []
-    with target.storage() as storage, _progress("vacuum", len(_by_database(storage))) as advance:
-        for database, _ in _by_database(storage):
+    with target.storage() as storage, _progress("vacuum", len(storage.by_database())) as advance:
+        for database, _ in storage.by_database():
             before = maintenance.sizes(database).database_bytes
             maintenance.vacuum(database)
             rows.append((_name(database), before, maintenance.sizes(database).database_bytes))
@@ -451,7 +439,7 @@ def analyze(target):
     """Refresh the query planner's statistics of each database."""
     names = []
     with target.storage() as storage:
-        for database, _ in _by_database(storage):
+        for database, _ in storage.by_database():
             maintenance.analyze(database)
             names.append(_name(database))
     _emit(target, {"analyzed": names}, ["Analyzed %s." % name for name in names])
@@ -464,7 +452,7 @@ def checkpoint(target):
     with target.storage() as storage:
         rows = [
             (_name(database), *maintenance.wal_checkpoint(database, mode="TRUNCATE"))
-            for database, _ in _by_database(storage)
+            for database, _ in storage.by_database()
         ]
     document = [dict(zip(("database", "busy", "log_pages", "checkpointed_pages"), row, strict=True)) for row in rows]
     _emit(target, {"databases": document}, _table(rows, ("database", "busy", "log pages", "checkpointed")))
@@ -562,7 +550,7 @@ def dump(target, directory):
             _stream_json({domain: backups.iter_dump(database) for domain, database in databases.items()})
         else:
             for domain, database in databases.items():
-                click.echo("-- %s" % DOMAINS[domain][0])
+                click.echo("-- %s" % DOMAINS[domain].file)
                 for statement in backups.iter_dump(database):
                     click.echo(statement)
 
@@ -816,14 +804,6 @@ def _copy_progress(advance):
         done[0] = 0 if percent == 100 else percent  # the next database starts from 0
 
     return report
-
-
-def _by_database(storage: Storage) -> list[tuple]:
-    """Each distinct database with the repositories on it (one for all on PostgreSQL)."""
-    grouped: dict = {}
-    for repository in (storage.sessions, storage.hitl, storage.references):
-        grouped.setdefault(id(repository.database), (repository.database, []))[1].append(repository)
-    return list(grouped.values())
 
 
 def _name(database) -> str:

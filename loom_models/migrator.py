@@ -8,7 +8,7 @@
 The files are migrations/<domain>/NNNN_name.py, shipped as loom_models.migrations.
 Each domain keeps its history in its own table, so all domains can share one
 PostgreSQL database. Before a migration changes a SQLite database that holds
-data, a verified copy of it is written beside it (backup.safety_copy).
+data, a verified copy of it is written beside it (copies.safety_copy).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import peewee
 from playhouse.migrations import MigrationError, Runner
 
-from . import backup, migrations  # type: ignore[attr-defined]  # migrations: mapped from migrations/ by package_dir
+from . import copies, migrations  # type: ignore[attr-defined]  # migrations: mapped from migrations/ by package_dir
 from .backends import backend_of
 from .errors import NotFoundError, SchemaMismatchError, not_initialised
 
@@ -58,7 +58,7 @@ def migrate(database: peewee.Database, domain: str, to: str | None = None) -> Mi
     with backend.migration_lock():
         apply, revert = plan(history, to)  # again, now that no other process migrates
         worth_copying = backend.file_worth_copying() if apply or revert else None
-        copy = backup.safety_copy(worth_copying, "pre-migrate") if worth_copying else None
+        copy = copies.safety_copy(worth_copying, "pre-migrate") if worth_copying else None
         try:
             # Runner.down reverts every applied migration back through the one it is given.
             reverted = history.down(revert[0]) if revert else []

@@ -30,7 +30,9 @@ RepositoryT = TypeVar("RepositoryT", bound="Repository")
 
 
 class Repository:
-    domain: str  # the folder of its migrations, migrations/<domain>/
+    domain: str  # its name, and the folder of its migrations, migrations/<domain>/
+    file: str  # its SQLite file in a data directory
+    table: str  # the table that tells a database of this domain from the others'
     span_prefix: str  # its spans are named <span_prefix>.<method>
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):

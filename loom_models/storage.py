@@ -6,6 +6,10 @@ with open_storage("./loom-data") as storage:       # or $LOOM_DATA_DIR, else ./l
     storage.references.store(b"a large document")
 
 open_storage(database_url="postgresql://loom@127.0.0.1:5432/loom")   # all domains, one database
+Storage.wire("./loom-data")   # the same repositories, the databases as they are: nothing checked
+
+This is the one place that wires databases to repositories; the command line,
+backups and fixtures ask it.
 """
 
 from __future__ import annotations
@@ -15,35 +19,69 @@ import stat
 import warnings
 from typing import TYPE_CHECKING
 
+import peewee
+
 from .calls import storage_call
 from .db import open_database, redact
 from .errors import ValidationError
 from .hitl import HumanRequestRepository
 from .references import ReferenceRepository
+from .repository import Repository
 from .sessions import SessionRepository
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer  # the tracing extra; only a caller with a tracer has it
 
-# domain -> (file in the data directory, repository class)
-DOMAINS = {
-    "sessions": ("sessions.db", SessionRepository),
-    "hitl": ("hitl.db", HumanRequestRepository),
-    "references": ("references.db", ReferenceRepository),
-}
+# Every domain, by its repository, which names the domain, its file and its main
+# table. A new domain is one more entry here (and its attribute on Storage, for
+# type checkers).
+REPOSITORIES: tuple[type[Repository], ...] = (SessionRepository, HumanRequestRepository, ReferenceRepository)
+DOMAINS: dict[str, type[Repository]] = {repository.domain: repository for repository in REPOSITORIES}
+DATABASE_FILES = tuple(repository.file for repository in REPOSITORIES)
 
 
 class Storage:
     """The repositories of every domain; closing it closes the databases it opened."""
 
-    def __init__(self, repositories: dict, databases: list, where: str = ""):
-        self.sessions: SessionRepository = repositories["sessions"]
-        self.hitl: HumanRequestRepository = repositories["hitl"]
-        self.references: ReferenceRepository = repositories["references"]
-        self._repositories = list(repositories.values())
-        self._databases = databases
+    sessions: SessionRepository
+    hitl: HumanRequestRepository
+    references: ReferenceRepository
+
+    def __init__(self, repositories: dict[str, Repository], where: str = ""):
+        for domain, repository in repositories.items():
+            setattr(self, domain, repository)
+        self.repositories = list(repositories.values())
         self._where = where
         self.closed = False
+
+    @classmethod
+    def wire(
+        cls, data_dir: str | os.PathLike | None = None, *, database_url: str | None = None, tracer: Tracer | None = None
+    ) -> Storage:
+        """The repositories of every domain over a data directory (made 0700 if missing) or one database URL.
+
+            Storage.wire("./loom-data")   # as the files are: neither checked nor migrated
+
+        A database is opened on first use; close() closes them all.
+        """
+        if database_url is not None:
+            if not isinstance(database_url, str) or "://" not in database_url:
+                raise ValidationError({"database_url": ["Must be a URL such as postgresql://user@host/db."]})
+            shared = open_database(database_url)
+            databases = dict.fromkeys(DOMAINS, shared)
+            where = redact(database_url)
+        else:
+            where = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
+            _make_private_dir(where)
+            databases = {domain: open_database(os.path.join(where, r.file)) for domain, r in DOMAINS.items()}
+        return cls({domain: DOMAINS[domain](database, tracer) for domain, database in databases.items()}, where)
+
+    def by_database(self) -> list[tuple[peewee.Database, list[Repository]]]:
+        """Each distinct database, with the repositories on it (one database for all on PostgreSQL)."""
+        grouped: dict[int, tuple[peewee.Database, list[Repository]]] = {}
+        for repository in self.repositories:
+            grouped.setdefault(id(repository.database), (repository.database, []))[1].append(repository)
+        return list(grouped.values())
 
     def __repr__(self) -> str:
         return "<Storage %s>" % self._where
@@ -51,9 +89,9 @@ class Storage:
     def close(self) -> None:
         """Stop the garbage collector and close the databases; every call is refused then. Safe to call twice."""
         self.closed = True
-        for repository in self._repositories:
+        for repository in self.repositories:
             repository.close()
-        for database in self._databases:
+        for database, _ in self.by_database():
             database.close()
 
     def __enter__(self) -> Storage:
@@ -78,20 +116,9 @@ def open_storage(
     With `migrate=False` the schemas must already be current (SchemaMismatchError).
     With an OpenTelemetry `tracer`, every repository call is a span (tracing.py).
     """
-    if database_url is not None:
-        if not isinstance(database_url, str) or "://" not in database_url:
-            raise ValidationError({"database_url": ["Must be a URL such as postgresql://user@host/db."]})
-        shared = open_database(database_url)
-        databases = {domain: shared for domain in DOMAINS}
-        where = redact(database_url)
-    else:
-        where = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
-        _make_private_dir(where)
-        databases = {domain: open_database(os.path.join(where, name)) for domain, (name, _) in DOMAINS.items()}
-    repositories = {domain: cls(databases[domain], tracer) for domain, (_, cls) in DOMAINS.items()}
-    storage = Storage(repositories, list({id(db): db for db in databases.values()}.values()), where)
+    storage = Storage.wire(data_dir, database_url=database_url, tracer=tracer)
     try:
-        for repository in repositories.values():
+        for repository in storage.repositories:
             repository.backend.check_writable()
             repository.migrate() if migrate else repository.check_schema()
         if gc_interval:
@@ -112,5 +139,5 @@ def _make_private_dir(path: str) -> None:
         warnings.warn(
             "loom_models: data directory %s has mode %04o; others may read the store (chmod 700 %s)"
             % (path, mode, path),
-            stacklevel=4,  # the caller of open_storage, past storage_call
+            stacklevel=5,  # the caller of open_storage, past storage_call and Storage.wire
         )

@@ -168,7 +168,7 @@ class DataStore:
         return {domain: found for domain, found in problems.items() if found}
 
     def _path(self, domain: str) -> str:
-        return os.path.join(self.target, DOMAINS[domain][0])
+        return os.path.join(self.target, DOMAINS[domain].file)
 
 
 @pytest.fixture

@@ -25,6 +25,7 @@ from loom_models import (
     NotFoundError,
     ValidationError,
     backup,
+    copies,
     open_storage,
 )
 from loom_models.db import open_database
@@ -74,7 +75,7 @@ def another_process_writing(path):
 
 
 def test_a_backup_taken_while_another_process_writes_is_consistent_and_complete(tmp_path, monkeypatch):
-    monkeypatch.setattr(backup, "_STEP_PAGES", 16)  # many steps, for writers to commit between
+    monkeypatch.setattr(copies, "_STEP_PAGES", 16)  # many steps, for writers to commit between
     path = str(tmp_path / "sessions.db")
     with another_process_writing(path):
         before = count(path)
@@ -192,7 +193,7 @@ def test_a_damaged_database_does_not_take_the_others_down(tmp_path):
 
 
 def test_an_interrupted_backup_leaves_no_backup_and_no_temporary_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(backup, "_STEP_PAGES", 1)  # many steps, for the interruption to land in one
+    monkeypatch.setattr(copies, "_STEP_PAGES", 1)  # many steps, for the interruption to land in one
     data = a_store(tmp_path, sessions=50)
     backups = tmp_path / "backups"
     backups.mkdir()
@@ -432,14 +433,14 @@ def test_restore_set_is_all_or_nothing(tmp_path, monkeypatch):
     with open_storage(data, gc_interval=0) as storage:
         storage.sessions.save_session(Session(id="since"))
         storage.hitl.store(HumanRequest(agent_id="a", session_id="since", question="Still here?"))
-    real_install = backup._install
+    real_install = copies.install
 
     def disk_gone_at_the_third(staged, destination):
         if destination == str(data / "references.db"):  # the last of the three to be replaced
             raise OSError(5, "Input/output error")
         return real_install(staged, destination)
 
-    monkeypatch.setattr(backup, "_install", disk_gone_at_the_third)
+    monkeypatch.setattr(copies, "install", disk_gone_at_the_third)
     with pytest.raises(LoomStorageError, match="Input/output error"):
         backup.restore_set(run.directory, data)
     monkeypatch.undo()

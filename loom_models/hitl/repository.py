@@ -65,6 +65,8 @@ def _status(request: HumanRequest) -> dict:
 
 class HumanRequestRepository(Repository):
     domain = "hitl"
+    file = "hitl.db"
+    table = "human_requests"
     span_prefix = "hitl_store"
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):

@@ -80,6 +80,8 @@ def _ref_count(count: int) -> dict:
 
 class ReferenceRepository(Repository):
     domain = "references"
+    file = "references.db"
+    table = "reference_store"
     span_prefix = "reference_store"
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):

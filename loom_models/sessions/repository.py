@@ -89,6 +89,8 @@ def _message_facts(message: Message) -> dict:
 
 class SessionRepository(Repository):
     domain = "sessions"
+    file = "sessions.db"
+    table = "sessions"
     span_prefix = "session_store"
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):

@@ -148,10 +148,9 @@ def _write(storage: Storage, sessions: list, requests: list, references: list) -
 @contextlib.contextmanager
 def _all_or_nothing(storage: Storage) -> Iterator[None]:
     """One transaction on each database of the store; the repositories' own become savepoints in it."""
-    backends = {id(r.database): r.backend for r in (storage.sessions, storage.hitl, storage.references)}
     with contextlib.ExitStack() as transactions:
-        for backend in backends.values():  # always in this order: two loaders never deadlock
-            transactions.enter_context(backend.write())
+        for _, repositories in storage.by_database():  # always in this order: two loaders never deadlock
+            transactions.enter_context(repositories[0].backend.write())
         yield
 
 
