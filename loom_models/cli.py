@@ -9,7 +9,7 @@
     loom-db restore /srv/backups/loom-20261126T120000Z    # a whole set, or one of its files
     loom-db prune --older-than 30d --dry-run
     loom-db export sess_1 > sess_1.json; loom-db import sess_1.json
-    loom-db import tests/data/sample.json         # a fixture (loom_models/testing/fixtures.py)
+    loom-db import records.json                   # sessions, requests, references (documents.py)
     loom-db --database-url postgresql://loom@127.0.0.1/loom --json stats
 
 Global options come before the command. Each command prints a table, or with
@@ -33,7 +33,7 @@ import sys
 import click
 
 from . import backup as backups
-from . import maintenance, migrator
+from . import documents, maintenance, migrator
 from .backends import backend_of
 from .calls import storage_call
 from .db import redact
@@ -53,8 +53,6 @@ from .errors import (
 )
 from .hitl.models import PRIORITIES
 from .storage import DOMAINS, Storage, open_storage
-from .testing.fixtures import KINDS as FIXTURE_KINDS
-from .testing.fixtures import is_fixture, load_fixture
 
 # One row per error class, the most specific first: its exit code and what to do.
 # click's own usage errors exit with 2.
@@ -648,13 +646,13 @@ def export_command(target, session_id):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.pass_obj
 def import_command(target, file):
-    """Add a session exported by `loom-db export`, or a JSON fixture (FILE, or - for stdin).
+    """Add a session exported by `loom-db export`, or a document of records (FILE, or - for stdin).
 
-    A fixture holds sessions, requests and references (loom_models/testing/fixtures.py);
+    A document holds sessions, requests and references (loom_models/documents.py);
     all of it is checked before anything is written.
     """
     document = _read_json(file)
-    importer = _import_fixture if is_fixture(document) else _import_session
+    importer = _import_document if documents.is_document(document) else _import_session
     with target.storage() as storage:
         summary, lines = importer(storage, document)
     _emit(target, summary, lines)
@@ -671,10 +669,10 @@ def _import_session(storage: Storage, document) -> tuple[dict, list[str]]:
     return {"session_id": session.id, **counts}, [line]
 
 
-def _import_fixture(storage: Storage, document) -> tuple[dict, list[str]]:
-    loaded = load_fixture(storage, document)
-    ids = {kind: [item.id for item in getattr(loaded, kind)] for kind in FIXTURE_KINDS}
-    return ids, ["Imported %s." % ", ".join("%d %s" % (len(ids[kind]), kind) for kind in FIXTURE_KINDS)]
+def _import_document(storage: Storage, document) -> tuple[dict, list[str]]:
+    loaded = documents.load_document(storage, document)
+    ids = {kind: [item.id for item in getattr(loaded, kind)] for kind in documents.KINDS}
+    return ids, ["Imported %s." % ", ".join("%d %s" % (len(ids[kind]), kind) for kind in documents.KINDS)]
 
 
 def _read_json(file: str):

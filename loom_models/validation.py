@@ -108,9 +108,11 @@ def amount(maximum: float, **kwargs: Any) -> fields.Float:
     return fields.Float(allow_nan=False, validate=marshmallow.validate.Range(0, maximum), **kwargs)
 
 
-def generated_id_if_none(data: dict) -> dict:
+def generated_id_if_none(data: Any) -> Any:
     """For a schema's pre_load: an id of None asks for a new id, as a missing one does."""
-    return {k: v for k, v in data.items() if k != "id"} if data.get("id", ...) is None else data
+    if not isinstance(data, Mapping) or data.get("id", ...) is not None:
+        return data  # what is no mapping, marshmallow refuses after
+    return {k: v for k, v in data.items() if k != "id"}
 
 
 def load(schema: marshmallow.Schema, data: Mapping) -> dict:

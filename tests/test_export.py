@@ -6,8 +6,9 @@ import json
 import peewee
 import pytest
 
-from loom_models import ConflictError, LoomStorageError, NotFoundError, ValidationError
-from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
+from loom_models import ConflictError, LoomStorageError, NotFoundError, ValidationError, open_storage
+from loom_models.documents import load_document
+from loom_models.sessions import Message, Session, SessionDocumentSchema, SessionRepository, ToolExecution
 
 UTC = datetime.timezone.utc
 
@@ -156,3 +157,13 @@ def test_a_session_larger_than_one_insert_batch(repo, other):
 def test_export_of_a_missing_session_is_not_found(repo):
     with pytest.raises(NotFoundError, match="^session not found: nope$"):
         repo.export_session("nope")
+
+
+def test_an_exported_session_is_a_session_of_a_document_and_one_schema_reads_both(exported, tmp_path):
+    with open_storage(tmp_path / "data", gc_interval=0) as storage:
+        loaded = load_document(storage, {"sessions": [exported]})
+        again = storage.sessions.export_session("sess_1")
+
+    assert [s.id for s in loaded.sessions] == ["sess_1"]
+    assert without_ids(again) == without_ids(exported)
+    assert SessionDocumentSchema().load(exported)["messages"][0]["content"] == "Where is my order?"

@@ -2,12 +2,13 @@
 
 from .models import Message, Session, ToolExecution
 from .repository import SessionRepository, SessionStats
-from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
+from .schemas import MessageSchema, SessionDocumentSchema, SessionSchema, ToolExecutionSchema
 
 __all__ = [
     "Message",
     "MessageSchema",
     "Session",
+    "SessionDocumentSchema",
     "SessionRepository",
     "SessionSchema",
     "SessionStats",

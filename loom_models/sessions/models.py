@@ -30,8 +30,9 @@ class Session(BaseModel):
     total_tokens = peewee.BigIntegerField()
 
     # Set by SessionRepository.load_session: the messages in order, or None when
-    # they were not loaded.
-    messages = None
+    # they were not loaded; and by export_session: its tool executions.
+    messages: list | None = None
+    tool_executions: list | None = None
 
     class Meta:
         table_name = "sessions"

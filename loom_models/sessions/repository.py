@@ -25,7 +25,6 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import marshmallow
 import peewee
 from peewee import Tuple
 
@@ -41,13 +40,14 @@ from ..fields import utc_now
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_positive, cutoff_time, fields_set, input_of, load
 from .models import Message, Session, ToolExecution
-from .schemas import MessageSchema, SessionSchema, ToolExecutionSchema
+from .schemas import MessageSchema, SessionDocumentSchema, SessionSchema, ToolExecutionSchema
 from .statements import SessionStatements
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
 
 _SESSION = SessionSchema()
+_DOCUMENT = SessionDocumentSchema()
 _MESSAGE = MessageSchema()
 _TOOL_EXECUTION = ToolExecutionSchema()
 
@@ -360,8 +360,8 @@ class SessionRepository(Repository):
         """
         with self.backend.snapshot():  # the session, its messages and its runs as of one moment
             session = self.load_session(session_id)
-            executions = self.load_tool_executions(session_id)
-        return {**_SESSION.dump(session), "tool_executions": _TOOL_EXECUTION.dump(executions, many=True)}
+            session.tool_executions = self.load_tool_executions(session_id)
+        return _DOCUMENT.dump(session)
 
     @repository_call(tells=_session_ids)
     def import_session(self, document: Mapping[str, Any]) -> Session:
@@ -373,7 +373,11 @@ class SessionRepository(Repository):
         are the sum of the imported messages. An id the store holds already is a
         ConflictError, and then nothing is written.
         """
-        session, messages, executions = _imported(document)
+        session = load(_DOCUMENT, document)
+        messages, executions = session.pop("messages"), session.pop("tool_executions")
+        session["updated_at"] = session["updated_at"] or utc_now()
+        session["total_tokens"] = sum(m["token_count"] for m in messages)
+        session["total_cost_usd"] = math.fsum(m["cost_usd"] for m in messages)
         S = self.Session
         with self.backend.write():
             if not S.insert(**session).on_conflict_ignore().as_rowcount().execute():
@@ -434,45 +438,3 @@ def _values(fields: list[peewee.Field], session_id: str, rows: list[dict]) -> li
 def _row(fields: tuple, values: tuple) -> Tuple:
     """The row value `values`, each as its field's column stores it (for keyset pages)."""
     return Tuple(*(field.db_value(value) for field, value in zip(fields, values, strict=True)))
-
-
-def _imported(document: object) -> tuple[dict, list[dict], list[dict]]:
-    """The checked values of an exported session: its row, its messages, its tool executions."""
-    if not isinstance(document, Mapping):
-        raise ValidationError({"document": ["Must be an exported session (a JSON object)."]})
-    document = dict(document)
-    messages = _loaded_rows(_MESSAGE, document.pop("messages", []), "messages")
-    executions = _loaded_rows(_TOOL_EXECUTION, document.pop("tool_executions", []), "tool_executions")
-    updated_at = document.pop("updated_at", None)
-    session = load(_SESSION, _without_store_fields(_SESSION, document))
-    session["updated_at"] = utc_now() if updated_at is None else _updated_at(updated_at)
-    session["total_tokens"] = sum(m["token_count"] for m in messages)
-    session["total_cost_usd"] = math.fsum(m["cost_usd"] for m in messages)
-    return session, messages, executions
-
-
-def _updated_at(value: object) -> datetime.datetime:
-    try:
-        return _SESSION.fields["updated_at"].deserialize(value)
-    except marshmallow.ValidationError as error:
-        raise ValidationError({"updated_at": error.messages}) from error
-
-
-def _loaded_rows(schema: marshmallow.Schema, rows: object, name: str) -> list[dict]:
-    if not isinstance(rows, list):
-        raise ValidationError({name: ["Must be a list."]})
-    loaded = []
-    for index, row in enumerate(rows):
-        if not isinstance(row, Mapping):
-            raise ValidationError({name: {index: ["Must be a JSON object."]}})
-        try:
-            loaded.append(load(schema, _without_store_fields(schema, row)))
-        except ValidationError as error:
-            raise ValidationError({name: {index: error.messages}}) from error
-    return loaded
-
-
-def _without_store_fields(schema: marshmallow.Schema, values: Mapping) -> dict:
-    # An export carries what the store assigns (ids, totals); the importing store
-    # assigns its own, so those are dropped rather than refused.
-    return {k: v for k, v in values.items() if k not in schema.fields or not schema.fields[k].dump_only}

@@ -8,6 +8,7 @@ back (times in whole seconds, UTC). Dump-only fields are the store's own.
 """
 
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 import marshmallow
@@ -67,9 +68,9 @@ class MessageSchema(marshmallow.Schema):
     cost_usd = amount(MAX_MESSAGE_COST_USD, load_default=0.0)
 
     @marshmallow.pre_load
-    def _empty_content(self, data: dict, **kwargs: Any) -> dict:
+    def _empty_content(self, data: Any, **kwargs: Any) -> Any:
         # The reference reader scans content into a string: never NULL.
-        if data.get("content", "") is None:
+        if isinstance(data, Mapping) and data.get("content", "") is None:
             data = {**data, "content": ""}
         return data
 
@@ -83,3 +84,33 @@ class ToolExecutionSchema(marshmallow.Schema):
     error = Text(allow_none=True, load_default=None)
     execution_time_ms = count(allow_none=True, load_default=None)
     timestamp = UnixTime(load_default=utc_now)
+
+
+class SessionDocumentSchema(SessionSchema):
+    """A session with its messages and tool executions: what export_session writes and import_session reads.
+
+        document = SessionDocumentSchema().dump(session)   # session.messages and .tool_executions set
+        values = SessionDocumentSchema().load(document)    # the session's values, its "messages", "tool_executions"
+
+    On load, what the store assigns (row ids, the totals) is dropped rather than
+    refused: an export carries it, and the importing store assigns its own.
+    """
+
+    updated_at = UnixTime(allow_none=True, load_default=None)  # kept from the export
+    messages = fields.List(fields.Nested(MessageSchema), load_default=list)
+    tool_executions = fields.List(fields.Nested(ToolExecutionSchema), load_default=list)
+
+    @marshmallow.pre_load
+    def _without_store_fields(self, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(data, Mapping):
+            return data  # marshmallow says what it is not
+        data = _loadable(self, data)
+        for name in ("messages", "tool_executions"):
+            rows, schema = data.get(name), self.fields[name].inner.schema  # type: ignore[attr-defined]
+            if isinstance(rows, list):
+                data[name] = [_loadable(schema, row) if isinstance(row, Mapping) else row for row in rows]
+        return data
+
+
+def _loadable(schema: marshmallow.Schema, values: Mapping) -> dict:
+    return {k: v for k, v in values.items() if k not in schema.fields or not schema.fields[k].dump_only}

@@ -3,20 +3,25 @@
     from loom_models.testing import SessionFactory, load_fixture
 
     session = SessionFactory.create(storage=storage, messages=3)
-    load_fixture(storage, "tests/data/sample.json")
+    load_fixture(storage, "tests/data/sample.json")    # a document of records (documents.py)
 
     def test_reply(loom_storage, session_factory):    # the plugin's fixtures, in any project
         session = session_factory.create(messages=2)
         assert loom_storage.sessions.get_stats().message_count == 2
 
-factories.py has the factories, fixtures.py the JSON format, plugin.py the
-pytest fixtures (installed as a pytest11 entry point).
+factories.py has the factories, plugin.py the pytest fixtures (installed as a
+pytest11 entry point); a JSON fixture is a document of loom_models.documents,
+loaded by load_fixture.
 """
 
 from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+# A JSON fixture is a document of records: what an application imports, a test loads.
+from ..documents import LoadedDocument as LoadedFixture
+from ..documents import load_document as load_fixture
 
 if TYPE_CHECKING:
     from .factories import (
@@ -27,7 +32,6 @@ if TYPE_CHECKING:
         ToolExecutionFactory,
         bind,
     )
-    from .fixtures import LoadedFixture, load_fixture
 
 # Each name -> the module that defines it, imported on first use: pytest imports
 # this package (for the plugin) in every run of every project that has
@@ -39,8 +43,6 @@ _HOMES = {
     "SessionFactory": "factories",
     "ToolExecutionFactory": "factories",
     "bind": "factories",
-    "LoadedFixture": "fixtures",
-    "load_fixture": "fixtures",
 }
 
 __all__ = [

@@ -27,6 +27,7 @@ from typing import Any
 
 import factory
 
+from ..documents import store_request
 from ..fields import utc_now
 from ..hitl import HumanRequest
 from ..hitl.models import EXPIRED_BY, PRIORITIES
@@ -36,7 +37,6 @@ from ..references.models import SQLITE_STORE
 from ..sessions import Message, Session, ToolExecution
 from ..sessions.schemas import new_session_id
 from ..storage import Storage
-from .fixtures import store_request
 
 # A reference's time to live: seconds or a timedelta; None: never expires.
 _TTL = float | datetime.timedelta | None

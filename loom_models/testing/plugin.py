@@ -39,7 +39,7 @@ import pytest
 
 from loom_models import LoomStorageError, Storage, open_storage
 from loom_models.db import open_database, redact
-from loom_models.testing.fixtures import load_fixture
+from loom_models.documents import load_document
 
 if TYPE_CHECKING:
     from loom_models.hitl import HumanRequestRepository
@@ -65,7 +65,7 @@ def loom_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Sto
             # The module's marks first, the test's own last.
             for mark in reversed(list(request.node.iter_markers("loom_fixture"))):
                 for path in mark.args:
-                    load_fixture(storage, request.path.parent / path)
+                    load_document(storage, request.path.parent / path)
             yield storage
 
 

@@ -1,4 +1,6 @@
-"""JSON fixtures (loom_models.testing.fixtures): loaded whole, checked first, written all or nothing.
+"""Documents of records (loom_models.documents): loaded whole, checked first, written all or nothing.
+
+loom_models.testing's load_fixture is the same function, under the name a test suite uses.
 
 On the suite's backend, through the plugin's `loom_storage`; what was written is
 checked through raw SQL.
@@ -12,10 +14,10 @@ import json
 import pytest
 
 from loom_models import ConflictError, ValidationError, open_storage
+from loom_models.documents import is_document
 from loom_models.hitl import HumanRequestSchema
 from loom_models.references import ReferenceType
 from loom_models.testing import SessionFactory, load_fixture
-from loom_models.testing.fixtures import is_fixture
 
 UTC = datetime.timezone.utc
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
@@ -240,8 +242,8 @@ def test_every_key_is_optional(loom_storage):
 
 
 def test_a_fixture_is_told_from_an_exported_session():
-    assert is_fixture(SAMPLE) and is_fixture({"references": []})
-    assert not is_fixture(SAMPLE["sessions"][0]) and not is_fixture([]) and not is_fixture("sessions")
+    assert is_document(SAMPLE) and is_document({"references": []})
+    assert not is_document(SAMPLE["sessions"][0]) and not is_document([]) and not is_document("sessions")
 
 
 # -- bad input: nothing is written ------------------------------------------------------------
@@ -258,7 +260,7 @@ def spoiled(kind: str, index: int, **changes) -> dict:
 @pytest.mark.parametrize(
     ("document", "named"),
     [
-        (["sessions"], "fixture: Must be a JSON object"),
+        (["sessions"], "document: Must be a JSON object"),
         ({"sessions": [], "session": []}, "session: Unknown key"),
         ({"sessions": {"id": "s"}}, "sessions: Must be a list"),
         ({"requests": ["req_1"]}, "requests: 0: Must be a JSON object"),

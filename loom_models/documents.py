@@ -1,13 +1,15 @@
-"""JSON fixtures: sample data a project commits, loaded into a store in one go.
+"""Documents: a store's records as one JSON object, checked whole, then written in one go.
 
-    from loom_models.testing import load_fixture
+    from loom_models.documents import load_document
 
-    loaded = load_fixture(storage, "tests/data/sample.json")    # or the document itself
+    loaded = load_document(storage, "records.json")     # or the document itself
     [session.id for session in loaded.sessions]
 
-    loom-db import tests/data/sample.json                        # the same from the shell
+    loom-db import records.json                         # the same from the shell
 
-A fixture is one JSON object; each key is optional:
+Applications import records with it; test suites load their sample data with
+it (loom_models.testing calls it a fixture). A document is one JSON object;
+each key is optional:
 
     {
       "sessions": [
@@ -27,12 +29,12 @@ A fixture is one JSON object; each key is optional:
     }
 
 - `sessions`: each as `loom-db export` (SessionRepository.export_session) writes
-  it; ids and times are kept, messages and tool executions get new row ids, and
-  the totals are the sum of the messages.
+  it, a SessionDocumentSchema; ids and times are kept, messages and tool
+  executions get new row ids, and the totals are the sum of the messages.
 - `requests`: HumanRequestSchema fields, as HumanRequestSchema().dump writes them,
   and a `status` (pending when absent). A request is filed as given, then brought
   to its status: approved, rejected or responded (with `response`, `responded_by`
-  and `response_data`) by answering it as the fixture loads, which the store only
+  and `response_data`) by answering it as the document loads, which the store only
   allows before its deadline, so leave `created_at` out of a decided request or
   give it a `timeout_ms` that reaches past the load; `responded_at` is the load
   time. An expired request needs a deadline already past.
@@ -50,7 +52,6 @@ import base64
 import binascii
 import contextlib
 import dataclasses
-import functools
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -59,20 +60,19 @@ from typing import Any
 import marshmallow
 from marshmallow import fields
 
-from ..calls import storage_call
-from ..errors import ValidationError
-from ..fields import utc_now
-from ..hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema, ResponseSchema
-from ..hitl.models import ANSWERS, STATUSES
-from ..references import Reference, ReferenceType, StoreSchema
-from ..sessions import MessageSchema, Session, SessionSchema, ToolExecutionSchema
-from ..storage import Storage
-from ..validation import Text, load
+from .calls import storage_call
+from .errors import ValidationError
+from .fields import utc_now
+from .hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema, ResponseSchema
+from .hitl.models import ANSWERS, STATUSES
+from .references import Reference, ReferenceType, StoreSchema
+from .sessions import Session, SessionDocumentSchema
+from .storage import Storage
+from .validation import Text, load
 
 KINDS = ("sessions", "requests", "references")
 
-_SESSION = SessionSchema()
-_SESSION_ROWS = {"messages": MessageSchema(), "tool_executions": ToolExecutionSchema()}
+_SESSION = SessionDocumentSchema()
 _REQUEST = HumanRequestSchema()
 _RESPONSE = ResponseSchema()
 _STORE = StoreSchema()
@@ -85,23 +85,23 @@ _DECIDED_TOO_LATE = (
 
 
 @dataclasses.dataclass
-class LoadedFixture:
-    """What load_fixture wrote, as the repositories returned it."""
+class LoadedDocument:
+    """What load_document wrote, as the repositories returned it."""
 
     sessions: list[Session]
     requests: list[HumanRequest]
     references: list[Reference]
 
 
-def is_fixture(document: Any) -> bool:
-    """Whether a JSON document is a fixture rather than one exported session."""
+def is_document(document: Any) -> bool:
+    """Whether a JSON document holds records of several kinds, rather than one exported session."""
     return isinstance(document, Mapping) and any(kind in document for kind in KINDS)
 
 
-def load_fixture(storage: Storage, source: str | os.PathLike | Mapping) -> LoadedFixture:
-    """Check a fixture (a file's path, or the document), then write all of it or nothing.
+def load_document(storage: Storage, source: str | os.PathLike | Mapping) -> LoadedDocument:
+    """Check a document (a file's path, or the document), then write all of it or nothing.
 
-    load_fixture(storage, "tests/data/sample.json").requests[0].status
+    load_document(storage, "records.json").requests[0].status
     """
     document = _read(source) if isinstance(source, (str, os.PathLike)) else source
     return _write(storage, *_checked(document))
@@ -136,9 +136,9 @@ def _read(path: str | os.PathLike) -> Any:
 
 
 @storage_call
-def _write(storage: Storage, sessions: list, requests: list, references: list) -> LoadedFixture:
+def _write(storage: Storage, sessions: list, requests: list, references: list) -> LoadedDocument:
     with _all_or_nothing(storage):
-        return LoadedFixture(
+        return LoadedDocument(
             [storage.sessions.import_session(session) for session in sessions],
             [store_request(storage.hitl, request, status, **answer) for request, status, answer in requests],
             [storage.references.store(**reference) for reference in references],
@@ -155,12 +155,12 @@ def _all_or_nothing(storage: Storage) -> Iterator[None]:
 
 
 def _checked(document: Any) -> tuple[list, list, list]:
-    """The sessions, requests and references of a fixture, each checked, ready to write."""
+    """The sessions, requests and references of a document, each checked, ready to write."""
     if not isinstance(document, Mapping):
-        raise ValidationError({"fixture": ["Must be a JSON object with sessions, requests or references."]})
+        raise ValidationError({"document": ["Must be a JSON object with sessions, requests or references."]})
     unknown = sorted(set(document) - set(KINDS))
     if unknown:
-        raise ValidationError({key: ["Unknown key: a fixture holds %s." % ", ".join(KINDS)] for key in unknown})
+        raise ValidationError({key: ["Unknown key: a document holds %s." % ", ".join(KINDS)] for key in unknown})
     return (
         _each(document.get("sessions", []), "sessions", _session),
         _each(document.get("requests", []), "requests", _request),
@@ -183,26 +183,15 @@ def _each(items: Any, name: str, check: Callable[[Mapping], Any]) -> list:
     return checked
 
 
-def _loadable(schema: marshmallow.Schema, values: Mapping) -> dict:
-    # What the store assigns (row ids, totals, the decision) is exported but not loaded.
-    return {k: v for k, v in values.items() if k not in schema.fields or not schema.fields[k].dump_only}
-
-
-def _row(schema: marshmallow.Schema, row: Mapping) -> dict:
-    return load(schema, _loadable(schema, row))
-
-
 def _session(document: Mapping) -> Mapping:
     """An exported session, checked as import_session will check it; written as it is."""
-    for name, schema in _SESSION_ROWS.items():
-        _each(document.get(name, []), name, functools.partial(_row, schema))
-    _row(_SESSION, {k: v for k, v in document.items() if k not in _SESSION_ROWS})
+    load(_SESSION, document)
     return document
 
 
 def _request(item: Mapping) -> tuple[dict, str, dict]:
     """The request to file, the status to bring it to, and the answer that does."""
-    request = _loadable(_REQUEST, item)
+    request = {k: v for k, v in item.items() if k not in _REQUEST.fields or not _REQUEST.fields[k].dump_only}
     values = load(_REQUEST, request)
     status = item.get("status", "pending")
     if status not in STATUSES:
@@ -218,7 +207,7 @@ def _request(item: Mapping) -> tuple[dict, str, dict]:
 
 
 def _answer(item: Mapping, request_type: str) -> dict:
-    """respond_to_request's arguments for a decided request of a fixture."""
+    """respond_to_request's arguments for a decided request of a document."""
     answer = load(_RESPONSE, {k: item[k] for k in ("status", "response", "responded_by", "response_data") if k in item})
     if answer["status"] not in ANSWERS[request_type]:
         answers = " or ".join(ANSWERS[request_type])
@@ -236,8 +225,8 @@ class _Base64Bytes(fields.Field):
             raise self.make_error("invalid") from None
 
 
-class _FixtureReferenceSchema(marshmallow.Schema):
-    """A reference in a fixture: `data` (text, stored as UTF-8) or `data_base64`, a type name, a ttl."""
+class _DocumentReferenceSchema(marshmallow.Schema):
+    """A reference in a document: `data` (text, stored as UTF-8) or `data_base64`, a type name, a ttl."""
 
     data = Text()
     data_base64 = _Base64Bytes()
@@ -255,9 +244,9 @@ class _FixtureReferenceSchema(marshmallow.Schema):
         return {**data, "data": content}
 
 
-_FIXTURE_REFERENCE = _FixtureReferenceSchema()
+_DOCUMENT_REFERENCE = _DocumentReferenceSchema()
 
 
 def _reference(item: Mapping) -> dict:
-    """store()'s arguments for a reference of a fixture."""
-    return load(_STORE, load(_FIXTURE_REFERENCE, item))
+    """store()'s arguments for a reference of a document."""
+    return load(_STORE, load(_DOCUMENT_REFERENCE, item))
