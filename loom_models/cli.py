@@ -717,20 +717,21 @@ def demo(target, count):
     Each session has four messages and a tool execution, a request to a person
     (pending, approved, expired, answered or rejected) and a reference.
     """
+    try:  # here: factory_boy and Faker are an extra, and slower to import than most commands run
+        from .testing import factories
+    except ImportError as error:
+        raise click.ClickException(
+            "loom-db demo makes its sample data with factory_boy and Faker, which are not installed here:"
+            " pip install 'loom-models[testing]'"
+        ) from error
     with target.storage(create=True) as storage:
-        _add_samples(storage, count)
+        for index in range(count):
+            session = factories.SessionFactory.create(storage=storage, messages=4, tool_executions=1)
+            state = _DEMO_REQUESTS[index % len(_DEMO_REQUESTS)]
+            factories.HumanRequestFactory.create(storage=storage, session=session, **state)
+            factories.ReferenceFactory.create(storage=storage, expiring=index % 2 == 1)
         document = _stats(storage)
     _emit(target, document, ["Added %d sample sessions to %s" % (count, target.where()), *_stats_lines(document)])
-
-
-def _add_samples(storage: Storage, count: int) -> None:
-    # Imported here: factory_boy and Faker take longer to import than most commands take to run.
-    from .testing.factories import HumanRequestFactory, ReferenceFactory, SessionFactory
-
-    for index in range(count):
-        session = SessionFactory.create(storage=storage, messages=4, tool_executions=1)
-        HumanRequestFactory.create(storage=storage, session=session, **_DEMO_REQUESTS[index % len(_DEMO_REQUESTS)])
-        ReferenceFactory.create(storage=storage, expiring=index % 2 == 1)
 
 
 # -- output ----------------------------------------------------------------------------------

@@ -58,3 +58,27 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
         "hitl ['0001_reference_schema', '0002_pending_indexes', '0003_decided_index']",
         "references ['0001_reference_schema', '0002_listing_index']",
     ]
+
+
+def test_the_library_and_its_command_line_import_no_test_library(tmp_path):
+    imported = run(
+        sys.executable,
+        "-c",
+        "import sys, loom_models, loom_models.cli, loom_models.documents\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'factory', 'faker', 'pytest'}))",
+    )
+    assert imported.strip() == "[]"
+
+
+def test_demo_without_the_testing_extra_says_how_to_install_it(tmp_path):
+    script = (
+        "import sys\n"
+        "sys.modules['factory'] = None  # as if factory_boy were not installed\n"
+        "from loom_models.cli import main\n"
+        "main(['--data-dir', sys.argv[1], 'demo'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path / "data")], capture_output=True, text=True)
+
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "pip install 'loom-models[testing]'" in done.stderr
+    assert not (tmp_path / "data").exists()

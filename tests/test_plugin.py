@@ -196,9 +196,11 @@ def test_importing_the_plugin_imports_no_factories():
     assert output.strip() == "[]"
 
 
-def test_the_package_declares_the_plugin_and_factory_boy():
+def test_the_package_declares_the_plugin_and_factory_boy_as_the_testing_extra():
     from importlib.metadata import entry_points, requires
 
     plugins = {entry.name: entry.value for entry in entry_points(group="pytest11")}
     assert plugins["loom_models"] == "loom_models.testing.plugin"
-    assert any(r.startswith("factory-boy>=3.3") and "extra" not in r for r in requires("loom-models"))
+    factory_boy = [r for r in requires("loom-models") if r.startswith("factory-boy>=3.3")]
+    assert factory_boy and all("extra ==" in r for r in factory_boy)
+    assert any('extra == "testing"' in r for r in factory_boy)
