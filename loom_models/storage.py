@@ -14,6 +14,8 @@ backups and fixtures ask it.
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import os
 import stat
 import warnings
@@ -25,6 +27,7 @@ from .calls import storage_call
 from .db import open_database, redact
 from .errors import ValidationError
 from .hitl import HumanRequestRepository
+from .hitl.models import PRIORITIES
 from .references import ReferenceRepository
 from .repository import Repository
 from .sessions import SessionRepository
@@ -82,6 +85,22 @@ class Storage:
         for repository in self.repositories:
             grouped.setdefault(id(repository.database), (repository.database, []))[1].append(repository)
         return list(grouped.values())
+
+    def stats(self) -> dict:
+        """Every domain's figures, JSON-ready: sessions and their totals, requests by status and priority, references.
+
+        storage.stats()["requests"]["pending_by_priority"]["critical"]
+        """
+        pending = collections.Counter(request.priority for request in self.hitl.list_pending())
+        references = self.references.stats()
+        return {
+            "sessions": dataclasses.asdict(self.sessions.get_stats()),
+            "requests": {
+                "by_status": self.hitl.get_stats(),
+                "pending_by_priority": {priority: pending[priority] for priority in reversed(PRIORITIES)},
+            },
+            "references": {"count": references.active_refs, "bytes": references.current_bytes},
+        }
 
     def __repr__(self) -> str:
         return "<Storage %s>" % self._where

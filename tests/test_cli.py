@@ -732,7 +732,7 @@ def test_prune_dry_run_lists_what_it_would_delete_and_deletes_nothing(store, mon
     assert document["request_ids"] == [decided.id]
     assert (store.count("sessions", "sessions"), store.count("sessions", "messages")) == (3, 2)
     assert store.count("hitl", "human_requests") == 1
-    monkeypatch.setattr(cli, "_LISTED", 1)
+    monkeypatch.setattr(cli.records, "_LISTED", 1)
     assert "... and 2 more (--json lists them all)" in ok(store("prune", "--older-than", "30d", "--dry-run")).stdout
 
 

@@ -1,0 +1,220 @@
+"""loom-db: look after a Loom store from the shell.
+
+    loom-db init                                  # ./loom-data, or $LOOM_DATA_DIR
+    loom-db demo --sessions 10                    # sample data, then the stats
+    loom-db --data-dir /srv/loom stats
+    loom-db migrate --dry-run; loom-db migrate; loom-db migrate status
+    loom-db migrate --to 0003_search --database sessions
+    loom-db check && loom-db backup /srv/backups --keep-days 14
+    loom-db restore /srv/backups/loom-20261126T120000Z    # a whole set, or one of its files
+    loom-db prune --older-than 30d --dry-run
+    loom-db export sess_1 > sess_1.json; loom-db import sess_1.json
+    loom-db import records.json                   # sessions, requests, references (documents.py)
+    loom-db --database-url postgresql://loom@127.0.0.1/loom --json stats
+
+Global options come before the command. Each command prints a table, or with
+--json exactly one JSON document on stdout. An expected error prints one line on
+stderr and exits with the code of its class (EXIT_CODES); a usage error, one
+line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import logging
+import os
+import re
+
+import click
+
+from ..calls import storage_call
+from ..db import redact
+from ..errors import (
+    ConflictError,
+    DatabaseCorruptError,
+    DatabaseLockedError,
+    DatabaseUnavailableError,
+    DiskFullError,
+    ExpiredError,
+    ForeignKeyConstraintError,
+    LoomStorageError,
+    NotFoundError,
+    NotWritableError,
+    SchemaMismatchError,
+    ValidationError,
+)
+from ..storage import DOMAINS, Storage, open_storage
+
+# One row per error class, the most specific first: its exit code and what to do.
+# click's own usage errors exit with 2.
+EXIT_CODES = (
+    (NotFoundError, 3, "Check the id or the path."),
+    (ValidationError, 4, "Correct the input and try again."),
+    (ConflictError, 5, "It exists already or is in use: choose another id, or stop what uses it."),
+    (ExpiredError, 6, "It is past its deadline."),
+    (DatabaseLockedError, 7, "Another process holds the database: try again in a moment."),
+    (ForeignKeyConstraintError, 8, "It refers to a row that does not exist."),
+    (DatabaseCorruptError, 9, "Restore the database from a backup with `loom-db restore`."),
+    (DiskFullError, 10, "Free some disk space and try again."),
+    (SchemaMismatchError, 11, "Run `loom-db migrate` (or upgrade loom-models if the database is newer)."),
+    (NotImplementedError, 12, "This command needs a SQLite data directory (--data-dir)."),
+    (DatabaseUnavailableError, 13, "Check that the server is running and the URL's host and port, then try again."),
+    (NotWritableError, 14, "Let the user running this write those files and their directory (see `ls -l`)."),
+    (LoomStorageError, 1, "`loom-db check` looks for problems."),
+)
+
+_DURATION = re.compile(r"(\d+)([dhm])")
+_DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+
+
+def exit_code(error: BaseException) -> tuple[int, str]:
+    """The exit code and the advice for an error: its own advice, else its class's in EXIT_CODES.
+
+    exit_code(NotFoundError("session not found: s"))   # (3, 'Check the id or the path.')
+    """
+    code, advice = next((code, advice) for cls, code, advice in EXIT_CODES if isinstance(error, cls))
+    return code, getattr(error, "advice", None) or advice
+
+
+@dataclasses.dataclass
+class Target:
+    """What the command works on: a data directory of SQLite files, or one database URL."""
+
+    data_dir: str
+    database_url: str | None
+    json: bool
+
+    def storage(self, *, create: bool = False) -> Storage:
+        """The store, whose schemas must be current unless `create` may make and migrate it.
+
+            with target.storage() as storage: storage.sessions.get_stats()
+
+        No garbage collector runs: a command is over before one would be due.
+        """
+        if not create:
+            self.require_databases()
+        data_dir = None if self.database_url is not None else self.data_dir
+        return open_storage(data_dir, database_url=self.database_url, gc_interval=0, migrate=create)
+
+    def repositories(self, *, create: bool = False) -> Storage:
+        """The repositories over the databases as they are, to migrate or inspect them.
+
+        with target.repositories(create=True) as storage: storage.sessions.migrate()
+        """
+        if not create:
+            self.require_databases()
+        return Storage.wire(None if self.database_url else self.data_dir, database_url=self.database_url)
+
+    @contextlib.contextmanager
+    def repository(self, domain: str):
+        """One domain's repository alone, its schema current: another domain's damaged database is no matter.
+
+        with target.repository("references") as references: references.collect_garbage()
+        """
+        if self.database_url is None and not os.path.exists(self.path(domain)):
+            raise NotFoundError("no database at %s (`loom-db init` creates one)" % self.path(domain))
+        with DOMAINS[domain].open(self.database_url or self.path(domain), migrate=False) as repository:
+            yield repository
+
+    def path(self, domain: str) -> str:
+        return os.path.join(self.data_dir, DOMAINS[domain].file)
+
+    def require_data_dir(self, command: str) -> str:
+        if self.database_url is not None:
+            raise NotImplementedError("%s is not available for a database URL (PostgreSQL has pg_dump)" % command)
+        return self.data_dir
+
+    def where(self) -> str:
+        """The store's place, without the password a URL may hold."""
+        return self.data_dir if self.database_url is None else redact(self.database_url)
+
+    def require_databases(self) -> None:
+        # Only init and demo create a store: a mistyped --data-dir must not become an empty one.
+        if self.database_url is None:
+            for domain in DOMAINS:
+                if not os.path.exists(self.path(domain)):
+                    raise NotFoundError("no database at %s (`loom-db init` creates one)" % self.path(domain))
+
+
+class _Group(click.Group):
+    """A click group that reports an expected error, or a usage error, in one line, with its exit code."""
+
+    def make_context(self, *args, **kwargs):
+        with _usage_in_one_line():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        try:
+            with _usage_in_one_line():
+                return storage_call(super().invoke)(ctx)
+        except (LoomStorageError, NotImplementedError) as error:
+            code, advice = exit_code(error)
+            click.echo("Error: %s. %s" % (" ".join(str(error).split()).rstrip("."), advice), err=True)
+            ctx.exit(code)
+
+
+class _OneLineUsageError(click.UsageError):
+    """A usage error shown in one line, saying where the usage is, rather than with the whole usage."""
+
+    def show(self, file=None):
+        where = self.ctx.command_path if self.ctx is not None else "loom-db"
+        click.echo("Error: %s (see `%s --help`)" % (self.format_message().rstrip("."), where), file=file, err=True)
+
+
+@contextlib.contextmanager
+def _usage_in_one_line():
+    try:
+        yield
+    except click.UsageError as error:
+        if isinstance(error, _OneLineUsageError):
+            raise
+        raise _OneLineUsageError(error.format_message(), error.ctx) from None
+
+
+class Duration(click.ParamType):
+    """A span of time: a whole number of days, hours or minutes (30d, 12h, 90m)."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, datetime.timedelta):
+            return value
+        match = _DURATION.fullmatch(str(value).strip())
+        try:
+            if match:
+                return datetime.timedelta(**{_DURATION_UNITS[match[2]]: int(match[1])})
+        except OverflowError:
+            pass
+        self.fail("%r is not a duration such as 30d, 12h or 90m" % value, param, ctx)
+
+
+@click.group(name="loom-db", cls=_Group)
+@click.option(
+    "--data-dir",
+    envvar="LOOM_DATA_DIR",
+    default="loom-data",
+    show_default="$LOOM_DATA_DIR, else loom-data",
+    type=click.Path(file_okay=False),
+    help="The directory of the SQLite databases.",
+)
+@click.option("--database-url", metavar="URL", help="A PostgreSQL database holding every domain instead.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document instead of tables.")
+@click.version_option(package_name="loom-models")
+@click.pass_context
+def main(ctx, data_dir, database_url, as_json):
+    """Look after a Loom store: migrate, check, back up, restore, prune, export."""
+    if database_url is not None and ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError("give --data-dir or --database-url, not both")
+    if database_url is not None and "://" not in database_url:
+        # open_database would take it for a file name and create that file.
+        raise click.BadParameter("must be a URL such as postgresql://user@host/db", param_hint="--database-url")
+    ctx.obj = Target(data_dir, database_url, as_json)
+    # What the library logs (a copy taken, a backup deleted) each command prints
+    # itself: Python's last-resort handler would print it twice.
+    logging.getLogger("loom_models").addHandler(logging.NullHandler())
+
+
+# The commands join `main` as their modules are imported.
+from . import backups, records, schema, upkeep  # noqa: E402, F401

@@ -1,0 +1,120 @@
+"""loom-db backup, restore and dump: copies of the store, and putting them back."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import click
+
+from .. import backup as backups
+from ..storage import DOMAINS
+from . import main
+from .output import copy_progress, emit, progress
+
+# -- backups -------------------------------------------------------------------------------
+
+
+@main.command(name="backup")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option(
+    "--keep-days",
+    type=click.IntRange(0, backups.MAX_KEEP_DAYS),
+    default=7,
+    show_default=True,
+    help="Then delete the backups in DIRECTORY taken more than this many days ago (each is named).",
+)
+@click.pass_obj
+def backup_command(target, directory, keep_days):
+    """Back up every database into DIRECTORY as one verified set, loom-<UTC time>/.
+
+    A damaged database does not stop the others: they are saved in a set named
+    loom-<UTC time>.incomplete, the damaged one is named, the command exits
+    non-zero and deletes no older backup.
+    """
+    data_dir = target.require_data_dir("backup")
+    target.require_databases()
+    with progress("backup", 100 * len(DOMAINS)) as advance:
+        run = backups.backup_set(data_dir, directory, keep_days=keep_days, progress=copy_progress(advance))
+    failed = {name: str(error) for name, error in run.failed.items()}
+    document = {"directory": run.directory, "written": run.written, "failed": failed, "pruned": run.pruned}
+    lines = ["Wrote %s" % path for path in run.written]
+    lines += ["Deleted %s (taken more than %d days ago)" % (path, keep_days) for path in run.pruned]
+    emit(target, {**document, "keep_days": keep_days}, lines)
+    error = run.error()
+    if error is not None:
+        raise error
+
+
+@main.command()
+@click.argument("backup", metavar="FILE|SET", type=click.Path(exists=True))
+@click.option(
+    "--database",
+    type=click.Choice(list(DOMAINS)),
+    help="The database FILE holds; by default, told by its name (sessions..., hitl...).",
+)
+@click.pass_obj
+def restore(target, backup, database):
+    """Replace a database with a backup FILE, or every database with a backup SET (a loom-<time>/ directory).
+
+    A set is restored whole or not at all. Nothing may have the store open.
+    Each database replaced is kept beside itself first (named in the output).
+    """
+    data_dir = target.require_data_dir("restore")
+    os.makedirs(data_dir, mode=0o700, exist_ok=True)
+    if os.path.isdir(backup):
+        if database:
+            raise click.UsageError("--database is for a single FILE; a SET restores every database")
+        with progress("restore", 100 * len(DOMAINS)) as advance:
+            kept = backups.restore_set(backup, data_dir, progress=copy_progress(advance))
+    else:
+        path = target.path(database or _domain_of(backup))
+        with progress("restore", 100) as advance:
+            kept = {path: backups.restore(backup, path, progress=copy_progress(advance))}
+    lines = ["Restored %s from %s" % (path, backup) for path in kept]
+    lines += ["The database it replaced is kept as %s" % copy for copy in kept.values() if copy]
+    document = {"restored": backup, "databases": [{"database": path, "kept": copy} for path, copy in kept.items()]}
+    emit(target, document, lines)
+
+
+def _domain_of(backup_file: str) -> str:
+    name = os.path.basename(backup_file)
+    found = [domain for domain in DOMAINS if name.startswith(domain)]
+    if not found:
+        raise click.UsageError("cannot tell which database %s holds: give --database %s" % (name, "|".join(DOMAINS)))
+    return found[0]
+
+
+@main.command()
+@click.argument("directory", required=False, type=click.Path(file_okay=False))
+@click.pass_obj
+def dump(target, directory):
+    """Write each database as SQL: to DIRECTORY/<name>.sql (mode 0600), or to stdout as it is read.
+
+    The dump reads one snapshot; while it runs, the WAL is not checkpointed past it.
+    """
+    target.require_data_dir("dump")
+    with target.repositories() as storage:
+        databases = {domain: getattr(storage, domain).database for domain in DOMAINS}
+        if directory is not None:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            paths = [backups.dump_sql(db, os.path.join(directory, "%s.sql" % d)) for d, db in databases.items()]
+            emit(target, {"written": paths}, ["Wrote %s" % path for path in paths])
+        elif target.json:
+            _stream_json({domain: backups.iter_dump(database) for domain, database in databases.items()})
+        else:
+            for domain, database in databases.items():
+                click.echo("-- %s" % DOMAINS[domain].file)
+                for statement in backups.iter_dump(database):
+                    click.echo(statement)
+
+
+def _stream_json(texts: dict) -> None:
+    """Print {key: the text of its lines} as one JSON document, a line at a time: memory stays flat."""
+    click.echo("{")
+    for index, (key, lines) in enumerate(texts.items()):
+        click.echo('  %s: "' % json.dumps(key), nl=False)
+        for line in lines:
+            click.echo(json.dumps(line + "\n")[1:-1], nl=False)
+        click.echo('"' + ("," if index < len(texts) - 1 else ""))
+    click.echo("}")
