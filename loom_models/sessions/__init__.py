@@ -1,7 +1,7 @@
 """The sessions domain: sessions.db."""
 
-from .models import Message, Session, ToolExecution
-from .repository import SessionRepository, SessionStats
+from .models import Message, Session, SessionStats, ToolExecution
+from .repository import SessionRepository
 from .schemas import MessageSchema, SessionDocumentSchema, SessionSchema, ToolExecutionSchema
 
 __all__ = [

@@ -9,6 +9,8 @@ The columns are the reference implementation's (REFERENCE-FORMAT.md): times in
 INTEGER seconds, JSON values in `*_json` columns.
 """
 
+import dataclasses
+
 import peewee
 
 from ..base import BaseModel
@@ -69,3 +71,14 @@ class ToolExecution(BaseModel):
 
     class Meta:
         table_name = "tool_executions"
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionStats:
+    """SessionRepository.get_stats(): counts and totals of the whole store."""
+
+    session_count: int
+    message_count: int
+    tool_execution_count: int
+    total_cost_usd: float
+    total_tokens: int

@@ -18,10 +18,8 @@ in the transaction that inserts it, so they stay exact with many writers.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,18 +28,13 @@ from peewee import Tuple
 
 from ..base import bind_models
 from ..calls import repository_call
-from ..errors import (
-    ConflictError,
-    ForeignKeyConstraintError,
-    NotFoundError,
-    ValidationError,
-)
+from ..errors import ConflictError, ForeignKeyConstraintError, NotFoundError, ValidationError
 from ..fields import utc_now
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_positive, cutoff_time, fields_set, input_of, load
-from .models import Message, Session, ToolExecution
+from .models import Message, Session, SessionStats, ToolExecution
 from .schemas import MessageSchema, SessionDocumentSchema, SessionSchema, ToolExecutionSchema
-from .statements import SessionStatements
+from .statements import SessionStatements, row_value
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -58,24 +51,6 @@ _INSERT_BATCH = 500
 _UPDATABLE = ("name", "agent_id", "parent_session_id", "context")
 # What a child session sees of its parent's messages.
 _SHARED = ("coordinator", "shared")
-# A search looks for words; anything else in a query is no syntax.
-_WORD = re.compile(r"\w+")
-# Words too common to tell messages apart: a question's "what is the" would make
-# the search rank nearly every message. PostgreSQL's english configuration drops
-# the same kind of words.
-_STOPWORDS = frozenset(
-    "a an and are as at be but by do does for from has have how i in is it of on or "
-    "that the this to was what when where which who why will with you".split()
-)
-
-
-@dataclasses.dataclass(frozen=True)
-class SessionStats:
-    session_count: int
-    message_count: int
-    tool_execution_count: int
-    total_cost_usd: float
-    total_tokens: int
 
 
 # What each call's result tells its span (calls.repository_call).
@@ -155,7 +130,7 @@ class SessionRepository(Repository):
             query = query.where(S.updated_at < cutoff_time(updated_before))
         if before is not None:
             order = (S.updated_at, S.id)
-            query = query.where(Tuple(*order) < _row(order, self._session_position(before)))
+            query = query.where(Tuple(*order) < row_value(order, self._session_position(before)))
         return list(query)
 
     @repository_call(ids=("session_id",), tells=_message_facts)
@@ -185,7 +160,7 @@ class SessionRepository(Repository):
             self._add_to_totals(session_id, rows)
             for start in range(0, len(rows), _INSERT_BATCH):
                 batch = rows[start : start + _INSERT_BATCH]
-                values = _values(self._sql.message_fields, session_id, batch)
+                values = self._sql.message_values(session_id, batch)
                 inserted = self._sql.insert_messages(len(batch)).rows(*values)
                 ids.extend(i for (i,) in inserted)
         # Ids come from an increasing sequence in insertion order.
@@ -205,9 +180,9 @@ class SessionRepository(Repository):
             if limit is None:
                 return self._sql.messages.models(session=session_id)
             return self._sql.latest_messages.models(session=session_id, limit=check_limit(limit))[::-1]
-        order = self._chronological()
-        query = self._messages_of(session_id)
-        query = query.where(Tuple(*order) < _row(order, self._message_position(session_id, before_id)))
+        order = self._sql.chronological
+        query = self._sql.of_session(session_id)
+        query = query.where(Tuple(*order) < row_value(order, self._message_position(session_id, before_id)))
         if limit is None:
             return list(query.order_by(*order))
         return list(query.order_by(*[f.desc() for f in order]).limit(check_limit(limit)))[::-1]
@@ -303,8 +278,8 @@ class SessionRepository(Repository):
         if session.parent_session_id is None:
             return []
         M = self.Message
-        query = self._messages_of(session.parent_session_id).where(M.session_context.in_(_SHARED))
-        return list(query.order_by(*self._chronological()))
+        query = self._sql.of_session(session.parent_session_id).where(M.session_context.in_(_SHARED))
+        return list(query.order_by(*self._sql.chronological))
 
     @repository_call(ids=("agent_id",))
     def load_messages_for_agent(self, agent_id: str, limit: int | None = None) -> list[Message]:
@@ -325,8 +300,8 @@ class SessionRepository(Repository):
             wanted |= M.session.in_(parents) & M.session_context.in_(_SHARED)
         query = M.select().where(wanted)
         if limit is None:
-            return list(query.order_by(*self._chronological()))
-        latest = query.order_by(*[f.desc() for f in self._chronological()]).limit(check_limit(limit))
+            return list(query.order_by(*self._sql.chronological))
+        latest = query.order_by(*[f.desc() for f in self._sql.chronological]).limit(check_limit(limit))
         return list(latest)[::-1]
 
     @repository_call(ids=("session_id", "agent_id"))
@@ -343,14 +318,11 @@ class SessionRepository(Repository):
         if not isinstance(query, str):
             raise ValidationError({"query": ["Must be a string."]})
         check_positive(limit, "limit")
-        words = _WORD.findall(query)
-        words = [w for w in words if w.lower() not in _STOPWORDS] or words
-        if not words:
-            return []
         for name, value in (("session_id", session_id), ("agent_id", agent_id)):
             if value is not None:
                 check_id(value, name)
-        return list(self._sql.search(words, session_id, agent_id).limit(limit))
+        found = self._sql.search(query, session_id, agent_id)
+        return [] if found is None else list(found.limit(limit))
 
     @repository_call(ids=("session_id",))
     def export_session(self, session_id: str) -> dict:
@@ -398,18 +370,12 @@ class SessionRepository(Repository):
         if not updated.rowcount:
             raise ForeignKeyConstraintError("session not found: %s" % session_id)
 
-    def _messages_of(self, session_id: str) -> peewee.ModelSelect[Message]:
-        return self.Message.select().where(self.Message.session == session_id)
-
-    def _chronological(self) -> tuple[peewee.Field, peewee.Field]:
-        return (self.Message.timestamp, self.Message.id)
-
     @repository_call(span=False)
     def _messages_after(self, session_id: str, position: tuple | None, batch_size: int) -> list[Message]:
-        query = self._messages_of(session_id)
+        query = self._sql.of_session(session_id)
         if position is not None:
-            query = query.where(Tuple(*self._chronological()) > _row(self._chronological(), position))
-        return list(query.order_by(*self._chronological()).limit(batch_size))
+            query = query.where(Tuple(*self._sql.chronological) > row_value(self._sql.chronological, position))
+        return list(query.order_by(*self._sql.chronological).limit(batch_size))
 
     def _message_position(self, session_id: str, message_id: int) -> tuple:
         M = self.Message
@@ -428,13 +394,3 @@ class SessionRepository(Repository):
         if found is None:
             raise NotFoundError("session not found: %s" % session_id)
         return (found.updated_at, found.id)
-
-
-def _values(fields: list[peewee.Field], session_id: str, rows: list[dict]) -> list:
-    """The values of messages' rows for insert_messages, field after field, row after row."""
-    return [session_id if field.name == "session" else row[field.name] for row in rows for field in fields]
-
-
-def _row(fields: tuple, values: tuple) -> Tuple:
-    """The row value `values`, each as its field's column stores it (for keyset pages)."""
-    return Tuple(*(field.db_value(value) for field, value in zip(fields, values, strict=True)))

@@ -12,6 +12,7 @@ Each statement's parameters convert their values as their fields do
 from __future__ import annotations
 
 import functools
+import re
 from typing import TYPE_CHECKING
 
 import peewee
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
 
 # The full-text table of messages' content, where the backend keeps one (SQLite's FTS5).
 SEARCH_INDEX = "messages_fts5"
+# A search looks for words; anything else in a query is no syntax.
+_WORD = re.compile(r"\w+")
+# Words too common to tell messages apart: a question's "what is the" would make
+# the search rank nearly every message. PostgreSQL's english configuration drops
+# the same kind of words.
+_STOPWORDS = frozenset(
+    "a an and are as at be but by do does for from has have how i in is it of on or "
+    "that the this to was what when where which who why will with you".split()
+)
 
 
 class SessionStatements:
@@ -40,6 +50,7 @@ class SessionStatements:
             ).where(S.id == param(S.id))
         )
         self.delete_session = Statement(S.delete().where(S.id == param(S.id)))
+        self.chronological = (M.timestamp, M.id)  # the order of a conversation
         of_session = M.select().where(M.session == param(M.session))
         self.messages = Statement(of_session.order_by(M.timestamp, M.id))
         self.latest_messages = Statement(of_session.order_by(M.timestamp.desc(), M.id.desc()).limit(param("limit")))
@@ -73,8 +84,24 @@ class SessionStatements:
         row = [param(field=field) for field in self.message_fields]
         return Statement(self.M.insert_many([row] * count, fields=self.message_fields).returning(self.M.id))
 
-    def search(self, words: list[str], session_id: str | None, agent_id: str | None) -> peewee.ModelSelect[Message]:
-        """Messages whose content matches any of `words`, best first; of a session, or an agent's sessions."""
+    def of_session(self, session_id: str) -> peewee.ModelSelect[Message]:
+        return self.M.select().where(self.M.session == session_id)
+
+    def message_values(self, session_id: str, rows: list[dict]) -> list:
+        """The values of messages' rows for insert_messages, field after field, row after row."""
+        return [
+            session_id if field.name == "session" else row[field.name] for row in rows for field in self.message_fields
+        ]
+
+    def search(self, text: str, session_id: str | None, agent_id: str | None) -> peewee.ModelSelect[Message] | None:
+        """Messages whose content matches any word of `text`, best first, of a session or an agent's sessions.
+
+        None when `text` has no word. Any text is a query: punctuation, quotes and operators are no syntax.
+        """
+        words = _WORD.findall(text)
+        words = [word for word in words if word.lower() not in _STOPWORDS] or words
+        if not words:
+            return None
         S, M = self.S, self.M
         found: peewee.ModelSelect[Message] = M.select()
         if session_id is not None:
@@ -82,3 +109,8 @@ class SessionStatements:
         if agent_id is not None:
             found = found.where(M.session.in_(S.select(S.id).where(S.agent_id == agent_id)))
         return self.backend.match(found, M.content, SEARCH_INDEX, words)
+
+
+def row_value(fields: tuple, values: tuple) -> peewee.Tuple:
+    """The row value `values`, each as its field's column stores it (for keyset pages)."""
+    return peewee.Tuple(*(field.db_value(value) for field, value in zip(fields, values, strict=True)))
