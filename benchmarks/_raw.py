@@ -8,7 +8,7 @@ Every write is one committed transaction (BEGIN IMMEDIATE, as loom takes the
 write lock up front), a read of two statements one snapshot (BEGIN), batches go
 through executemany, and rows come back as dicts keyed by column, their JSON
 columns decoded. Times stay the integers on disk:
-seconds for sessions and references, milliseconds for hitl (REFERENCE-FORMAT.md).
+seconds for sessions and references, milliseconds for hitl, as the reference implementation writes them.
 The methods take the same plain values as the other stores of bench.py and do
 the work loom's contract implies (totals, upserts, compare-and-set answers), so
 a ratio to raw is the price of loom's validation, models and generality alone.

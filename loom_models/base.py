@@ -7,8 +7,9 @@ database, as playhouse.kv and huey's SqlStorage build models per storage:
     BoundSession, BoundMessage = bind_models(database, [Session, Message])
     isinstance(BoundSession.get_by_id("sess_1"), Session)   # True
 
-so two repositories on two files in one process never share a binding (the
-measured failures of bind_ctx and of plain subclasses are in PEEWEE4.md A8).
+so two repositories on two files in one process never share a binding. (Measured
+with peewee 4: bind_ctx let 2,017 of 4,000 reads of two threads hit the wrong
+file, and a plain subclass per database loads a foreign key from the parent's.)
 """
 
 from __future__ import annotations

@@ -61,8 +61,8 @@ import marshmallow
 from marshmallow import fields
 
 from .calls import storage_call
+from .columns import utc_now
 from .errors import ValidationError
-from .fields import utc_now
 from .hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema, ResponseSchema
 from .hitl.models import ANSWERS, STATUSES
 from .references import Reference, ReferenceType, StoreSchema

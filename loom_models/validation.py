@@ -1,4 +1,6 @@
-"""What the domain schemas share: marshmallow fields for our columns, and input checks.
+"""What the domain schemas share: marshmallow fields for input, and input checks.
+
+(The peewee fields of the columns are columns.py's.)
 
 class NoteSchema(marshmallow.Schema):
     text = Text(required=True)          # a str that any backend can store
@@ -20,8 +22,8 @@ import marshmallow
 import peewee
 from marshmallow import fields
 
+from .columns import UTC, to_utc
 from .errors import ValidationError, translate
-from .fields import UTC, to_utc
 
 MAX_INT64 = 2**63 - 1
 

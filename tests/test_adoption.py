@@ -1,6 +1,6 @@
 """A data directory written by the reference implementation is adopted without loss.
 
-The fixture is built from the reference's DDL (REFERENCE-FORMAT.md), with tables
+The fixture is built from the reference implementation's own DDL, with tables
 of its own, FTS5 indexes kept by triggers, a column added by ALTER TABLE, and rows
 written the way it writes them; then loom_models opens it.
 """

@@ -10,6 +10,7 @@ import base64
 import copy
 import datetime
 import json
+import pathlib
 
 import pytest
 
@@ -27,88 +28,8 @@ TABLES = {
     "references": ("reference_store",),
 }
 
-SAMPLE = {
-    "sessions": [
-        {
-            "id": "sess_1",
-            "name": "Order 42",
-            "agent_id": "support",
-            "context": {"user": "john"},
-            "created_at": "2026-01-01T10:00:00+00:00",
-            "updated_at": "2026-01-01T10:05:00+00:00",
-            "messages": [
-                {
-                    "role": "user",
-                    "content": "Where is my order?",
-                    "token_count": 7,
-                    "timestamp": "2026-01-01T10:00:00+00:00",
-                },
-                {
-                    "role": "assistant",
-                    "content": "On its way.",
-                    "token_count": 5,
-                    "cost_usd": 0.25,
-                    "agent_id": "support",
-                    "timestamp": "2026-01-01T10:01:00+00:00",
-                },
-            ],
-            "tool_executions": [
-                {
-                    "tool_name": "lookup_order",
-                    "input": {"order": 42},
-                    "result": {"status": "shipped"},
-                    "execution_time_ms": 40,
-                    "timestamp": "2026-01-01T10:00:30+00:00",
-                }
-            ],
-        },
-        {"id": "sess_2", "agent_id": "billing"},
-    ],
-    "requests": [
-        {
-            "id": "req_pending",
-            "agent_id": "support",
-            "session_id": "sess_1",
-            "question": "Refund 12 EUR?",
-            "priority": "high",
-            "timeout_ms": 100 * 365 * 24 * 3600 * 1000,
-            "created_at": "2026-01-01T10:02:00+00:00",
-        },
-        {
-            "id": "req_approved",
-            "agent_id": "billing",
-            "session_id": "sess_2",
-            "question": "Waive the fee?",
-            "status": "approved",
-            "response": "Yes",
-            "responded_by": "alice",
-        },
-        {
-            "id": "req_note",
-            "agent_id": "support",
-            "session_id": "sess_1",
-            "question": "Any note?",
-            "request_type": "input",
-            "status": "responded",
-            "response": "VIP",
-            "responded_by": "bob",
-            "response_data": {"tier": "gold"},
-        },
-        {
-            "id": "req_late",
-            "agent_id": "support",
-            "session_id": "sess_1",
-            "question": "Escalate?",
-            "status": "expired",
-            "created_at": "2026-01-01T10:03:00+00:00",
-            "timeout_ms": 60000,
-        },
-    ],
-    "references": [
-        {"data": "quarter,revenue\nQ3,1.12\n", "type": "TOOL_RESULT", "ttl": 3600},
-        {"data_base64": base64.b64encode(PNG_HEADER).decode(), "type": "LARGE_PAYLOAD"},
-    ],
-}
+# The sample data the README's example loads, as a project would commit it.
+SAMPLE = json.loads((pathlib.Path(__file__).parent / "data" / "sample.json").read_text())
 
 
 def sql(storage, domain: str, query: str, *params) -> list[tuple]:

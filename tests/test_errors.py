@@ -1,4 +1,4 @@
-"""The error table of API.md, and the translation of driver errors of both backends."""
+"""The error table (README.md), and the translation of driver errors of both backends."""
 
 import sqlite3
 from pathlib import Path

@@ -19,7 +19,7 @@ from loom_models.sessions import Message, Session, SessionRepository
 
 APPLIED = ["0001_reference_schema", "0002_query_indexes", "0003_search", "0004_search_by_rowid"]
 
-# Column order of REFERENCE-FORMAT.md.
+# Column order of the reference implementation's tables.
 REFERENCE_COLUMNS = {
     "sessions": [
         "id",

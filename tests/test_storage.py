@@ -1,10 +1,7 @@
 """open_storage: the data directory, its permissions, URLs, closing, and the README."""
 
 import os
-import re
 import stat
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -65,18 +62,6 @@ def test_close_twice(tmp_path):
 
     with open_storage(tmp_path) as again:
         assert again.sessions.load_session("s").id == "s"
-
-
-def test_the_readme_examples_run(tmp_path):
-    readme = (ROOT / "README.md").read_text()
-    usage = readme.split("## Use\n", 1)[1].split("\n## ", 1)[0]
-    examples = "\n".join(re.findall(r"```python\n(.*?)```", usage, re.S))
-
-    result = subprocess.run([sys.executable, "-c", examples], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-
-    assert result.returncode == 0, result.stderr
-    assert result.stdout == "12 ['Where is my order?', 'On its way.']\napproved\n"
-    assert (tmp_path / "loom-data" / "sessions.db").exists()
 
 
 def test_a_closed_storage_refuses_calls_instead_of_opening_again(data_store):

@@ -3,15 +3,16 @@
     request = HumanRequest(agent_id="billing", session_id="sess_1",
                            question="Refund 120 EUR to order 42?", priority="high", timeout_ms=60_000)
 
-The columns are the reference implementation's `human_requests` (REFERENCE-FORMAT.md):
-times in INTEGER milliseconds, and `response`, `responded_by` and
-`response_data_json` as '' until the request is answered.
+The columns are those of the reference implementation's `human_requests` (the Go
+Loom platform's, whose files loom_models reads and writes): times in INTEGER
+milliseconds, and `response`, `responded_by` and `response_data_json` as '' until
+the request is answered.
 """
 
 import peewee
 
 from ..base import BaseModel
-from ..fields import JSONField, UnixTimeField
+from ..columns import JSONField, UnixTimeField
 
 REQUEST_TYPES = ("approval", "input", "selection")
 PRIORITIES = ("low", "medium", "high", "critical")

@@ -29,6 +29,7 @@ from peewee import SQL, fn
 
 from ..base import bind_models
 from ..calls import repository_call
+from ..columns import utc_now
 from ..errors import (
     ConflictError,
     LoomStorageError,
@@ -36,7 +37,6 @@ from ..errors import (
     RequestExpiredError,
     ValidationError,
 )
-from ..fields import utc_now
 from ..repository import Repository
 from ..statements import Statement
 from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_time, cutoff_time, input_of, load

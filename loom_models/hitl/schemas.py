@@ -15,7 +15,7 @@ from typing import Any
 import marshmallow
 from marshmallow import fields, validate
 
-from ..fields import utc_now
+from ..columns import utc_now
 from ..validation import JSONValue, Text, UnixTime, count, generated_id_if_none
 from .models import PRIORITIES, REQUEST_TYPES
 

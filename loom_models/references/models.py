@@ -2,8 +2,9 @@
 
     Reference(id=hashlib.sha256(data).hexdigest(), type=ReferenceType.TOOL_RESULT, data=data)
 
-The columns are the reference implementation's `reference_store`
-(REFERENCE-FORMAT.md): times in INTEGER seconds, `expires_at` 0 for never.
+The columns are those of the reference implementation's `reference_store` (the
+Go Loom platform's, whose files loom_models reads and writes): times in INTEGER
+seconds, `expires_at` 0 for never.
 """
 
 import enum
@@ -12,7 +13,7 @@ from typing import Any
 import peewee
 
 from ..base import BaseModel
-from ..fields import UnixTimeField
+from ..columns import UnixTimeField
 
 # The reference implementation's code for the SQLite store; it is the only
 # kind of store that writes this table.

@@ -33,13 +33,13 @@ from peewee import SQL, fn
 
 from ..base import bind_models
 from ..calls import repository_call
+from ..columns import utc_now
 from ..errors import (
     DatabaseCorruptError,
     NotFoundError,
     ReferenceExpiredError,
     ValidationError,
 )
-from ..fields import utc_now
 from ..repository import Repository
 from ..validation import check_limit, check_seconds, check_time, load
 from .models import SQLITE_STORE, Reference, ReferenceType

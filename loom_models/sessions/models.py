@@ -5,8 +5,9 @@
     run = ToolExecution(tool_name="lookup_order", input={"order": 42}, result={"status": "shipped"})
 
 They need no database to be built; a SessionRepository stores and returns them.
-The columns are the reference implementation's (REFERENCE-FORMAT.md): times in
-INTEGER seconds, JSON values in `*_json` columns.
+The columns are those of the reference implementation (the Go Loom platform,
+whose files loom_models reads and writes): times in INTEGER seconds, JSON values
+in `*_json` columns.
 """
 
 import dataclasses
@@ -14,7 +15,7 @@ import dataclasses
 import peewee
 
 from ..base import BaseModel
-from ..fields import JSONField, UnixTimeField
+from ..columns import JSONField, UnixTimeField
 
 ROLES = ("user", "assistant", "tool", "system")
 SESSION_CONTEXTS = ("direct", "coordinator", "shared")

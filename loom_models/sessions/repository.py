@@ -28,8 +28,8 @@ from peewee import Tuple
 
 from ..base import bind_models
 from ..calls import repository_call
+from ..columns import utc_now
 from ..errors import ConflictError, ForeignKeyConstraintError, NotFoundError, ValidationError
-from ..fields import utc_now
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_positive, cutoff_time, fields_set, input_of, load
 from .models import Message, Session, SessionStats, ToolExecution

@@ -14,7 +14,7 @@ from typing import Any
 import marshmallow
 from marshmallow import fields, validate
 
-from ..fields import utc_now
+from ..columns import utc_now
 from ..validation import JSONObject, JSONValue, Text, UnixTime, amount, count, generated_id_if_none
 from .models import ROLES, SESSION_CONTEXTS
 

@@ -27,8 +27,8 @@ from typing import Any
 
 import factory
 
+from ..columns import utc_now
 from ..documents import store_request
-from ..fields import utc_now
 from ..hitl import HumanRequest
 from ..hitl.models import EXPIRED_BY, PRIORITIES
 from ..hitl.schemas import new_request_id

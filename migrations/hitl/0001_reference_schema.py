@@ -1,6 +1,6 @@
 """The reference implementation's human_requests table, with its six indexes.
 
-Column for column as REFERENCE-FORMAT.md records it (no CHECK constraints: the
+Column for column as the reference implementation creates it (no CHECK constraints: the
 reference wrote values outside the documented vocabulary, and they must load).
 Times are milliseconds, so BIGINT on PostgreSQL, where INTEGER is 32 bits.
 """

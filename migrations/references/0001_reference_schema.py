@@ -1,6 +1,6 @@
 """The reference implementation's reference_store table, with its two indexes.
 
-Column for column as REFERENCE-FORMAT.md records it. On PostgreSQL the bytes are
+Column for column as the reference implementation creates it. On PostgreSQL the bytes are
 BYTEA, and times and sizes BIGINT (INTEGER is 32 bits there).
 """
 

@@ -1,6 +1,6 @@
 """The reference implementation's sessions, messages and tool_executions tables.
 
-Column for column as REFERENCE-FORMAT.md records them, so that a directory the
+Column for column as the reference implementation creates them, so that a directory the
 reference implementation wrote is adopted as it is (IF NOT EXISTS) and both can
 read what the other writes. On PostgreSQL the same columns get that backend's
 types: BIGINT times and counts (INTEGER is 32 bits there), DOUBLE PRECISION costs.

@@ -1,4 +1,6 @@
-"""peewee fields for the reference implementation's on-disk conventions.
+"""Column types: the peewee fields of the reference implementation's on-disk conventions.
+
+(The marshmallow fields that check input are validation.py's.)
 
 created_at = UnixTimeField()                 # INTEGER seconds <-> aware UTC datetime
 created_at = UnixTimeField(resolution=1000)  # INTEGER milliseconds
