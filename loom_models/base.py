@@ -18,8 +18,33 @@ import peewee
 
 
 class BaseModel(peewee.Model):
+    """A model whose repr says what a person needs: <Message 12 user 'Where is my order?'>."""
+
     class Meta:
         legacy_table_names = False
+
+    def __repr__(self) -> str:
+        facts = [str(self.__data__.get("id") or "(new)"), *self._facts()]
+        return "<%s %s>" % (type(self).__name__, " ".join(fact for fact in facts if fact))
+
+    def _facts(self) -> list[str]:
+        """What tells this record apart, after its id, in its repr."""
+        return []
+
+    @classmethod
+    def validate_model(cls) -> None:
+        super().validate_model()
+        # peewee gives each model class whose body has no repr its own, "<Message: 12>":
+        # without it, the class inherits ours.
+        if getattr(cls.__dict__.get("__repr__"), "__name__", "") == "<lambda>":
+            del cls.__repr__
+
+
+def shown(text: object, width: int = 40) -> str:
+    """A text for a repr: quoted, and shortened to `width` characters; '' for none."""
+    if not isinstance(text, str):
+        return ""
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
 def bind_models(database: peewee.Database, models: list) -> list:

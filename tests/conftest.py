@@ -105,7 +105,7 @@ def backend(tmp_path):
 
 
 @pytest.fixture
-def repo(backend):
+def sessions(backend):
     with SessionRepository.open(backend.target) as repository:
         yield repository
 

@@ -41,19 +41,19 @@ def count(path, table="messages"):
 def backed_up_between(tmp_path, before, after):
     """sessions.db holding the sessions `before` and `after`, and copy.db, a backup taken between them."""
     path = tmp_path / "sessions.db"
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id=before))
-        backup.backup(repo.database, tmp_path / "copy.db")
-        repo.save_session(Session(id=after))
+    with SessionRepository.open(path) as sessions:
+        sessions.save_session(Session(id=before))
+        backup.backup(sessions.database, tmp_path / "copy.db")
+        sessions.save_session(Session(id=after))
     return path
 
 
 def _keep_writing(path, started, stop):
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id="busy"))
+    with SessionRepository.open(path) as sessions:
+        sessions.save_session(Session(id="busy"))
         started.set()
         while not stop.is_set():
-            repo.save_messages("busy", [Message(role="user", content="x" * 300, token_count=1)] * 20)
+            sessions.save_messages("busy", [Message(role="user", content="x" * 300, token_count=1)] * 20)
 
 
 @contextlib.contextmanager
@@ -232,9 +232,9 @@ def test_a_backup_over_the_file_size_limit_leaves_nothing_behind(tmp_path):
 
 
 def test_a_single_backup_that_fails_leaves_no_temporary_file(tmp_path):
-    with SessionRepository.open(tmp_path / "sessions.db") as repo:
-        repo.save_session(Session(id="s"))
-        repo.save_messages("s", [Message(role="user", content="x" * 1000)] * 400)
+    with SessionRepository.open(tmp_path / "sessions.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        sessions.save_messages("s", [Message(role="user", content="x" * 1000)] * 400)
     script = (
         "import resource, sys\n"
         "from loom_models import LoomStorageError, backup\n"
@@ -265,26 +265,26 @@ def test_restore_round_trip_replaces_the_database_and_its_stale_wal(tmp_path):
     backup.restore(tmp_path / "copy.db", path)
 
     assert not (tmp_path / "sessions.db-wal").exists()
-    with SessionRepository.open(path) as repo:
-        assert [s.id for s in repo.list_sessions()] == ["kept"]
+    with SessionRepository.open(path) as sessions:
+        assert [s.id for s in sessions.list_sessions()] == ["kept"]
 
 
 def test_restore_refuses_a_database_that_is_open(tmp_path):
     path = tmp_path / "sessions.db"
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id="live"))
-        backup.backup(repo.database, tmp_path / "copy.db")
-        repo.save_session(Session(id="newer"))
+    with SessionRepository.open(path) as sessions:
+        sessions.save_session(Session(id="live"))
+        backup.backup(sessions.database, tmp_path / "copy.db")
+        sessions.save_session(Session(id="newer"))
 
         with pytest.raises(ConflictError, match="database is open"):
             backup.restore(tmp_path / "copy.db", path)
-        assert len(repo.list_sessions()) == 2
+        assert len(sessions.list_sessions()) == 2
 
 
 def test_restore_checks_the_backup_before_touching_anything(tmp_path):
     path = tmp_path / "sessions.db"
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id="precious"))
+    with SessionRepository.open(path) as sessions:
+        sessions.save_session(Session(id="precious"))
     (tmp_path / "bad.db").write_bytes(b"garbage " * 1000)
 
     with pytest.raises(NotFoundError):
@@ -296,10 +296,10 @@ def test_restore_checks_the_backup_before_touching_anything(tmp_path):
 
 
 def test_dump_and_load_sql_round_trip(tmp_path):
-    with SessionRepository.open(tmp_path / "sessions.db") as repo:
-        repo.save_session(Session(id="s", context={"k": "v"}))
-        repo.save_messages("s", [Message(role="user", content='it\'s "quoted"\n')] * 3)
-        dumped = backup.dump_sql(repo.database, tmp_path / "dump.sql")
+    with SessionRepository.open(tmp_path / "sessions.db") as sessions:
+        sessions.save_session(Session(id="s", context={"k": "v"}))
+        sessions.save_messages("s", [Message(role="user", content='it\'s "quoted"\n')] * 3)
+        dumped = backup.dump_sql(sessions.database, tmp_path / "dump.sql")
 
     backup.load_sql(dumped, tmp_path / "loaded.db")
 
@@ -310,12 +310,12 @@ def test_dump_and_load_sql_round_trip(tmp_path):
         backup.load_sql(dumped, tmp_path / "loaded.db")
 
 
-def test_backups_are_sqlite_only(repo, backend, tmp_path):
+def test_backups_are_sqlite_only(sessions, backend, tmp_path):
     if backend.name == "sqlite":
-        assert backup.backup(repo.database, tmp_path / "copy.db") == str(tmp_path / "copy.db")
+        assert backup.backup(sessions.database, tmp_path / "copy.db") == str(tmp_path / "copy.db")
     else:
         with pytest.raises(NotImplementedError, match="PostgresqlDatabase"):
-            backup.backup(repo.database, tmp_path / "never-written.db")
+            backup.backup(sessions.database, tmp_path / "never-written.db")
         assert not (tmp_path / "never-written.db").exists()
 
 
@@ -354,8 +354,8 @@ def test_restore_refuses_a_backup_of_another_database(tmp_path):
 
 
 def test_restore_from_a_damaged_backup_names_the_backup(tmp_path):
-    with SessionRepository.open(tmp_path / "sessions.db") as repo:
-        repo.save_session(Session(id="s"))
+    with SessionRepository.open(tmp_path / "sessions.db") as sessions:
+        sessions.save_session(Session(id="s"))
     (tmp_path / "bad.db").write_bytes(b"garbage " * 1000)
 
     with pytest.raises(DatabaseCorruptError, match="backup .*bad.db is not a usable database"):
@@ -386,9 +386,9 @@ def test_restore_keeps_a_verified_copy_of_what_it_replaces(tmp_path):
 
 def test_restore_over_a_damaged_database_keeps_it_as_it_is(tmp_path):
     path = tmp_path / "sessions.db"
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id="s"))
-        backup.backup(repo.database, tmp_path / "copy.db")
+    with SessionRepository.open(path) as sessions:
+        sessions.save_session(Session(id="s"))
+        backup.backup(sessions.database, tmp_path / "copy.db")
     damaged = b"this is no SQLite database " * 500
     path.write_bytes(damaged)
 
@@ -484,11 +484,11 @@ def test_restore_set_refuses_a_store_in_use(tmp_path):
 
 
 def test_a_dump_file_is_private_whatever_the_umask(tmp_path):
-    with SessionRepository.open(tmp_path / "sessions.db") as repo:
-        repo.save_session(Session(id="s"))
+    with SessionRepository.open(tmp_path / "sessions.db") as sessions:
+        sessions.save_session(Session(id="s"))
         previous = os.umask(0)
         try:
-            dumped = backup.dump_sql(repo.database, tmp_path / "dump.sql")
+            dumped = backup.dump_sql(sessions.database, tmp_path / "dump.sql")
         finally:
             os.umask(previous)
 
@@ -497,11 +497,11 @@ def test_a_dump_file_is_private_whatever_the_umask(tmp_path):
 
 
 def test_iter_dump_gives_the_statements_of_one_snapshot(tmp_path):
-    with SessionRepository.open(tmp_path / "sessions.db") as repo:
-        repo.save_session(Session(id="s"))
-        statements = backup.iter_dump(repo.database)
+    with SessionRepository.open(tmp_path / "sessions.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        statements = backup.iter_dump(sessions.database)
         first = next(statements)
-        repo.save_session(Session(id="after_the_dump_began"))
+        sessions.save_session(Session(id="after_the_dump_began"))
         rest = list(statements)
 
     assert first == "BEGIN TRANSACTION;" and rest[-1] == "COMMIT;"

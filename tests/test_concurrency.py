@@ -16,14 +16,14 @@ from loom_models.sessions import Message, Session, SessionRepository, ToolExecut
 
 
 def _write_messages(target, session_id, count):
-    with SessionRepository.open(target) as repo:
+    with SessionRepository.open(target) as sessions:
         for i in range(count):
-            repo.save_message(session_id, Message(role="user", content=str(i), token_count=3, cost_usd=0.125))
+            sessions.save_message(session_id, Message(role="user", content=str(i), token_count=3, cost_usd=0.125))
 
 
 def test_four_processes_writing_to_one_session_keep_exact_totals(backend):
-    with SessionRepository.open(backend.target) as repo:
-        repo.save_session(Session(id="shared"))
+    with SessionRepository.open(backend.target) as sessions:
+        sessions.save_session(Session(id="shared"))
     context = multiprocessing.get_context("spawn")
     workers = [context.Process(target=_write_messages, args=(backend.target, "shared", 200)) for _ in range(4)]
     for worker in workers:
@@ -36,24 +36,24 @@ def test_four_processes_writing_to_one_session_keep_exact_totals(backend):
     assert backend.sql("SELECT total_tokens, total_cost_usd FROM sessions")[0] == (2400, 100.0)
 
 
-def test_eight_threads_writing_to_one_session_keep_exact_totals(repo, backend):
-    repo.save_session(Session(id="shared"))
+def test_eight_threads_writing_to_one_session_keep_exact_totals(sessions, backend):
+    sessions.save_session(Session(id="shared"))
 
     def write(_):
         for _ in range(50):
-            repo.save_message("shared", Message(role="user", token_count=1, cost_usd=0.5))
+            sessions.save_message("shared", Message(role="user", token_count=1, cost_usd=0.5))
 
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(write, range(8)))
 
-    assert repo.get_stats().message_count == 400
+    assert sessions.get_stats().message_count == 400
     assert backend.sql("SELECT total_tokens, total_cost_usd FROM sessions")[0] == (400, 200.0)
 
 
 def test_a_writer_held_past_the_timeout_gives_database_locked(backend):
     with SessionRepository.open(backend.target) as owner:
         owner.save_session(Session(id="sess_1"))
-    repo = SessionRepository(backend.database(lock_timeout_ms=100))
+    sessions = SessionRepository(backend.database(lock_timeout_ms=100))
     holding, release = threading.Event(), threading.Event()
 
     def hold():
@@ -66,16 +66,16 @@ def test_a_writer_held_past_the_timeout_gives_database_locked(backend):
     holding.wait(10)
     try:
         with pytest.raises(DatabaseLockedError) as caught:
-            repo.save_message("sess_1", Message(role="user", content="blocked"))
+            sessions.save_message("sess_1", Message(role="user", content="blocked"))
         assert caught.value.retryable
-        assert repo.load_messages("sess_1") == []  # readers are not blocked
+        assert sessions.load_messages("sess_1") == []  # readers are not blocked
     finally:
         release.set()
         holder.join()
 
-    repo.save_message("sess_1", Message(role="user", content="after"))
-    assert [m.content for m in repo.load_messages("sess_1")] == ["after"]
-    repo.database.close()
+    sessions.save_message("sess_1", Message(role="user", content="after"))
+    assert [m.content for m in sessions.load_messages("sess_1")] == ["after"]
+    sessions.database.close()
 
 
 def test_two_stores_in_one_process_never_interfere(tmp_path):
@@ -117,12 +117,12 @@ WRITES = {
 def test_every_write_takes_the_sqlite_write_lock_up_front(tmp_path):
     # A deferred transaction that reads before it writes fails with SQLITE_BUSY
     # under concurrency, whatever the busy timeout.
-    with SessionRepository.open(tmp_path / "sessions.db") as repo:
+    with SessionRepository.open(tmp_path / "sessions.db") as sessions:
         statements = []
-        repo.database.connection().set_trace_callback(statements.append)
+        sessions.database.connection().set_trace_callback(statements.append)
         for name, write in WRITES.items():
             statements.clear()
-            write(repo)
+            write(sessions)
             run = [s for s in statements if not s.startswith("PRAGMA")]  # the busy timeout set around BEGIN
             assert run[0] == "BEGIN IMMEDIATE" and run[-1] == "COMMIT", (name, statements)
 
@@ -132,9 +132,9 @@ def test_a_writer_gets_through_a_stream_of_other_writers(tmp_path):
     # SQLite's busy handler would try every 100 ms by then and most likely miss
     # every gap; trying in short steps finds one within a few.
     path = tmp_path / "sessions.db"
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id="sess_1"))
-    repo = SessionRepository(open_database(path, pragmas={"busy_timeout": 1000}))
+    with SessionRepository.open(path) as sessions:
+        sessions.save_session(Session(id="sess_1"))
+    sessions = SessionRepository(open_database(path, pragmas={"busy_timeout": 1000}))
     streaming, stop = threading.Event(), threading.Event()
 
     def stream():
@@ -150,25 +150,25 @@ def test_a_writer_gets_through_a_stream_of_other_writers(tmp_path):
     streamer.start()
     try:
         streaming.wait(10)
-        saved = repo.save_message("sess_1", Message(role="user", content="through"))
+        saved = sessions.save_message("sess_1", Message(role="user", content="through"))
     finally:
         stop.set()
         streamer.join()
-    assert [m.id for m in repo.load_messages("sess_1")] == [saved.id]
-    assert check_pragmas(repo.database)["busy_timeout"] == 1000  # the wait left it as it was
-    repo.database.close()
+    assert [m.id for m in sessions.load_messages("sess_1")] == [saved.id]
+    assert check_pragmas(sessions.database)["busy_timeout"] == 1000  # the wait left it as it was
+    sessions.database.close()
 
 
 def test_a_write_that_times_out_leaves_the_busy_timeout_as_it_was(tmp_path):
     path = tmp_path / "sessions.db"
     with SessionRepository.open(path) as owner:
         owner.save_session(Session(id="sess_1"))
-    repo = SessionRepository(open_database(path, pragmas={"busy_timeout": 50}))
+    sessions = SessionRepository(open_database(path, pragmas={"busy_timeout": 50}))
     with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
         other.execute("BEGIN IMMEDIATE")
         with pytest.raises(DatabaseLockedError):
-            repo.save_message("sess_1", Message(role="user"))
+            sessions.save_message("sess_1", Message(role="user"))
         other.execute("ROLLBACK")
-    assert check_pragmas(repo.database)["busy_timeout"] == 50
-    assert not repo.database.in_transaction()
-    repo.database.close()
+    assert check_pragmas(sessions.database)["busy_timeout"] == 50
+    assert not sessions.database.in_transaction()
+    sessions.database.close()

@@ -26,10 +26,12 @@ def without_ids(document: dict) -> dict:
 
 
 @pytest.fixture
-def exported(repo, backend):
+def exported(sessions, backend):
     """An exported session with messages (one tie in time) and tool executions, as JSON text would give it."""
-    repo.save_session(Session(id="sess_1", name="Support", agent_id="a1", context={"user": "john"}, created_at=at(0)))
-    repo.save_messages(
+    sessions.save_session(
+        Session(id="sess_1", name="Support", agent_id="a1", context={"user": "john"}, created_at=at(0))
+    )
+    sessions.save_messages(
         "sess_1",
         [
             Message(role="user", content="Where is my order?", timestamp=at(10), token_count=7, cost_usd=0.1),
@@ -46,7 +48,7 @@ def exported(repo, backend):
             Message(role="tool", content="", timestamp=at(20), tool_use_id="t1", tool_result={"status": "shipped"}),
         ],
     )
-    repo.save_tool_execution(
+    sessions.save_tool_execution(
         "sess_1",
         ToolExecution(
             tool_name="lookup",
@@ -58,7 +60,7 @@ def exported(repo, backend):
         ),
     )
     backend.sql("UPDATE sessions SET updated_at = ? WHERE id = 'sess_1'", int(at(30).timestamp()))
-    return json.loads(json.dumps(repo.export_session("sess_1")))
+    return json.loads(json.dumps(sessions.export_session("sess_1")))
 
 
 @pytest.fixture
@@ -81,11 +83,11 @@ def test_round_trip_into_an_empty_store_is_exact_but_for_row_ids(exported, other
     assert without_ids(other.export_session("sess_1")) == without_ids(exported)
 
 
-def test_round_trip_on_the_suite_backend(exported, repo, backend):
-    repo.delete_session("sess_1")
-    repo.import_session(exported)
+def test_round_trip_on_the_suite_backend(exported, sessions, backend):
+    sessions.delete_session("sess_1")
+    sessions.import_session(exported)
 
-    assert without_ids(repo.export_session("sess_1")) == without_ids(exported)
+    assert without_ids(sessions.export_session("sess_1")) == without_ids(exported)
     assert backend.sql("SELECT created_at, updated_at FROM sessions") == [
         (int(at(0).timestamp()), int(at(30).timestamp()))
     ]
@@ -104,17 +106,17 @@ def test_the_target_store_assigns_message_and_execution_ids(exported, other):
     assert [m.content for m in other.load_messages("sess_1")] == [m["content"] for m in exported["messages"]]
 
 
-def test_totals_are_the_sum_of_the_imported_messages(exported, repo, backend):
-    repo.delete_session("sess_1")
-    repo.import_session({**exported, "total_tokens": 999, "total_cost_usd": 99.0})
+def test_totals_are_the_sum_of_the_imported_messages(exported, sessions, backend):
+    sessions.delete_session("sess_1")
+    sessions.import_session({**exported, "total_tokens": 999, "total_cost_usd": 99.0})
 
     tokens, cost = backend.sql("SELECT total_tokens, total_cost_usd FROM sessions WHERE id = 'sess_1'")[0]
     assert (tokens, cost) == (12, pytest.approx(0.3))
 
 
-def test_an_existing_session_id_is_a_conflict_and_writes_nothing(exported, repo, backend):
+def test_an_existing_session_id_is_a_conflict_and_writes_nothing(exported, sessions, backend):
     with pytest.raises(ConflictError, match="^session already exists: sess_1$"):
-        repo.import_session(exported)
+        sessions.import_session(exported)
     assert backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 3
 
 
@@ -145,18 +147,18 @@ def test_a_failure_part_way_leaves_nothing(exported, other, monkeypatch):
     assert (other.get_stats().session_count, other.get_stats().message_count) == (0, 0)
 
 
-def test_a_session_larger_than_one_insert_batch(repo, other):
-    repo.save_session(Session(id="big"))
-    repo.save_messages("big", [Message(role="user", content=str(i), timestamp=at(i // 7)) for i in range(1234)])
+def test_a_session_larger_than_one_insert_batch(sessions, other):
+    sessions.save_session(Session(id="big"))
+    sessions.save_messages("big", [Message(role="user", content=str(i), timestamp=at(i // 7)) for i in range(1234)])
 
-    other.import_session(repo.export_session("big"))
+    other.import_session(sessions.export_session("big"))
 
     assert [m.content for m in other.load_messages("big")] == [str(i) for i in range(1234)]
 
 
-def test_export_of_a_missing_session_is_not_found(repo):
+def test_export_of_a_missing_session_is_not_found(sessions):
     with pytest.raises(NotFoundError, match="^session not found: nope$"):
-        repo.export_session("nope")
+        sessions.export_session("nope")
 
 
 def test_an_exported_session_is_a_session_of_a_document_and_one_schema_reads_both(exported, tmp_path):

@@ -47,15 +47,15 @@ hostile = settings(max_examples=60, deadline=None, suppress_health_check=[Health
 
 
 @pytest.fixture
-def seeded(repo):
-    return repo
+def seeded(sessions):
+    return sessions
 
 
-def seed(repo):
+def seed(sessions):
     """One session with one message, afresh: a fixture runs once for all of a test's examples."""
-    repo.delete_session("sess_1")
-    repo.save_session(Session(id="sess_1"))
-    repo.save_message("sess_1", Message(role="user", content="seed", token_count=1))
+    sessions.delete_session("sess_1")
+    sessions.save_session(Session(id="sess_1"))
+    sessions.save_message("sess_1", Message(role="user", content="seed", token_count=1))
 
 
 def only_storage_errors(call):

@@ -8,10 +8,10 @@ from loom_models.sessions import Message, Session, SessionRepository
 
 
 @pytest.fixture
-def database(repo):
-    repo.save_session(Session(id="s"))
-    repo.save_messages("s", [Message(role="user", content="x" * 2000)] * 50)
-    return repo.database
+def database(sessions):
+    sessions.save_session(Session(id="s"))
+    sessions.save_messages("s", [Message(role="user", content="x" * 2000)] * 50)
+    return sessions.database
 
 
 def test_analyze_reindex_vacuum_and_sizes_work_on_every_backend(database, backend):
@@ -24,8 +24,8 @@ def test_analyze_reindex_vacuum_and_sizes_work_on_every_backend(database, backen
     assert backend.sql("SELECT COUNT(*) FROM messages") == [(50,)]
 
 
-def test_explain_shows_the_plan_for_text_or_a_query(database, repo, backend):
-    query = repo.Message.select().where(repo.Message.session == "s")
+def test_explain_shows_the_plan_for_text_or_a_query(database, sessions, backend):
+    query = sessions.Message.select().where(sessions.Message.session == "s")
 
     lines = maintenance.explain(database, query)
     text_lines = maintenance.explain(
@@ -57,24 +57,24 @@ def test_sqlite_only_operations(database, backend, call):
 
 
 def test_a_healthy_database_has_no_problems(tmp_path):
-    with SessionRepository.open(tmp_path / "s.db") as repo:
-        repo.save_session(Session(id="s"))
-        assert maintenance.integrity_check(repo.database) == []
-        assert maintenance.integrity_check(repo.database, quick=True) == []
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        assert maintenance.integrity_check(sessions.database) == []
+        assert maintenance.integrity_check(sessions.database, quick=True) == []
 
 
 def test_integrity_check_reports_and_raises_on_damage(tmp_path):
     path = tmp_path / "s.db"
-    with SessionRepository.open(path) as repo:
-        repo.save_session(Session(id="s"))
-        repo.save_messages("s", [Message(role="user", content="m%d" % i) for i in range(2000)])
-        repo.database.execute_sql("PRAGMA foreign_keys = 0")
-        repo.database.execute_sql(
+    with SessionRepository.open(path) as sessions:
+        sessions.save_session(Session(id="s"))
+        sessions.save_messages("s", [Message(role="user", content="m%d" % i) for i in range(2000)])
+        sessions.database.execute_sql("PRAGMA foreign_keys = 0")
+        sessions.database.execute_sql(
             "INSERT INTO messages (session_id, role, content, timestamp) VALUES ('ghost', 'user', '', 0)"
         )
         # Make the index describe another column than the one its entries hold.
-        repo.database.execute_sql("PRAGMA writable_schema = 1")
-        repo.database.execute_sql(
+        sessions.database.execute_sql("PRAGMA writable_schema = 1")
+        sessions.database.execute_sql(
             "UPDATE sqlite_master SET sql = replace(sql, '(agent_id)', '(role)') WHERE name = 'idx_messages_agent'"
         )
 
@@ -87,27 +87,27 @@ def test_integrity_check_reports_and_raises_on_damage(tmp_path):
 
 
 def test_wal_checkpoint_and_fragmentation(tmp_path):
-    with SessionRepository.open(tmp_path / "s.db") as repo:
-        repo.save_session(Session(id="s"))
-        repo.save_messages("s", [Message(role="user", content="y" * 4000)] * 200)
-        busy, log_pages, checkpointed = maintenance.wal_checkpoint(repo.database, "TRUNCATE")
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        sessions.save_messages("s", [Message(role="user", content="y" * 4000)] * 200)
+        busy, log_pages, checkpointed = maintenance.wal_checkpoint(sessions.database, "TRUNCATE")
         assert busy == 0 and log_pages == checkpointed
-        assert maintenance.sizes(repo.database).wal_bytes == 0
+        assert maintenance.sizes(sessions.database).wal_bytes == 0
 
-        repo.delete_session("s")
-        before = maintenance.fragmentation(repo.database)
+        sessions.delete_session("s")
+        before = maintenance.fragmentation(sessions.database)
         assert before.freelist_count > 100 and 0 < before.ratio < 1
-        maintenance.vacuum(repo.database)
-        after = maintenance.fragmentation(repo.database)
+        maintenance.vacuum(sessions.database)
+        after = maintenance.fragmentation(sessions.database)
         assert after.freelist_count == 0 and after.page_count < before.page_count
 
 
 def test_bad_arguments_are_validation_errors(tmp_path):
-    with SessionRepository.open(tmp_path / "s.db") as repo:
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
         with pytest.raises(ValidationError):
-            maintenance.wal_checkpoint(repo.database, "EVERYTHING; DROP TABLE sessions")
+            maintenance.wal_checkpoint(sessions.database, "EVERYTHING; DROP TABLE sessions")
         with pytest.raises(ValidationError):
-            maintenance.incremental_vacuum(repo.database, 0)
+            maintenance.incremental_vacuum(sessions.database, 0)
 
 
 def test_a_file_too_damaged_to_check_is_one_problem(tmp_path):
@@ -119,11 +119,11 @@ def test_a_file_too_damaged_to_check_is_one_problem(tmp_path):
 
 def test_incremental_vacuum_frees_pages_of_an_incremental_file(tmp_path):
     database = open_database(tmp_path / "s.db", pragmas={"auto_vacuum": "INCREMENTAL"})
-    repo = SessionRepository(database)
-    repo.migrate()
-    repo.save_session(Session(id="s"))
-    repo.save_messages("s", [Message(role="user", content="z" * 4000)] * 100)
-    repo.delete_session("s")
+    sessions = SessionRepository(database)
+    sessions.migrate()
+    sessions.save_session(Session(id="s"))
+    sessions.save_messages("s", [Message(role="user", content="z" * 4000)] * 100)
+    sessions.delete_session("s")
     free = maintenance.fragmentation(database).freelist_count
 
     assert maintenance.incremental_vacuum(database, 50) == 50

@@ -9,13 +9,13 @@ from loom_models.sessions import Message, Session
 
 
 @pytest.fixture
-def team(repo):
+def team(sessions):
     """A coordinator session and two children of two agents; each says what it shares."""
-    repo.save_session(Session(id="coord", agent_id="lead"))
-    repo.save_session(Session(id="child_a", agent_id="alice", parent_session_id="coord"))
-    repo.save_session(Session(id="child_b", agent_id="bob", parent_session_id="coord"))
-    repo.save_session(Session(id="alone", agent_id="alice"))
-    repo.save_messages(
+    sessions.save_session(Session(id="coord", agent_id="lead"))
+    sessions.save_session(Session(id="child_a", agent_id="alice", parent_session_id="coord"))
+    sessions.save_session(Session(id="child_b", agent_id="bob", parent_session_id="coord"))
+    sessions.save_session(Session(id="alone", agent_id="alice"))
+    sessions.save_messages(
         "coord",
         [
             Message(role="system", content="plan: research the database", session_context="coordinator"),
@@ -23,10 +23,10 @@ def team(repo):
             Message(role="assistant", content="shared notes on PostgreSQL", session_context="shared"),
         ],
     )
-    repo.save_messages("child_a", [Message(role="user", content="alice is running benchmarks")])
-    repo.save_messages("child_b", [Message(role="user", content="bob reads about SQLite")])
-    repo.save_messages("alone", [Message(role="user", content="alice alone")])
-    return repo
+    sessions.save_messages("child_a", [Message(role="user", content="alice is running benchmarks")])
+    sessions.save_messages("child_b", [Message(role="user", content="bob reads about SQLite")])
+    sessions.save_messages("alone", [Message(role="user", content="alice alone")])
+    return sessions
 
 
 def contents(messages):
@@ -150,27 +150,27 @@ def test_existing_messages_are_indexed_when_search_arrives(backend):
     from loom_models.migrator import runner
     from loom_models.sessions import SessionRepository
 
-    with SessionRepository.open(backend.target) as repo:
-        runner(repo.database, "sessions").down()
-        runner(repo.database, "sessions").down()  # back to before search
-        repo.save_session(Session(id="old"))
-        repo.save_message("old", Message(role="user", content="written before search existed"))
-        assert repo.migrate() == ["0003_search", "0004_search_by_rowid"]
-        assert contents(repo.search_messages("existed")) == ["written before search existed"]
+    with SessionRepository.open(backend.target) as sessions:
+        runner(sessions.database, "sessions").down()
+        runner(sessions.database, "sessions").down()  # back to before search
+        sessions.save_session(Session(id="old"))
+        sessions.save_message("old", Message(role="user", content="written before search existed"))
+        assert sessions.migrate() == ["0003_search", "0004_search_by_rowid"]
+        assert contents(sessions.search_messages("existed")) == ["written before search existed"]
 
 
 def test_without_fts5_search_says_so_and_the_rest_works(tmp_path):
     from loom_models.sessions import SessionRepository
 
-    with SessionRepository.open(tmp_path / "s.db") as repo:
-        repo.database.execute_sql("DROP TABLE messages_fts5")  # as on a build without FTS5
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        sessions.database.execute_sql("DROP TABLE messages_fts5")  # as on a build without FTS5
         for name in ("insert", "update", "delete"):
-            repo.database.execute_sql("DROP TRIGGER messages_fts5_%s" % name)
-        repo.save_session(Session(id="s"))
-        repo.save_message("s", Message(role="user", content="still fine"))
+            sessions.database.execute_sql("DROP TRIGGER messages_fts5_%s" % name)
+        sessions.save_session(Session(id="s"))
+        sessions.save_message("s", Message(role="user", content="still fine"))
         with pytest.raises(LoomStorageError, match="FTS5"):
-            repo.search_messages("fine")
-        assert contents(repo.load_messages("s")) == ["still fine"]
+            sessions.search_messages("fine")
+        assert contents(sessions.load_messages("s")) == ["still fine"]
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -179,18 +179,18 @@ def test_arbitrary_text_never_raises(team, query):
     assert isinstance(team.search_messages(query, limit=5), list)
 
 
-def _steps_to_delete_a_session(repo, others: int) -> int:
+def _steps_to_delete_a_session(sessions, others: int) -> int:
     """SQLite VM steps (in thousands) to delete a 20-message session among `others` messages."""
-    repo.save_session(Session(id="others"))
-    repo.save_messages("others", [Message(role="user", content="filler %d" % i) for i in range(others)])
-    repo.save_session(Session(id="gone"))
-    repo.save_messages("gone", [Message(role="user", content="short lived %d" % i) for i in range(20)])
+    sessions.save_session(Session(id="others"))
+    sessions.save_messages("others", [Message(role="user", content="filler %d" % i) for i in range(others)])
+    sessions.save_session(Session(id="gone"))
+    sessions.save_messages("gone", [Message(role="user", content="short lived %d" % i) for i in range(20)])
     steps = []
-    repo.database.connection().set_progress_handler(lambda: steps.append(1), 1000)
+    sessions.database.connection().set_progress_handler(lambda: steps.append(1), 1000)
     try:
-        repo.delete_session("gone")
+        sessions.delete_session("gone")
     finally:
-        repo.database.connection().set_progress_handler(None, 0)
+        sessions.database.connection().set_progress_handler(None, 0)
     return len(steps)
 
 
@@ -210,24 +210,24 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
     from loom_models.migrator import runner
     from loom_models.sessions import SessionRepository
 
-    with SessionRepository.open(tmp_path / "s.db") as repo:
-        runner(repo.database, "sessions").down()  # the reference's triggers, which leave rowids to FTS5
-        repo.save_session(Session(id="s"))
-        repo.save_messages("s", [Message(role="user", content=word) for word in ("alpha", "beta", "gamma")])
-        repo.database.execute_sql("DELETE FROM messages_fts5 WHERE content = 'alpha'")
-        repo.database.execute_sql(
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        runner(sessions.database, "sessions").down()  # the reference's triggers, which leave rowids to FTS5
+        sessions.save_session(Session(id="s"))
+        sessions.save_messages("s", [Message(role="user", content=word) for word in ("alpha", "beta", "gamma")])
+        sessions.database.execute_sql("DELETE FROM messages_fts5 WHERE content = 'alpha'")
+        sessions.database.execute_sql(
             "INSERT INTO messages_fts5 (message_id, session_id, role, content, timestamp)"
             " SELECT id, session_id, role, content, timestamp FROM messages WHERE content = 'alpha'"
         )
-        assert repo.migrate() == ["0004_search_by_rowid"]
+        assert sessions.migrate() == ["0004_search_by_rowid"]
 
-        assert repo.database.execute_sql("SELECT rowid, message_id FROM messages_fts5 ORDER BY rowid").fetchall() == [
-            (m.id, m.id) for m in repo.load_messages("s")
-        ]
-        repo.delete_session("s")
-        assert repo.database.execute_sql("SELECT COUNT(*) FROM messages_fts5").fetchone() == (0,)
+        assert sessions.database.execute_sql(
+            "SELECT rowid, message_id FROM messages_fts5 ORDER BY rowid"
+        ).fetchall() == [(m.id, m.id) for m in sessions.load_messages("s")]
+        sessions.delete_session("s")
+        assert sessions.database.execute_sql("SELECT COUNT(*) FROM messages_fts5").fetchone() == (0,)
 
-        runner(repo.database, "sessions").down()
+        runner(sessions.database, "sessions").down()
     with sqlite3.connect(tmp_path / "s.db") as db:
         triggers = [sql for (sql,) in db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
     assert len(triggers) == 3 and all("WHERE message_id = old.id" in t or "VALUES (new.id," in t for t in triggers)

@@ -27,8 +27,8 @@ def totals(backend, session_id):
 # -- sessions ---------------------------------------------------------------------------
 
 
-def test_save_session_returns_the_stored_row(repo, backend):
-    saved = repo.save_session(Session(id="sess_1", name="Support", agent_id="a1", context={"user": "john"}))
+def test_save_session_returns_the_stored_row(sessions, backend):
+    saved = sessions.save_session(Session(id="sess_1", name="Support", agent_id="a1", context={"user": "john"}))
 
     assert isinstance(saved, Session)
     assert (saved.id, saved.name, saved.agent_id, saved.context) == ("sess_1", "Support", "a1", {"user": "john"})
@@ -38,21 +38,21 @@ def test_save_session_returns_the_stored_row(repo, backend):
     assert row == ("Support", "a1", int(saved.created_at.timestamp()), int(saved.updated_at.timestamp()))
 
 
-def test_save_session_accepts_a_mapping_and_generates_an_id(repo):
-    saved = repo.save_session({"name": "no id given"})
+def test_save_session_accepts_a_mapping_and_generates_an_id(sessions):
+    saved = sessions.save_session({"name": "no id given"})
 
     assert saved.id.startswith("sess_")
-    assert repo.load_session(saved.id).name == "no id given"
+    assert sessions.load_session(saved.id).name == "no id given"
 
 
-def test_save_session_again_updates_but_keeps_creation_time_and_totals(repo, backend):
-    repo.save_session(Session(id="sess_1", name="first", created_at=at(0)))
-    repo.save_message("sess_1", Message(role="user", content="hi", token_count=5, cost_usd=0.25))
-    loaded = repo.load_session("sess_1", with_messages=False)
+def test_save_session_again_updates_but_keeps_creation_time_and_totals(sessions, backend):
+    sessions.save_session(Session(id="sess_1", name="first", created_at=at(0)))
+    sessions.save_message("sess_1", Message(role="user", content="hi", token_count=5, cost_usd=0.25))
+    loaded = sessions.load_session("sess_1", with_messages=False)
 
     loaded.name, loaded.context = "second", {"k": [1, 2]}
     loaded.total_tokens, loaded.total_cost_usd, loaded.created_at = 999, 99.0, at(500)
-    saved = repo.save_session(loaded)
+    saved = sessions.save_session(loaded)
 
     assert (saved.name, saved.context, saved.created_at) == ("second", {"k": [1, 2]}, at(0))
     assert (saved.total_tokens, saved.total_cost_usd) == (5, 0.25)
@@ -60,11 +60,11 @@ def test_save_session_again_updates_but_keeps_creation_time_and_totals(repo, bac
     assert backend.sql("SELECT created_at FROM sessions")[0][0] == int(at(0).timestamp())
 
 
-def test_save_session_changes_only_the_fields_the_caller_set(repo, backend):
-    repo.save_session(Session(id="parent"))
-    repo.save_session(Session(id="s1", name="first", agent_id="a1", parent_session_id="parent", context={"k": 1}))
+def test_save_session_changes_only_the_fields_the_caller_set(sessions, backend):
+    sessions.save_session(Session(id="parent"))
+    sessions.save_session(Session(id="s1", name="first", agent_id="a1", parent_session_id="parent", context={"k": 1}))
 
-    renamed = repo.save_session(Session(id="s1", name="renamed"))
+    renamed = sessions.save_session(Session(id="s1", name="renamed"))
 
     assert (renamed.name, renamed.agent_id, renamed.parent_session_id, renamed.context) == (
         "renamed",
@@ -74,103 +74,103 @@ def test_save_session_changes_only_the_fields_the_caller_set(repo, backend):
     )
     row = backend.sql("SELECT name, agent_id, parent_session_id, context_json FROM sessions WHERE id = 's1'")
     assert row == [("renamed", "a1", "parent", '{"k":1}')]
-    assert [s.id for s in repo.load_agent_sessions("a1")] == ["s1"]
+    assert [s.id for s in sessions.load_agent_sessions("a1")] == ["s1"]
 
 
-def test_save_session_with_a_mapping_changes_its_keys_and_none_clears(repo, backend):
-    repo.save_session({"id": "s1", "name": "first", "agent_id": "a1", "context": {"k": 1}})
+def test_save_session_with_a_mapping_changes_its_keys_and_none_clears(sessions, backend):
+    sessions.save_session({"id": "s1", "name": "first", "agent_id": "a1", "context": {"k": 1}})
 
-    repo.save_session({"id": "s1", "agent_id": "a2"})
-    repo.save_session({"id": "s1", "context": None})
-    cleared = repo.save_session(Session(id="s1", name=None))
+    sessions.save_session({"id": "s1", "agent_id": "a2"})
+    sessions.save_session({"id": "s1", "context": None})
+    cleared = sessions.save_session(Session(id="s1", name=None))
 
     assert (cleared.name, cleared.agent_id, cleared.context) == (None, "a2", None)
     assert backend.sql("SELECT name, agent_id, context_json FROM sessions") == [(None, "a2", "null")]
 
 
-def test_a_session_the_repository_returned_changes_only_what_is_assigned(repo, backend):
-    repo.save_session(Session(id="s1", name="first", agent_id="a1"))
+def test_a_session_the_repository_returned_changes_only_what_is_assigned(sessions, backend):
+    sessions.save_session(Session(id="s1", name="first", agent_id="a1"))
     backend.sql("UPDATE sessions SET agent_id = 'a9'")  # another writer, since the load below
-    loaded = repo.load_session("s1", with_messages=False)
+    loaded = sessions.load_session("s1", with_messages=False)
     backend.sql("UPDATE sessions SET agent_id = 'a7'")
 
-    repo.save_session(loaded)
+    sessions.save_session(loaded)
     assert backend.sql("SELECT name, agent_id FROM sessions") == [("first", "a7")]
     loaded.name = "second"
-    saved = repo.save_session(loaded)
+    saved = sessions.save_session(loaded)
     assert (saved.name, saved.agent_id) == ("second", "a7")
-    assert repo.list_sessions()[0].dirty_fields == [] and saved.dirty_fields == []
+    assert sessions.list_sessions()[0].dirty_fields == [] and saved.dirty_fields == []
 
 
-def test_a_partial_save_of_a_new_session_fills_the_defaults(repo, backend):
-    repo.save_session(Session(id="new", agent_id="a1"))
+def test_a_partial_save_of_a_new_session_fills_the_defaults(sessions, backend):
+    sessions.save_session(Session(id="new", agent_id="a1"))
 
     assert backend.sql("SELECT name, agent_id, context_json, total_tokens FROM sessions") == [(None, "a1", "null", 0)]
 
 
-def test_load_session_with_and_without_messages(repo):
-    repo.save_session(Session(id="sess_1"))
-    repo.save_messages("sess_1", [Message(role="user", content="a"), Message(role="assistant", content="b")])
+def test_load_session_with_and_without_messages(sessions):
+    sessions.save_session(Session(id="sess_1"))
+    sessions.save_messages("sess_1", [Message(role="user", content="a"), Message(role="assistant", content="b")])
 
-    assert [m.content for m in repo.load_session("sess_1").messages] == ["a", "b"]
-    assert repo.load_session("sess_1", with_messages=False).messages is None
+    assert [m.content for m in sessions.load_session("sess_1").messages] == ["a", "b"]
+    assert sessions.load_session("sess_1", with_messages=False).messages is None
 
 
-def test_load_missing_session_is_not_found(repo):
+def test_load_missing_session_is_not_found(sessions):
     with pytest.raises(NotFoundError, match="^session not found: nope$"):
-        repo.load_session("nope")
+        sessions.load_session("nope")
 
 
-def test_list_sessions_most_recently_updated_first_with_agent_filter(repo, backend):
+def test_list_sessions_most_recently_updated_first_with_agent_filter(sessions, backend):
     for i, agent in enumerate(["a", "b", "a", "b", "a"]):
-        repo.save_session(Session(id="s%d" % i, agent_id=agent))
+        sessions.save_session(Session(id="s%d" % i, agent_id=agent))
     for i in range(5):  # distinct update times, s4 the most recent
         backend.sql("UPDATE sessions SET updated_at = ? WHERE id = ?", 1000 + i, "s%d" % i)
 
-    assert [s.id for s in repo.list_sessions()] == ["s4", "s3", "s2", "s1", "s0"]
-    assert [s.id for s in repo.list_sessions(agent_id="a")] == ["s4", "s2", "s0"]
-    assert [s.id for s in repo.list_sessions(limit=2)] == ["s4", "s3"]
+    assert [s.id for s in sessions.list_sessions()] == ["s4", "s3", "s2", "s1", "s0"]
+    assert [s.id for s in sessions.list_sessions(agent_id="a")] == ["s4", "s2", "s0"]
+    assert [s.id for s in sessions.list_sessions(limit=2)] == ["s4", "s3"]
 
 
-def test_list_sessions_pages_by_keyset_without_gaps_or_repeats(repo, backend):
+def test_list_sessions_pages_by_keyset_without_gaps_or_repeats(sessions, backend):
     for i in range(7):
-        repo.save_session(Session(id="s%d" % i))
+        sessions.save_session(Session(id="s%d" % i))
     backend.sql("UPDATE sessions SET updated_at = 1000")  # all tied: the id decides
 
     pages, before = [], None
     while True:
-        page = repo.list_sessions(limit=3, before=before)
+        page = sessions.list_sessions(limit=3, before=before)
         if not page:
             break
         pages.append([s.id for s in page])
         before = page[-1]
     assert pages == [["s6", "s5", "s4"], ["s3", "s2", "s1"], ["s0"]]
-    assert [s.id for s in repo.list_sessions(limit=3, before="s4")] == ["s3", "s2", "s1"]
+    assert [s.id for s in sessions.list_sessions(limit=3, before="s4")] == ["s3", "s2", "s1"]
 
 
 @pytest.mark.parametrize("limit", [0, -1, 1.5, "10", True])
-def test_list_sessions_rejects_bad_limits(repo, limit):
+def test_list_sessions_rejects_bad_limits(sessions, limit):
     with pytest.raises(ValidationError) as error:
-        repo.list_sessions(limit=limit)
+        sessions.list_sessions(limit=limit)
     assert "limit" in error.value.messages
 
 
-def test_list_sessions_before_an_unknown_session_is_not_found(repo):
+def test_list_sessions_before_an_unknown_session_is_not_found(sessions):
     with pytest.raises(NotFoundError):
-        repo.list_sessions(before="missing")
+        sessions.list_sessions(before="missing")
     with pytest.raises(NotFoundError):
-        repo.list_sessions(before=Session(id="never_saved"))
+        sessions.list_sessions(before=Session(id="never_saved"))
 
 
 # -- messages and totals --------------------------------------------------------------------
 
 
-def test_save_message_adds_to_totals_and_bumps_updated_at(repo, backend):
-    repo.save_session(Session(id="sess_1"))
+def test_save_message_adds_to_totals_and_bumps_updated_at(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
     backend.sql("UPDATE sessions SET updated_at = 0")
 
-    saved = repo.save_message("sess_1", Message(role="user", content="hi", token_count=7, cost_usd=0.5))
-    repo.save_message("sess_1", Message(role="assistant", content="yo", token_count=3, cost_usd=0.25))
+    saved = sessions.save_message("sess_1", Message(role="user", content="hi", token_count=7, cost_usd=0.5))
+    sessions.save_message("sess_1", Message(role="assistant", content="yo", token_count=3, cost_usd=0.25))
 
     assert isinstance(saved, Message) and saved.id is not None and saved.session_id == "sess_1"
     assert totals(backend, "sess_1") == (10, 0.75)
@@ -178,94 +178,94 @@ def test_save_message_adds_to_totals_and_bumps_updated_at(repo, backend):
     assert backend.sql("SELECT role, content, token_count FROM messages WHERE id = ?", saved.id) == [("user", "hi", 7)]
 
 
-def test_save_message_to_a_missing_session_is_a_foreign_key_error(repo, backend):
+def test_save_message_to_a_missing_session_is_a_foreign_key_error(sessions, backend):
     with pytest.raises(ForeignKeyConstraintError, match="session not found: ghost"):
-        repo.save_message("ghost", Message(role="user", content="hi"))
+        sessions.save_message("ghost", Message(role="user", content="hi"))
     assert backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 0
 
 
-def test_save_messages_is_all_or_nothing(repo, backend):
-    repo.save_session(Session(id="sess_1"))
+def test_save_messages_is_all_or_nothing(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
     batch = [Message(role="user", content="ok", token_count=1), Message(role="wizard", content="bad")]
 
     with pytest.raises(ValidationError) as error:
-        repo.save_messages("sess_1", batch)
+        sessions.save_messages("sess_1", batch)
 
     assert "role" in error.value.messages
     assert message_count(backend, "sess_1") == 0
     assert totals(backend, "sess_1") == (0, 0)
 
 
-def test_save_messages_returns_ids_in_order_across_insert_batches(repo, backend):
-    repo.save_session(Session(id="sess_1"))
-    saved = repo.save_messages("sess_1", [Message(role="user", content=str(i), token_count=1) for i in range(1203)])
+def test_save_messages_returns_ids_in_order_across_insert_batches(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    saved = sessions.save_messages("sess_1", [Message(role="user", content=str(i), token_count=1) for i in range(1203)])
 
     stored = dict(backend.sql("SELECT id, content FROM messages"))
     assert [stored[m.id] for m in saved] == [str(i) for i in range(1203)]
     assert totals(backend, "sess_1")[0] == 1203
 
 
-def test_messages_are_ordered_by_timestamp_then_id(repo):
-    repo.save_session(Session(id="sess_1"))
+def test_messages_are_ordered_by_timestamp_then_id(sessions):
+    sessions.save_session(Session(id="sess_1"))
     for content, second in [("c", 30), ("a", 10), ("b1", 20), ("b2", 20)]:
-        repo.save_message("sess_1", Message(role="user", content=content, timestamp=at(second)))
+        sessions.save_message("sess_1", Message(role="user", content=content, timestamp=at(second)))
 
-    assert [m.content for m in repo.load_messages("sess_1")] == ["a", "b1", "b2", "c"]
-    assert [m.content for m in repo.iter_messages("sess_1", batch_size=1)] == ["a", "b1", "b2", "c"]
+    assert [m.content for m in sessions.load_messages("sess_1")] == ["a", "b1", "b2", "c"]
+    assert [m.content for m in sessions.iter_messages("sess_1", batch_size=1)] == ["a", "b1", "b2", "c"]
 
 
-def test_load_messages_pages_backwards_from_the_latest(repo):
-    repo.save_session(Session(id="sess_1"))
-    saved = repo.save_messages(
+def test_load_messages_pages_backwards_from_the_latest(sessions):
+    sessions.save_session(Session(id="sess_1"))
+    saved = sessions.save_messages(
         "sess_1", [Message(role="user", content=str(i), timestamp=at(i // 2)) for i in range(10)]
     )
 
-    latest = repo.load_messages("sess_1", limit=4)
-    earlier = repo.load_messages("sess_1", limit=4, before_id=latest[0].id)
-    first = repo.load_messages("sess_1", limit=4, before_id=earlier[0].id)
+    latest = sessions.load_messages("sess_1", limit=4)
+    earlier = sessions.load_messages("sess_1", limit=4, before_id=latest[0].id)
+    first = sessions.load_messages("sess_1", limit=4, before_id=earlier[0].id)
 
     assert [m.content for m in latest] == ["6", "7", "8", "9"]
     assert [m.content for m in earlier] == ["2", "3", "4", "5"]
     assert [m.content for m in first] == ["0", "1"]
-    assert [m.id for m in repo.load_messages("sess_1", before_id=saved[3].id)] == [m.id for m in saved[:3]]
+    assert [m.id for m in sessions.load_messages("sess_1", before_id=saved[3].id)] == [m.id for m in saved[:3]]
 
 
-def test_load_messages_before_an_unknown_message_is_not_found(repo):
-    repo.save_session(Session(id="sess_1"))
+def test_load_messages_before_an_unknown_message_is_not_found(sessions):
+    sessions.save_session(Session(id="sess_1"))
     with pytest.raises(NotFoundError, match="message not found: 12345"):
-        repo.load_messages("sess_1", before_id=12345)
+        sessions.load_messages("sess_1", before_id=12345)
 
 
-def test_iter_messages_reads_everything_in_batches(repo):
-    repo.save_session(Session(id="sess_1"))
-    repo.save_messages("sess_1", [Message(role="user", content=str(i), timestamp=at(i % 3)) for i in range(25)])
+def test_iter_messages_reads_everything_in_batches(sessions):
+    sessions.save_session(Session(id="sess_1"))
+    sessions.save_messages("sess_1", [Message(role="user", content=str(i), timestamp=at(i % 3)) for i in range(25)])
 
-    contents = [m.content for m in repo.iter_messages("sess_1", batch_size=4)]
+    contents = [m.content for m in sessions.iter_messages("sess_1", batch_size=4)]
 
     assert sorted(contents, key=int) == [str(i) for i in range(25)]
-    assert contents == [m.content for m in repo.load_messages("sess_1")]
+    assert contents == [m.content for m in sessions.load_messages("sess_1")]
 
 
-def test_iter_messages_checks_its_arguments_at_once(repo):
+def test_iter_messages_checks_its_arguments_at_once(sessions):
     with pytest.raises(ValidationError):
-        repo.iter_messages("sess_1", batch_size=0)
+        sessions.iter_messages("sess_1", batch_size=0)
 
 
-def test_load_messages_of_a_session_without_any(repo):
-    assert repo.load_messages("nobody") == []
+def test_load_messages_of_a_session_without_any(sessions):
+    assert sessions.load_messages("nobody") == []
 
 
 # -- tool executions -----------------------------------------------------------------------
 
 
-def test_tool_executions_round_trip_in_order(repo):
-    repo.save_session(Session(id="sess_1"))
-    repo.save_tool_execution(
+def test_tool_executions_round_trip_in_order(sessions):
+    sessions.save_session(Session(id="sess_1"))
+    sessions.save_tool_execution(
         "sess_1", ToolExecution(tool_name="b", input={"q": 1}, result=[1, 2], execution_time_ms=12, timestamp=at(5))
     )
-    repo.save_tool_execution("sess_1", ToolExecution(tool_name="a", error="boom", timestamp=at(1)))
+    sessions.save_tool_execution("sess_1", ToolExecution(tool_name="a", error="boom", timestamp=at(1)))
 
-    runs = repo.load_tool_executions("sess_1")
+    runs = sessions.load_tool_executions("sess_1")
 
     assert [(r.tool_name, r.input, r.result, r.error) for r in runs] == [
         ("a", None, None, "boom"),
@@ -274,46 +274,46 @@ def test_tool_executions_round_trip_in_order(repo):
     assert runs[1].execution_time_ms == 12 and runs[1].timestamp == at(5)
 
 
-def test_tool_execution_for_a_missing_session_is_a_foreign_key_error(repo, backend):
+def test_tool_execution_for_a_missing_session_is_a_foreign_key_error(sessions, backend):
     with pytest.raises(ForeignKeyConstraintError):
-        repo.save_tool_execution("ghost", ToolExecution(tool_name="x"))
+        sessions.save_tool_execution("ghost", ToolExecution(tool_name="x"))
     assert backend.sql("SELECT COUNT(*) FROM tool_executions")[0][0] == 0
 
 
 # -- deleting ------------------------------------------------------------------------------
 
 
-def test_delete_session_cascades_and_unlinks_children(repo, backend):
-    repo.save_session(Session(id="parent"))
-    repo.save_session(Session(id="child", parent_session_id="parent"))
-    repo.save_message("parent", Message(role="user", content="hi"))
-    repo.save_tool_execution("parent", ToolExecution(tool_name="x"))
+def test_delete_session_cascades_and_unlinks_children(sessions, backend):
+    sessions.save_session(Session(id="parent"))
+    sessions.save_session(Session(id="child", parent_session_id="parent"))
+    sessions.save_message("parent", Message(role="user", content="hi"))
+    sessions.save_tool_execution("parent", ToolExecution(tool_name="x"))
 
-    assert repo.delete_session("parent") is True
-    assert repo.delete_session("parent") is False
+    assert sessions.delete_session("parent") is True
+    assert sessions.delete_session("parent") is False
 
     assert message_count(backend, "parent") == 0
     assert backend.sql("SELECT COUNT(*) FROM tool_executions")[0][0] == 0
     assert backend.sql("SELECT id, parent_session_id FROM sessions") == [("child", None)]
 
 
-def test_a_parent_must_exist(repo):
+def test_a_parent_must_exist(sessions):
     with pytest.raises(ForeignKeyConstraintError):
-        repo.save_session(Session(id="child", parent_session_id="missing"))
+        sessions.save_session(Session(id="child", parent_session_id="missing"))
 
 
-def test_delete_sessions_older_than(repo, backend):
+def test_delete_sessions_older_than(sessions, backend):
     for i in range(4):
-        repo.save_session(Session(id="s%d" % i))
-        repo.save_message("s%d" % i, Message(role="user"))
+        sessions.save_session(Session(id="s%d" % i))
+        sessions.save_message("s%d" % i, Message(role="user"))
     backend.sql("UPDATE sessions SET updated_at = ?", int(at(0).timestamp()))
     backend.sql("UPDATE sessions SET updated_at = ? WHERE id IN ('s2', 's3')", int(at(100).timestamp()))
 
-    assert [s.id for s in repo.list_sessions(updated_before=at(50), limit=None)] == ["s1", "s0"]
-    assert [s.id for s in repo.list_sessions(updated_before=at(500), agent_id="nobody")] == []
+    assert [s.id for s in sessions.list_sessions(updated_before=at(50), limit=None)] == ["s1", "s0"]
+    assert [s.id for s in sessions.list_sessions(updated_before=at(500), agent_id="nobody")] == []
     assert backend.sql("SELECT COUNT(*) FROM sessions") == [(4,)]
-    assert repo.delete_sessions_older_than(at(50)) == 2
-    assert repo.delete_sessions_older_than(datetime.timedelta(days=1)) == 2
+    assert sessions.delete_sessions_older_than(at(50)) == 2
+    assert sessions.delete_sessions_older_than(datetime.timedelta(days=1)) == 2
     assert backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 0
 
 
@@ -321,11 +321,11 @@ def test_delete_sessions_older_than(repo, backend):
     "cutoff",
     ["yesterday", None, datetime.timedelta(days=-1), datetime.timedelta.max, datetime.datetime.max.replace(tzinfo=UTC)],
 )
-def test_delete_sessions_older_than_rejects_other_cutoffs(repo, backend, cutoff):
-    repo.save_session(Session(id="s"))
+def test_delete_sessions_older_than_rejects_other_cutoffs(sessions, backend, cutoff):
+    sessions.save_session(Session(id="s"))
 
     with pytest.raises(ValidationError) as error:
-        repo.delete_sessions_older_than(cutoff)
+        sessions.delete_sessions_older_than(cutoff)
 
     assert "cutoff" in error.value.messages
     assert backend.sql("SELECT COUNT(*) FROM sessions")[0][0] == 1
@@ -334,14 +334,14 @@ def test_delete_sessions_older_than_rejects_other_cutoffs(repo, backend, cutoff)
 # -- stats ---------------------------------------------------------------------------------
 
 
-def test_get_stats(repo):
-    assert tuple(vars(repo.get_stats()).values()) == (0, 0, 0, 0.0, 0)
+def test_get_stats(sessions):
+    assert tuple(vars(sessions.get_stats()).values()) == (0, 0, 0, 0.0, 0)
     for sid in ("a", "b"):
-        repo.save_session(Session(id=sid))
-        repo.save_messages(sid, [Message(role="user", token_count=2, cost_usd=0.5)] * 3)
-    repo.save_tool_execution("a", ToolExecution(tool_name="t"))
+        sessions.save_session(Session(id=sid))
+        sessions.save_messages(sid, [Message(role="user", token_count=2, cost_usd=0.5)] * 3)
+    sessions.save_tool_execution("a", ToolExecution(tool_name="t"))
 
-    stats = repo.get_stats()
+    stats = sessions.get_stats()
 
     assert (stats.session_count, stats.message_count, stats.tool_execution_count) == (2, 6, 1)
     assert (stats.total_tokens, stats.total_cost_usd) == (12, 3.0)
@@ -375,11 +375,11 @@ BAD_MESSAGES = [
 
 
 @pytest.mark.parametrize("message, field", BAD_MESSAGES)
-def test_bad_messages_are_rejected_and_nothing_is_written(repo, backend, message, field):
-    repo.save_session(Session(id="sess_1"))
+def test_bad_messages_are_rejected_and_nothing_is_written(sessions, backend, message, field):
+    sessions.save_session(Session(id="sess_1"))
 
     with pytest.raises(ValidationError) as error:
-        repo.save_message("sess_1", message)
+        sessions.save_message("sess_1", message)
 
     assert field in error.value.messages
     assert message_count(backend, "sess_1") == 0
@@ -396,67 +396,67 @@ def test_bad_messages_are_rejected_and_nothing_is_written(repo, backend, message
         ({"id": "s", "total_tokens": 5}, "total_tokens"),
     ],
 )
-def test_bad_sessions_are_rejected(repo, backend, session, field):
+def test_bad_sessions_are_rejected(sessions, backend, session, field):
     with pytest.raises(ValidationError) as error:
-        repo.save_session(session)
+        sessions.save_session(session)
     assert field in error.value.messages
     assert backend.sql("SELECT COUNT(*) FROM sessions")[0][0] == 0
 
 
 @pytest.mark.parametrize("not_a_session", [None, 42, "sess_1", ["id", "x"]])
-def test_save_session_rejects_what_is_not_a_session(repo, not_a_session):
+def test_save_session_rejects_what_is_not_a_session(sessions, not_a_session):
     with pytest.raises(ValidationError):
-        repo.save_session(not_a_session)
+        sessions.save_session(not_a_session)
 
 
 @pytest.mark.parametrize("session_id", [None, "", 5, "a\x00b", "lone \ud800", "x" * 256])
 @pytest.mark.parametrize(
     "call",
     [
-        lambda repo, sid: repo.load_session(sid),
-        lambda repo, sid: repo.save_message(sid, Message(role="user")),
-        lambda repo, sid: repo.load_messages(sid),
-        lambda repo, sid: repo.iter_messages(sid),
-        lambda repo, sid: repo.load_tool_executions(sid),
-        lambda repo, sid: repo.delete_session(sid),
+        lambda sessions, sid: sessions.load_session(sid),
+        lambda sessions, sid: sessions.save_message(sid, Message(role="user")),
+        lambda sessions, sid: sessions.load_messages(sid),
+        lambda sessions, sid: sessions.iter_messages(sid),
+        lambda sessions, sid: sessions.load_tool_executions(sid),
+        lambda sessions, sid: sessions.delete_session(sid),
     ],
 )
-def test_bad_session_ids_are_validation_errors(repo, session_id, call):
+def test_bad_session_ids_are_validation_errors(sessions, session_id, call):
     with pytest.raises(ValidationError):
-        call(repo, session_id)
+        call(sessions, session_id)
 
 
 @pytest.mark.parametrize("bad_id", ["", 5, "a\x00b", "lone \ud800", "x" * 256])
-def test_bad_ids_as_list_filters_are_validation_errors(repo, bad_id):
+def test_bad_ids_as_list_filters_are_validation_errors(sessions, bad_id):
     with pytest.raises(ValidationError):
-        repo.list_sessions(agent_id=bad_id)
+        sessions.list_sessions(agent_id=bad_id)
     with pytest.raises(ValidationError):
-        repo.list_sessions(before=bad_id)
+        sessions.list_sessions(before=bad_id)
 
 
 @pytest.mark.parametrize("before_id", ["1", 1.0, 0, -5, 2**70, True])
-def test_bad_message_ids_are_validation_errors(repo, before_id):
+def test_bad_message_ids_are_validation_errors(sessions, before_id):
     with pytest.raises(ValidationError) as error:
-        repo.load_messages("sess_1", before_id=before_id)
+        sessions.load_messages("sess_1", before_id=before_id)
     assert "before_id" in error.value.messages
 
 
 @pytest.mark.parametrize("messages", [None, 5, Message(role="user"), "user"])
-def test_save_messages_needs_a_list(repo, messages):
-    repo.save_session(Session(id="sess_1"))
+def test_save_messages_needs_a_list(sessions, messages):
+    sessions.save_session(Session(id="sess_1"))
     with pytest.raises(ValidationError):
-        repo.save_messages("sess_1", messages)
+        sessions.save_messages("sess_1", messages)
 
 
 # -- what lands on disk --------------------------------------------------------------------
 
 
-def test_rows_follow_the_reference_conventions(repo, backend):
-    repo.save_session(Session(id="sess_1"))  # no context
-    repo.save_message(
+def test_rows_follow_the_reference_conventions(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))  # no context
+    sessions.save_message(
         "sess_1", Message(role="user", content=None, timestamp=at(7) + datetime.timedelta(microseconds=999))
     )
-    repo.save_tool_execution("sess_1", ToolExecution(tool_name="t"))
+    sessions.save_tool_execution("sess_1", ToolExecution(tool_name="t"))
 
     assert backend.sql("SELECT context_json FROM sessions") == [("null",)]
     assert backend.sql("SELECT content, tool_calls_json, tool_result_json, timestamp FROM messages") == [
@@ -465,7 +465,7 @@ def test_rows_follow_the_reference_conventions(repo, backend):
     assert backend.sql("SELECT input_json, result_json, error FROM tool_executions") == [("null", "null", None)]
 
 
-def test_rows_written_by_the_reference_implementation_are_read(repo, backend):
+def test_rows_written_by_the_reference_implementation_are_read(sessions, backend):
     backend.sql(
         "INSERT INTO sessions (id, name, agent_id, parent_session_id, context_json, created_at, updated_at,"
         " total_cost_usd, total_tokens) VALUES ('ref', NULL, NULL, NULL, 'null', 1767225600, 1767225601, 0.5, 12)"
@@ -476,7 +476,7 @@ def test_rows_written_by_the_reference_implementation_are_read(repo, backend):
         json.dumps([{"ID": "t1", "Name": "search", "Input": {"q": "x"}, "ThoughtSignature": ""}]),
     )
 
-    session = repo.load_session("ref")
+    session = sessions.load_session("ref")
 
     assert session.context is None and session.created_at == at(0) and session.total_tokens == 12
     (message,) = session.messages
@@ -484,9 +484,9 @@ def test_rows_written_by_the_reference_implementation_are_read(repo, backend):
     assert (message.session_context, message.timestamp) == ("coordinator", at(1))
 
 
-def test_returned_objects_match_a_reload(repo):
-    repo.save_session(Session(id="sess_1", context={"t": (1, 2)}))
-    saved = repo.save_message(
+def test_returned_objects_match_a_reload(sessions):
+    sessions.save_session(Session(id="sess_1", context={"t": (1, 2)}))
+    saved = sessions.save_message(
         "sess_1",
         Message(
             role="tool",
@@ -501,10 +501,10 @@ def test_returned_objects_match_a_reload(repo):
         ),
     )
 
-    (loaded,) = repo.load_messages("sess_1")
+    (loaded,) = sessions.load_messages("sess_1")
 
     assert saved.__data__ == loaded.__data__
-    assert repo.load_session("sess_1").context == {"t": [1, 2]}
+    assert sessions.load_session("sess_1").context == {"t": [1, 2]}
 
 
 # -- models and schemas --------------------------------------------------------------------
@@ -518,11 +518,11 @@ def test_models_are_built_without_a_database():
     assert message.content == "hi"
 
 
-def test_schemas_dump_json(repo):
-    repo.save_session(Session(id="sess_1", context={"a": 1}))
-    repo.save_message("sess_1", Message(role="user", content="hi", timestamp=at(1)))
+def test_schemas_dump_json(sessions):
+    sessions.save_session(Session(id="sess_1", context={"a": 1}))
+    sessions.save_message("sess_1", Message(role="user", content="hi", timestamp=at(1)))
 
-    dumped = json.loads(json.dumps(SessionSchema().dump(repo.load_session("sess_1"))))
+    dumped = json.loads(json.dumps(SessionSchema().dump(sessions.load_session("sess_1"))))
 
     assert dumped["id"] == "sess_1" and dumped["context"] == {"a": 1}
     assert dumped["messages"][0]["content"] == "hi"
@@ -531,17 +531,17 @@ def test_schemas_dump_json(repo):
     assert MessageSchema().load({"role": "user", "timestamp": "2026-01-01T00:00:01Z"})["timestamp"] == at(1)
 
 
-def test_a_time_that_is_no_time_on_disk_is_corruption(repo, backend):
-    repo.save_session(Session(id="sess_1"))
+def test_a_time_that_is_no_time_on_disk_is_corruption(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
     backend.sql("UPDATE sessions SET created_at = ?", 10**16)  # milliseconds where seconds belong
 
     with pytest.raises(DatabaseCorruptError, match="not a time in sessions.created_at"):
-        repo.load_session("sess_1")
+        sessions.load_session("sess_1")
 
 
-def test_json_that_is_not_json_on_disk_is_corruption_not_garbage(repo, backend):
-    repo.save_session(Session(id="sess_1"))
+def test_json_that_is_not_json_on_disk_is_corruption_not_garbage(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
     backend.sql("UPDATE sessions SET context_json = '{broken'")
 
     with pytest.raises(DatabaseCorruptError, match="not JSON in sessions.context_json"):
-        repo.load_session("sess_1")
+        sessions.load_session("sess_1")

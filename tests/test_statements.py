@@ -13,9 +13,9 @@ def _data(instances) -> list[dict]:
     return [dict(instance.__data__) for instance in instances]
 
 
-def test_decoded_rows_match_what_a_peewee_select_gives(repo):
-    repo.save_session(Session(id="sess_1", context={"user": "john"}))
-    repo.save_messages(
+def test_decoded_rows_match_what_a_peewee_select_gives(sessions):
+    sessions.save_session(Session(id="sess_1", context={"user": "john"}))
+    sessions.save_messages(
         "sess_1",
         [
             Message(role="assistant", content="42", tool_calls=[{"name": "add", "args": [40, 2]}], cost_usd=0.5),
@@ -23,7 +23,7 @@ def test_decoded_rows_match_what_a_peewee_select_gives(repo):
             Message(role="user", content="Ünïcode ✓", session_context="shared", agent_id="a1"),
         ],
     )
-    M, S = repo.Message, repo.Session
+    M, S = sessions.Message, sessions.Session
     by_peewee = M.select().where(M.session == "sess_1").order_by(M.id)
     statement = Statement(M.select().where(M.session == param("session_id")).order_by(M.id))
     decoded = statement.models(session_id="sess_1")
@@ -43,30 +43,30 @@ def test_the_pending_requests_match_a_peewee_select(hitl):
     )
 
 
-def test_positional_parameters_bind_in_order(repo):
-    S = repo.Session
+def test_positional_parameters_bind_in_order(sessions):
+    S = sessions.Session
     statement = Statement(S.select(S.id).where(S.id.in_([param(), param()])).order_by(S.id))
-    repo.save_session(Session(id="a"))
-    repo.save_session(Session(id="b"))
-    repo.save_session(Session(id="c"))
+    sessions.save_session(Session(id="a"))
+    sessions.save_session(Session(id="b"))
+    sessions.save_session(Session(id="c"))
     assert statement.rows("c", "a") == [("a",), ("c",)]
 
 
-def test_a_constant_in_a_statement_is_refused(repo):
+def test_a_constant_in_a_statement_is_refused(sessions):
     # A constant would become a positional parameter among named ones.
-    S = repo.Session
+    S = sessions.Session
     with pytest.raises(ValueError, match="param"):
         Statement(S.select().where(S.id == param("id"), S.total_tokens > 0))
 
 
-def test_named_parameters_fit_the_driver(repo):
-    S = repo.Session
+def test_named_parameters_fit_the_driver(sessions):
+    S = sessions.Session
     sql = Statement(S.select(S.id).where(S.id == param("id"))).sql
-    assert sql.endswith(":id)") if repo.backend.name == "sqlite" else sql.endswith("%(id)s)")
+    assert sql.endswith(":id)") if sessions.backend.name == "sqlite" else sql.endswith("%(id)s)")
 
 
-def test_a_parameter_made_of_a_field_converts_its_value_as_the_field_does(repo, backend):
-    S = repo.Session
+def test_a_parameter_made_of_a_field_converts_its_value_as_the_field_does(sessions, backend):
+    S = sessions.Session
     at = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
     insert = Statement(S.insert({f: param(f) for f in S._meta.sorted_fields}))
 

@@ -11,7 +11,7 @@ the request is answered.
 
 import peewee
 
-from ..base import BaseModel
+from ..base import BaseModel, shown
 from ..columns import JSONField, UnixTimeField
 
 REQUEST_TYPES = ("approval", "input", "selection")
@@ -41,6 +41,10 @@ class HumanRequest(BaseModel):
     response_data = JSONField(column_name="response_data_json", none_as="")
     responded_at = UnixTimeField(resolution=1000, null=True)
     responded_by = peewee.TextField()
+
+    def _facts(self) -> list[str]:
+        values = self.__data__
+        return [values.get("status") or "", values.get("priority") or "", shown(values.get("question"))]
 
     class Meta:
         table_name = "human_requests"

@@ -51,5 +51,14 @@ class Reference(BaseModel):
     expires_at = UnixTimeField(none_as=0)  # None: never
     size_bytes = peewee.BigIntegerField()
 
+    def __repr__(self) -> str:
+        values = self.__data__
+        facts = [(values.get("id") or "(new)")[:12]]  # a SHA-256: its start tells it apart
+        if values.get("size_bytes") is not None:
+            facts.append("%d bytes" % values["size_bytes"])
+        if values.get("ref_count") is not None:
+            facts.append("%d refs" % values["ref_count"])
+        return "<Reference %s>" % " ".join(facts)
+
     class Meta:
         table_name = "reference_store"

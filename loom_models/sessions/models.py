@@ -14,7 +14,7 @@ import dataclasses
 
 import peewee
 
-from ..base import BaseModel
+from ..base import BaseModel, shown
 from ..columns import JSONField, UnixTimeField
 
 ROLES = ("user", "assistant", "tool", "system")
@@ -37,6 +37,9 @@ class Session(BaseModel):
     messages: list | None = None
     tool_executions: list | None = None
 
+    def _facts(self) -> list[str]:
+        return [self.__data__.get("agent_id") or "", shown(self.__data__.get("name"))]
+
     class Meta:
         table_name = "sessions"
 
@@ -56,6 +59,9 @@ class Message(BaseModel):
     cost_usd = peewee.DoubleField()
     agent_id = peewee.TextField(null=True)
 
+    def _facts(self) -> list[str]:
+        return [self.__data__.get("role") or "", shown(self.__data__.get("content"))]
+
     class Meta:
         table_name = "messages"
 
@@ -69,6 +75,9 @@ class ToolExecution(BaseModel):
     error = peewee.TextField(null=True)
     execution_time_ms = peewee.BigIntegerField(null=True)
     timestamp = UnixTimeField()
+
+    def _facts(self) -> list[str]:
+        return [self.__data__.get("tool_name") or "", "failed" if self.__data__.get("error") else ""]
 
     class Meta:
         table_name = "tool_executions"
