@@ -10,9 +10,9 @@ import peewee
 import pytest
 
 from loom_models import DatabaseLockedError
-from loom_models.db import DEFAULT_PRAGMAS, check_pragmas, open_database
+from loom_models.db import check_pragmas, open_database
 
-# What SQLite reports for DEFAULT_PRAGMAS.
+# The pragmas of the contract, as SQLite reports them in force.
 IN_FORCE = {
     "journal_mode": "wal",
     "foreign_keys": 1,
@@ -23,19 +23,6 @@ IN_FORCE = {
     "mmap_size": 268435456,
     "automatic_index": 1,
 }
-
-
-def test_default_pragmas_are_the_contract():
-    assert DEFAULT_PRAGMAS == {
-        "journal_mode": "wal",
-        "foreign_keys": 1,
-        "synchronous": "NORMAL",
-        "cache_size": 10000,
-        "busy_timeout": 5000,
-        "temp_store": "MEMORY",
-        "mmap_size": 268435456,
-        "automatic_index": 1,
-    }
 
 
 def test_a_path_opens_sqlite_with_every_pragma(tmp_path):

@@ -24,40 +24,24 @@ from ..documents import LoadedDocument as LoadedFixture
 from ..documents import load_document as load_fixture
 
 if TYPE_CHECKING:
-    from .factories import (
-        HumanRequestFactory,
-        MessageFactory,
-        ReferenceFactory,
-        SessionFactory,
-        ToolExecutionFactory,
-        bind,
-    )
+    from .factories import *  # noqa: F403
 
-# Each name -> the module that defines it, imported on first use: pytest imports
-# this package (for the plugin) in every run of every project that has
-# loom_models installed, and factory_boy with Faker takes half a second to import.
-_HOMES = {
-    "HumanRequestFactory": "factories",
-    "MessageFactory": "factories",
-    "ReferenceFactory": "factories",
-    "SessionFactory": "factories",
-    "ToolExecutionFactory": "factories",
-    "bind": "factories",
-}
-
-__all__ = [
+# Imported on first use: pytest imports this package (for the plugin) in every run
+# of every project that has loom_models installed, and factory_boy with Faker takes
+# half a second to import.
+_FROM_FACTORIES = (
+    "bind",
     "HumanRequestFactory",
-    "LoadedFixture",
     "MessageFactory",
     "ReferenceFactory",
     "SessionFactory",
     "ToolExecutionFactory",
-    "bind",
-    "load_fixture",
-]
+)
+
+__all__ = ["LoadedFixture", "load_fixture", *_FROM_FACTORIES]
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
+    if name not in _FROM_FACTORIES:
         raise AttributeError("module %r has no attribute %r" % (__name__, name))
-    return getattr(importlib.import_module("." + _HOMES[name], __name__), name)
+    return getattr(importlib.import_module(".factories", __name__), name)

@@ -114,38 +114,25 @@ def reference_repository(loom_storage: Storage) -> ReferenceRepository:
     return loom_storage.references
 
 
-def _bound(name: str, storage: Storage) -> Any:
-    # Imported on first use: factory_boy and Faker would slow every pytest run down.
-    from loom_models.testing import factories
+def _factory_fixture(name: str, factory_name: str, example: str) -> Any:
+    """A fixture `name` giving the factory `factory_name` bound to loom_storage."""
 
-    return factories.bind(getattr(factories, name), storage)
+    def bound_factory(loom_storage: Storage) -> Any:
+        # Imported on first use: factory_boy and Faker would slow every pytest run down.
+        from loom_models.testing import factories
 
+        return factories.bind(getattr(factories, factory_name), loom_storage)
 
-@pytest.fixture
-def session_factory(loom_storage: Storage) -> Any:
-    """SessionFactory writing to loom_storage: `session_factory.create(messages=3)`."""
-    return _bound("SessionFactory", loom_storage)
-
-
-@pytest.fixture
-def message_factory(loom_storage: Storage) -> Any:
-    """MessageFactory writing to loom_storage: `message_factory.create(session=session)`."""
-    return _bound("MessageFactory", loom_storage)
+    bound_factory.__doc__ = "%s writing to loom_storage: `%s`." % (factory_name, example)
+    return pytest.fixture(name=name)(bound_factory)
 
 
-@pytest.fixture
-def tool_execution_factory(loom_storage: Storage) -> Any:
-    """ToolExecutionFactory writing to loom_storage: `tool_execution_factory.create(failed=True)`."""
-    return _bound("ToolExecutionFactory", loom_storage)
-
-
-@pytest.fixture
-def human_request_factory(loom_storage: Storage) -> Any:
-    """HumanRequestFactory writing to loom_storage: `human_request_factory.create(approved=True)`."""
-    return _bound("HumanRequestFactory", loom_storage)
-
-
-@pytest.fixture
-def reference_factory(loom_storage: Storage) -> Any:
-    """ReferenceFactory writing to loom_storage: `reference_factory.create(expiring=True)`."""
-    return _bound("ReferenceFactory", loom_storage)
+session_factory = _factory_fixture("session_factory", "SessionFactory", "session_factory.create(messages=3)")
+message_factory = _factory_fixture("message_factory", "MessageFactory", "message_factory.create(session=session)")
+tool_execution_factory = _factory_fixture(
+    "tool_execution_factory", "ToolExecutionFactory", "tool_execution_factory.create(failed=True)"
+)
+human_request_factory = _factory_fixture(
+    "human_request_factory", "HumanRequestFactory", "human_request_factory.create(approved=True)"
+)
+reference_factory = _factory_fixture("reference_factory", "ReferenceFactory", "reference_factory.create(expiring=True)")
