@@ -31,12 +31,26 @@ from typing import Any
 
 import peewee
 
+# Fields whose db_value() only adapts a value the drivers take as it is.
+_AS_GIVEN = (
+    peewee.AutoField,
+    peewee.BigIntegerField,
+    peewee.CharField,
+    peewee.DoubleField,
+    peewee.IntegerField,
+    peewee.TextField,
+)
+
 
 class param(peewee.Node):
     """A parameter: `param(field)` is named after the field and converted by it,
     `param("name")` bound as given, `param(field, "name")` both; `param()`
     positional (converted by `field=` if given). A statement's parameters are all
     named or all positional.
+
+    A plain text, integer or float column takes its value as given: both drivers
+    bind str, int and float as they are, and peewee's adapt() of them again was a
+    tenth of a resolve().
     """
 
     def __init__(
@@ -51,7 +65,9 @@ class param(peewee.Node):
         else:
             name = field_or_name
         self.name = name
-        self.convert: Callable[[Any], Any] | None = field.db_value if field is not None else None
+        self.convert: Callable[[Any], Any] | None = None
+        if field is not None and type(field) not in _AS_GIVEN:
+            self.convert = field.db_value
 
     def __sql__(self, ctx: peewee.Context) -> peewee.Context:
         collected = ctx.state.statement_params
@@ -82,8 +98,10 @@ class Statement:
         if positional:
             pairs = zip(self._positional, positional, strict=True)
             values: Any = [value if convert is None else convert(value) for convert, value in pairs]
-        else:
+        elif self._named:
             values = {name: self._named[name](v) if name in self._named else v for name, v in named.items()}
+        else:
+            values = named
         return self.database.execute_sql(self.sql, values)
 
     def rows(self, *positional: Any, **named: Any) -> list[tuple]:
