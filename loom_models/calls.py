@@ -70,23 +70,23 @@ def repository_call(
     def decorate(method: F) -> F:
         given = _argument_getters(method, attributes)
 
+        def translated(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except _RAISED as error:
+                _raise_translated(error, self.backend.path())
+
         @functools.wraps(method)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
             if self.closed:
                 raise LoomStorageError("%r is closed" % self)
-
-            def call() -> Any:
-                try:
-                    return method(self, *args, **kwargs)
-                except _RAISED as error:
-                    _raise_translated(error, self.backend.path())
-
             if not span or self.tracer is None:
-                return call()
+                return translated(self, *args, **kwargs)
             name = "%s.%s" % (self.span_prefix, method.__name__)
             values = {attribute: get(args, kwargs) for attribute, get in given.items()}
             # Anything but a string is bad input, which the span's error tells about.
             values = {attribute: value for attribute, value in values.items() if isinstance(value, str)}
+            call = functools.partial(translated, self, *args, **kwargs)
             return tracing.in_span(self.tracer, self, name, values, call, tells or row_count)
 
         return wrapper  # type: ignore[return-value]

@@ -98,9 +98,10 @@ class Statement:
         if positional:
             pairs = zip(self._positional, positional, strict=True)
             values: Any = [value if convert is None else convert(value) for convert, value in pairs]
-        elif self._named:
-            values = {name: self._named[name](v) if name in self._named else v for name, v in named.items()}
         else:
+            for name, convert in self._named.items():  # `named` is this call's own dict
+                if name in named:
+                    named[name] = convert(named[name])
             values = named
         return self.database.execute_sql(self.sql, values)
 
