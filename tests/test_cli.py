@@ -765,7 +765,7 @@ def test_import_from_a_file_into_the_suite_backend(store, tmp_path):
     assert "already exists" in fails(store("import", path), 5).stderr
     for table in ("messages", "tool_executions", "sessions"):  # raw SQLite does not cascade
         store.sql("sessions", "DELETE FROM %s" % table)
-    assert "Imported session sess_1" in ok(store("import", path)).stdout
+    assert ok(store("import", path)).stdout == "Imported session sess_1: 2 messages, 1 tool execution.\n"
     assert store.count("sessions", "messages") == 2 and store.count("sessions", "tool_executions") == 1
 
 

@@ -116,10 +116,10 @@ def import_command(target, file):
 def _import_session(storage: Storage, document) -> tuple[dict, list[str]]:
     session = storage.sessions.import_session(document)
     counts = {name: len(document.get(name) or []) for name in ("messages", "tool_executions")}
-    line = "Imported session %s: %d messages, %d tool executions." % (
+    line = "Imported session %s: %s, %s." % (
         session.id,
-        counts["messages"],
-        counts["tool_executions"],
+        counted(counts["messages"], "message"),
+        counted(counts["tool_executions"], "tool execution"),
     )
     return {"session_id": session.id, **counts}, [line]
 
@@ -127,7 +127,8 @@ def _import_session(storage: Storage, document) -> tuple[dict, list[str]]:
 def _import_document(storage: Storage, document) -> tuple[dict, list[str]]:
     loaded = documents.load_document(storage, document)
     ids = {kind: [item.id for item in getattr(loaded, kind)] for kind in documents.KINDS}
-    return ids, ["Imported %s." % ", ".join("%d %s" % (len(ids[kind]), kind) for kind in documents.KINDS)]
+    counts = [counted(len(ids[kind]), kind[:-1]) for kind in documents.KINDS]  # kinds are plurals: sessions
+    return ids, ["Imported %s." % ", ".join(counts)]
 
 
 def _read_json(file: str):
