@@ -1,15 +1,17 @@
 """open_storage: the data directory, its permissions, URLs, closing, and the README."""
 
+import gc
 import os
 import stat
 import threading
+import weakref
 from pathlib import Path
 
 import pytest
 
 from loom_models import LoomStorageError, open_storage
 from loom_models.hitl import HumanRequest
-from loom_models.sessions import Session, SessionRepository
+from loom_models.sessions import Message, Session, SessionRepository
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -95,6 +97,20 @@ def test_a_closed_repository_refuses_calls(backend):
 
     with pytest.raises(LoomStorageError, match=r"^<SessionRepository .*> is closed$"):
         repository.get_stats()
+
+
+def test_a_closed_storage_leaves_nothing_alive(data_store):
+    storage = open_storage(**data_store.location, gc_interval=0)
+    storage.sessions.save_session(Session(id="s"))
+    storage.sessions.save_messages("s", [Message(role="user", content="hi")])
+    storage.hitl.list_pending(limit=5)
+    kept = [weakref.ref(storage.sessions._sql), weakref.ref(storage.hitl._sql), weakref.ref(storage.sessions.database)]
+    storage.close()
+
+    del storage
+    gc.collect()
+
+    assert [ref() for ref in kept] == [None, None, None]
 
 
 def _error_of(call):

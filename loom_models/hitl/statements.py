@@ -48,6 +48,8 @@ class HumanRequestStatements:
         self.expire_one = Statement(expire.where(H.id == param(H.id), H.expires_at <= now))
         cancel = expire.where(H.id == param(H.id), H.expires_at > now)
         self.cancel = Statement(cancel.returning(*H._meta.sorted_fields))
+        # Cached per instance: a cache on the class would keep every repository's statements alive.
+        self.pending = functools.cache(self._pending)
 
     def _answer(self, status: str) -> Statement:
         H = self.H
@@ -60,8 +62,7 @@ class HumanRequestStatements:
         )
         return Statement(query.returning(*H._meta.sorted_fields))
 
-    @functools.cache  # noqa: B019 - one per repository, which lives as long as its statements
-    def pending(self, names: tuple) -> Statement:
+    def _pending(self, names: tuple) -> Statement:
         """list_pending's statement for the values `names` ("now", and any of agent_id, session_id, limit)."""
         H = self.H
         # "+ 0" keeps SQLite off the expiry index, which would need a sort:

@@ -68,9 +68,11 @@ class SessionStatements:
                 ]
             ).bind(S._meta.database)
         )
+        # Cached per instance: a cache on the class would keep every repository's statements alive.
+        self.save_session = functools.cache(self._save_session)
+        self.insert_messages = functools.cache(self._insert_messages)
 
-    @functools.cache  # noqa: B019 - one per repository, which lives as long as its statements
-    def save_session(self, changed: frozenset) -> Statement:
+    def _save_session(self, changed: frozenset) -> Statement:
         """The upsert of a session that, on an existing row, sets `changed` and updated_at."""
         S = self.S
         preserved = [S.updated_at, *(S._meta.fields[name] for name in sorted(changed))]
@@ -78,8 +80,7 @@ class SessionStatements:
         query = query.on_conflict(conflict_target=[S.id], preserve=preserved)
         return Statement(query.returning(*S._meta.sorted_fields))
 
-    @functools.cache  # noqa: B019
-    def insert_messages(self, count: int) -> Statement:
+    def _insert_messages(self, count: int) -> Statement:
         """INSERT of `count` messages RETURNING their ids; values in `message_fields` order, row after row."""
         row = [param(field=field) for field in self.message_fields]
         return Statement(self.M.insert_many([row] * count, fields=self.message_fields).returning(self.M.id))
