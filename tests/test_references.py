@@ -429,6 +429,17 @@ def test_the_collector_survives_a_failed_run(backend, monkeypatch):
     assert len(runs) >= 2 and stored_row(backend, b"later gone") is None
 
 
+def test_collect_garbage_by_hand_after_the_collector_is_stopped(backend):
+    with ReferenceRepository.open(backend.target) as repository:
+        repository.start_collector(300)
+        repository.stop_collector()
+        repository.store(b"gone by hand", ttl=60)
+        expire(backend, b"gone by hand")
+
+        assert repository.collect_garbage() == 1
+        assert stored_row(backend, b"gone by hand") is None
+
+
 def test_close_stops_the_collector_promptly_and_twice_is_fine(tmp_path):
     storage = open_storage(tmp_path, gc_interval=300)
     collector = storage.references._collector

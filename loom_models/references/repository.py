@@ -242,7 +242,6 @@ class ReferenceRepository(Repository):
         check_seconds(interval, "gc_interval", maximum=threading.TIMEOUT_MAX)
         if self._collector is not None:
             return
-        self._stop_collecting.clear()
         self._collector = threading.Thread(
             target=self._collect_every, args=(interval,), name="loom-references-gc", daemon=True
         )
@@ -254,6 +253,7 @@ class ReferenceRepository(Repository):
         if self._collector is not None:
             self._collector.join()
             self._collector = None
+        self._stop_collecting.clear()  # a collect_garbage() called from now on runs to the end
 
     def close(self) -> None:
         """Stop the collector, and close the database if this repository opened it.
