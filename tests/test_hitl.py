@@ -11,10 +11,11 @@ import subprocess
 import sys
 import threading
 
+import marshmallow
 import pytest
 
 from loom_models import ConflictError, NotFoundError, RequestExpiredError, ValidationError
-from loom_models.hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema
+from loom_models.hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema, ResponseSchema
 
 UTC = datetime.timezone.utc
 
@@ -555,6 +556,12 @@ def test_rows_written_by_the_reference_implementation_are_read(hitl, backend):
     assert hitl.get("old").status == "timeout" and hitl.get("old").context == {"k": 1}
     assert hitl.respond_to_request("ref", "approved", "", "alice").status == "approved"
     assert hitl.get_stats()["timeout"] == 1 and hitl.get_stats()["pending"] == 2
+
+
+def test_a_response_that_is_no_mapping_is_a_validation_error():
+    for bad in (["approved"], "approved", None):
+        with pytest.raises(marshmallow.ValidationError):
+            ResponseSchema().load(bad)
 
 
 def test_schema_dumps_json(hitl):

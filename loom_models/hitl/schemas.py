@@ -9,7 +9,7 @@ What the store decides (status, expiry, the answer) is dump-only in a request.
 
 import datetime
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import marshmallow
@@ -83,6 +83,8 @@ class ResponseSchema(marshmallow.Schema):
     response_data = JSONValue(allow_none=True, load_default=None)
 
     @marshmallow.pre_load
-    def _empty_response(self, data: dict, **kwargs: Any) -> dict:
+    def _empty_response(self, data: Any, **kwargs: Any) -> Any:
         # The reference reader scans the response into a string: never NULL.
-        return {**data, "response": ""} if data.get("response", "") is None else data
+        if isinstance(data, Mapping) and data.get("response", "") is None:
+            data = {**data, "response": ""}
+        return data  # not a mapping: marshmallow says what it is not
