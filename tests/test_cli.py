@@ -277,6 +277,10 @@ def test_an_outdated_schema_is_reported_and_migrated(store):
         "revert": {"sessions": [], "hitl": [], "references": []},
     }
     assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions") - 1
+    assert ok_json(*store.args, "--json", "migrate", "--database", "hitl")["applied"] == {"hitl": []}
+    assert ok_json(*store.args, "--json", "migrate", "--database", "sessions", "--dry-run")["apply"] == {
+        "sessions": ["0003_search"]
+    }
 
     assert ok_json(*store.args, "--json", "migrate")["applied"]["sessions"] == ["0003_search"]
     assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions")

@@ -26,7 +26,9 @@ def init(target):
 @main.group(invoke_without_command=True)
 @click.option("--dry-run", is_flag=True, help="List what would be applied or reverted, and change nothing.")
 @click.option("--to", "to", metavar="NAME", help="Go to this migration: up, or down through each later one's down().")
-@click.option("--database", type=click.Choice(list(DOMAINS)), help="The database of --to, where NAME is in several.")
+@click.option(
+    "--database", type=click.Choice(list(DOMAINS)), help="Only this database; with --to, where NAME is in several."
+)
 @click.pass_context
 def migrate(ctx, dry_run, to, database):
     """Apply the pending migrations of every database (`migrate status` lists them), or go --to one.
@@ -37,7 +39,10 @@ def migrate(ctx, dry_run, to, database):
     if ctx.invoked_subcommand is not None:
         return
     target = ctx.obj
-    goals = {domain: None for domain in DOMAINS} if to is None else {_domain_of_migration(to, database): to}
+    if to is not None:
+        goals = {_domain_of_migration(to, database): to}
+    else:
+        goals = {domain: None for domain in ([database] if database else DOMAINS)}
     with target.repositories() as storage:
         if dry_run:
             plans = {d: migrator.plan(migrator.runner(getattr(storage, d).database, d), to) for d, to in goals.items()}
