@@ -310,6 +310,21 @@ def test_dump_and_load_sql_round_trip(tmp_path):
         backup.load_sql(dumped, tmp_path / "loaded.db")
 
 
+def test_a_dump_is_utf_8_whatever_the_locale(tmp_path):
+    with SessionRepository.open(tmp_path / "sessions.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        sessions.save_message("s", Message(role="user", content="Café ✓"))
+    dump = "from loom_models import backup; from loom_models.db import open_database; "
+    dump += "backup.dump_sql(open_database(%r), %r)" % (str(tmp_path / "sessions.db"), str(tmp_path / "dump.sql"))
+    ascii_only = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONIOENCODING": "ascii"}
+
+    subprocess.run([sys.executable, "-X", "utf8=0", "-c", dump], env=ascii_only, check=True)
+    backup.load_sql(tmp_path / "dump.sql", tmp_path / "loaded.db")
+
+    with SessionRepository.open(tmp_path / "loaded.db") as loaded:
+        assert [m.content for m in loaded.load_messages("s")] == ["Café ✓"]
+
+
 def test_backups_are_sqlite_only(sessions, backend, tmp_path):
     if backend.name == "sqlite":
         assert backup.backup(sessions.database, tmp_path / "copy.db") == str(tmp_path / "copy.db")

@@ -30,7 +30,7 @@ def dump_sql(database: peewee.Database, path: Path) -> str:
     path = os.fspath(path)
     staged = copies.temporary_beside(path)
     try:
-        with open(staged, "w") as out:
+        with open(staged, "w", encoding="utf-8") as out:
             for statement in iter_dump(database):
                 out.write(statement + "\n")
         copies.install(staged, path)

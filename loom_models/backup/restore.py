@@ -86,7 +86,7 @@ def restore_set(set_dir: Path, data_dir: Path, progress: Progress | None = None)
 def _checked_set(set_dir: str) -> list[str]:
     """The databases of a complete backup set whose files match its manifest."""
     try:
-        with open(os.path.join(set_dir, MANIFEST)) as handle:
+        with open(os.path.join(set_dir, MANIFEST), encoding="utf-8") as handle:
             manifest = json.load(handle)
         databases, failed = manifest["databases"], manifest["failed"]
     except (OSError, ValueError, KeyError, TypeError):

@@ -194,7 +194,7 @@ def _write_manifest(staging: str, now: datetime.datetime, data_dir: str, copied:
         "failed": {name: str(error) for name, error in failed.items()},
     }
     create_private_file(os.path.join(staging, MANIFEST))
-    with open(os.path.join(staging, MANIFEST), "w") as out:
+    with open(os.path.join(staging, MANIFEST), "w", encoding="utf-8") as out:
         json.dump(manifest, out, indent=2)
 
 
