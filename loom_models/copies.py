@@ -7,8 +7,9 @@
 Copies go through SQLite's online backup API, reading one snapshot while writers
 go on (a file copy of a WAL database misses what is still in the -wal file).
 Nothing is left looking like a copy unless its integrity check passed, and
-nothing of an interrupted copy is left at all: each copy is written to a
-temporary file and renamed into place once verified.
+nothing of a copy that fails is left at all: each copy is written to a
+temporary file (.<name>.*.tmp, which only a killed process leaves behind) and
+renamed into place once verified.
 """
 
 from __future__ import annotations
@@ -54,13 +55,22 @@ def safety_copy(database_path: Path, reason: str) -> str:
 def keep_as_it_is(database_path: str, reason: str) -> str:
     """Keep a database too damaged to verify beside it, byte for byte with its -wal, as <...>.damaged."""
     kept = beside(database_path, reason, ".damaged")
-    for suffix in ("", "-wal"):
-        if os.path.exists(database_path + suffix):
-            staged = temporary_beside(kept + suffix)
-            shutil.copyfile(database_path + suffix, staged)  # into the 0600 file mkstemp made
-            os.replace(staged, kept + suffix)
+    copy_as_it_is(database_path, kept)
     logger.warning("loom_models: kept damaged %s as %s", database_path, kept)
     return kept
+
+
+def copy_as_it_is(source: str, destination: str) -> None:
+    """Copy a database file and its -wal byte for byte, durably: for one SQLite cannot read."""
+    for suffix in ("", "-wal"):
+        if os.path.exists(source + suffix):
+            staged = temporary_beside(destination + suffix)
+            try:
+                shutil.copyfile(source + suffix, staged)  # into the 0600 file mkstemp made
+            except BaseException:
+                discard(staged)
+                raise
+            install(staged, destination + suffix)
 
 
 def has_sqlite_header(path: str) -> bool:
@@ -118,14 +128,18 @@ def discard(path: str) -> None:
 
 
 def install(staged: str, destination: str) -> str:
-    """Rename a verified copy into place, durably, with no old WAL left beside it."""
-    fsync(staged)
-    # The old WAL belongs to the old file: replayed over the new one it would corrupt it.
-    for suffix in ("-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(destination + suffix)
-    os.replace(staged, destination)
-    fsync(os.path.dirname(os.path.abspath(destination)))
+    """Rename a verified copy into place, durably, with no old WAL left beside it; if that fails, remove the copy."""
+    try:
+        fsync(staged)
+        # The old WAL belongs to the old file: replayed over the new one it would corrupt it.
+        for suffix in ("-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(destination + suffix)
+        os.replace(staged, destination)
+        fsync(os.path.dirname(os.path.abspath(destination)))
+    except BaseException:
+        discard(staged)  # nothing once it is renamed
+        raise
     return destination
 
 

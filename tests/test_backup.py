@@ -21,6 +21,7 @@ import pytest
 from loom_models import (
     ConflictError,
     DatabaseCorruptError,
+    DiskFullError,
     LoomStorageError,
     NotFoundError,
     ValidationError,
@@ -463,6 +464,63 @@ def test_restore_set_is_all_or_nothing(tmp_path, monkeypatch):
     assert session_ids(data / "sessions.db") == ["s0", "since"]
     assert count(data / "hitl.db", "human_requests") == 1
     assert [f for f in os.listdir(data) if f.endswith(".tmp")] == []
+
+
+def failing_installs(monkeypatch, *failures):
+    """copies.install failing at these (destination, nth install to it) pairs."""
+    real_install, seen = copies.install, []
+
+    def install(staged, destination):
+        seen.append(destination)
+        if (destination, seen.count(destination)) in failures:
+            copies.discard(staged)  # as the real one does when it fails
+            raise OSError(5, "Input/output error")
+        return real_install(staged, destination)
+
+    monkeypatch.setattr(copies, "install", install)
+
+
+def test_a_failed_restore_of_a_set_puts_a_damaged_database_back_as_it_was(tmp_path, monkeypatch):
+    data = a_store(tmp_path)
+    run = backup.backup_set(data, tmp_path / "backups")
+    damaged = b"this is no SQLite database " * 500
+    (data / "sessions.db").write_bytes(damaged)
+    failing_installs(monkeypatch, (str(data / "references.db"), 1))
+
+    with pytest.raises(LoomStorageError, match="Input/output error"):
+        backup.restore_set(run.directory, data)
+
+    assert (data / "sessions.db").read_bytes() == damaged
+    assert [f for f in os.listdir(data) if f.endswith(".tmp")] == []
+
+
+def test_a_restore_that_cannot_put_a_database_back_names_the_copy_it_was(tmp_path, monkeypatch):
+    data = a_store(tmp_path)
+    run = backup.backup_set(data, tmp_path / "backups")
+    failing_installs(monkeypatch, (str(data / "references.db"), 1), (str(data / "hitl.db"), 2))
+
+    with pytest.raises(LoomStorageError, match="not put back: .*hitl.db \\(was: .*pre-restore.*\\.bak\\)") as caught:
+        backup.restore_set(run.directory, data)
+
+    assert "restore" in caught.value.advice
+    assert [f for f in os.listdir(data) if f.endswith(".tmp")] == []
+
+
+def test_a_copy_that_cannot_be_put_in_place_leaves_no_temporary_file(tmp_path, monkeypatch):
+    data = a_store(tmp_path)
+
+    def refused(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", refused)
+    with pytest.raises(DiskFullError):
+        backup.safety_copy(data / "sessions.db", "pre-migrate")
+    with pytest.raises(DiskFullError):
+        backup.backup(open_database(data / "hitl.db"), tmp_path / "hitl-copy.db")
+    monkeypatch.undo()
+
+    assert [f for f in os.listdir(data) if f.endswith(".tmp")] == []
+    assert [f for f in os.listdir(tmp_path) if f.endswith(".tmp")] == []
 
 
 def test_restore_set_refuses_an_incomplete_or_altered_set_and_changes_nothing(tmp_path):

@@ -18,7 +18,7 @@ import sqlite3
 from .. import copies
 from ..calls import storage_call
 from ..copies import Path, Progress
-from ..errors import ConflictError, DatabaseCorruptError, NotFoundError, ValidationError
+from ..errors import ConflictError, DatabaseCorruptError, LoomStorageError, NotFoundError, ValidationError
 from ..storage import DATABASE_FILES, REPOSITORIES
 from .sets import MANIFEST, file_facts
 
@@ -129,16 +129,31 @@ def _install_all(staged: dict[str, str], targets: dict[str, str], kept: dict[str
         for name, path in staged.items():
             copies.install(path, targets[name])
             installed.append(name)
-    except BaseException:
-        for name in installed:
-            previous = kept[name]
-            if previous is None:
-                os.remove(targets[name])
-            else:
-                copies.install(copies.staged_copy(previous, targets[name], None), targets[name])
+    except BaseException as error:
         for name in staged.keys() - set(installed):
             copies.discard(staged[name])
+        not_back = [name for name in installed if not _put_back(kept[name], targets[name])]
+        if not_back:
+            before = "; ".join("%s (was: %s)" % (targets[name], kept[name] or "no file") for name in not_back)
+            problem = "restore failed half-way (%s), and these were not put back: %s" % (error, before)
+            raise LoomStorageError(problem).advised(
+                "Restore each from the copy it was (`loom-db restore FILE`), or restore the set again."
+            ) from error
         raise
+
+
+def _put_back(previous: str | None, target: str) -> bool:
+    """Whether the database a restore replaced is back in place: its kept copy, or no file where there was none."""
+    try:
+        if previous is None:
+            os.remove(target)
+        elif previous.endswith(".damaged"):
+            copies.copy_as_it_is(previous, target)
+        else:
+            copies.install(copies.staged_copy(previous, target, None), target)
+    except Exception:
+        return False
+    return True
 
 
 def _keep_current(database_path: str) -> str | None:
