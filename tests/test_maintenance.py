@@ -128,3 +128,15 @@ def test_incremental_vacuum_frees_pages_of_an_incremental_file(tmp_path):
 
     assert maintenance.incremental_vacuum(database, 50) == 50
     assert maintenance.fragmentation(database).freelist_count == free - 50
+
+
+def test_check_holds_a_database_to_the_pragmas_it_was_opened_with(tmp_path):
+    database = open_database(tmp_path / "s.db", pragmas={"busy_timeout": 100, "cache_size": 2000})
+    sessions = SessionRepository(database)
+    sessions.migrate()
+
+    assert maintenance.check(database, [sessions])["problems"] == []
+    database.pragma("synchronous", "FULL")
+    assert maintenance.check(database, [sessions])["problems"] == [
+        {"kind": "pragma", "detail": "synchronous is 2, not 1"}
+    ]

@@ -154,8 +154,10 @@ class SqliteBackend(Backend):
         return {name: self.database.pragma(name) for name in PRAGMAS}
 
     def pragma_problems(self) -> list[str]:
-        """Each pragma whose value in force is not PRAGMAS'."""
-        expected = {name: _PRAGMA_NUMBERS.get(name, {}).get(str(value), value) for name, value in PRAGMAS.items()}
+        """Each pragma of PRAGMAS whose value in force is not the one the database was opened with, or PRAGMAS'."""
+        # peewee's record of the pragmas open_database gave it
+        opened = {**PRAGMAS, **dict(self.database._pragmas)}  # type: ignore[attr-defined]
+        expected = {name: _PRAGMA_NUMBERS.get(name, {}).get(str(opened[name]), opened[name]) for name in PRAGMAS}
         return [
             "%s is %r, not %r" % (name, value, expected[name])
             for name, value in self.pragmas().items()

@@ -7,8 +7,9 @@
 A set is a directory, loom-<UTC time>, holding a verified copy of each database
 and a manifest (their sizes and SHA-256). It is written under a temporary name
 and renamed once every copy in it is verified, so a run that fails or is
-interrupted leaves nothing (a killed one, its hidden .loom-*.tmp); a run that could not copy every database names its set
-loom-<UTC time>.incomplete, and its manifest says what is missing and why.
+interrupted leaves nothing (a killed one, its hidden .loom-*.tmp); a run that
+could not copy every database names its set loom-<UTC time>.incomplete, and its
+manifest says what is missing and why.
 """
 
 from __future__ import annotations
