@@ -14,7 +14,6 @@ backups and fixtures ask it.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import os
 import stat
@@ -27,7 +26,6 @@ from .calls import storage_call
 from .db import open_database, redact
 from .errors import ValidationError
 from .hitl import HumanRequestRepository
-from .hitl.models import PRIORITIES
 from .references import ReferenceRepository
 from .repository import Repository
 from .sessions import SessionRepository
@@ -55,7 +53,6 @@ class Storage:
             setattr(self, domain, repository)
         self.repositories = list(repositories.values())
         self._where = where
-        self.closed = False
 
     @classmethod
     def wire(
@@ -91,13 +88,12 @@ class Storage:
 
         storage.stats()["requests"]["pending_by_priority"]["critical"]
         """
-        pending = collections.Counter(request.priority for request in self.hitl.list_pending())
         references = self.references.stats()
         return {
             "sessions": dataclasses.asdict(self.sessions.get_stats()),
             "requests": {
                 "by_status": self.hitl.get_stats(),
-                "pending_by_priority": {priority: pending[priority] for priority in reversed(PRIORITIES)},
+                "pending_by_priority": self.hitl.pending_by_priority(),
             },
             "references": {"count": references.active_refs, "bytes": references.current_bytes},
         }
@@ -107,7 +103,6 @@ class Storage:
 
     def close(self) -> None:
         """Stop the garbage collector and close the databases; every call is refused then. Safe to call twice."""
-        self.closed = True
         for repository in self.repositories:
             repository.close()
         for database, _ in self.by_database():

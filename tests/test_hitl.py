@@ -520,6 +520,17 @@ def test_get_stats_counts_per_status(hitl):
     assert hitl.get_stats() == {"pending": 1, "approved": 1, "rejected": 0, "responded": 1, "expired": 1}
 
 
+def test_pending_by_priority_counts_what_list_pending_gives(hitl):
+    assert hitl.pending_by_priority() == {"critical": 0, "high": 0, "medium": 0, "low": 0}
+    for i, priority in enumerate(["high", "low", "high", "critical"]):
+        hitl.store(request(id="r%d" % i, priority=priority))
+    hitl.store(overdue(id="late", priority="critical"))
+    hitl.respond_to_request("r0", "approved", "", "x")
+
+    assert hitl.pending_by_priority() == {"critical": 1, "high": 1, "medium": 0, "low": 1}
+    assert sum(hitl.pending_by_priority().values()) == len(hitl.list_pending())
+
+
 # -- restarts and the reference implementation's rows ----------------------------------------
 
 

@@ -40,7 +40,7 @@ from ..errors import (
 from ..repository import Repository
 from ..statements import Statement
 from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_time, cutoff_time, input_of, load
-from .models import ANSWERS, EXPIRED_BY, STATUSES, HumanRequest
+from .models import ANSWERS, EXPIRED_BY, PRIORITIES, STATUSES, HumanRequest
 from .schemas import HumanRequestSchema, ResponseSchema
 from .statements import DECIDED, PENDING, HumanRequestStatements, decided_at
 
@@ -266,6 +266,17 @@ class HumanRequestRepository(Repository):
         counts["pending"] -= overdue
         counts["expired"] += overdue
         return counts
+
+    @repository_call()
+    def pending_by_priority(self) -> dict[str, int]:
+        """The requests list_pending() would give, counted by priority, the most urgent first.
+
+        hitl.pending_by_priority()   # {'critical': 1, 'high': 0, 'medium': 4, 'low': 2}
+        """
+        H = self.HumanRequest
+        live = H.select(H.priority, fn.COUNT(SQL("*"))).where(PENDING, H.expires_at > utc_now())
+        counts = dict(live.group_by(H.priority).tuples())
+        return {priority: counts.get(priority, 0) for priority in reversed(PRIORITIES)}
 
     def _expire_if_overdue(self, request_id: str, now: datetime.datetime) -> RequestExpiredError | None:
         """Expire the request if it is pending past its deadline; the error to report then."""
