@@ -13,7 +13,7 @@ does the same for a repository's method, naming the repository's file; refuses
 at once when the repository is closed; and, when it has a tracer, makes the
 call one span, `<span_prefix>.<method>`, whose attributes are the arguments
 named in `ids` (a parameter's name, or {parameter: attribute}) and what
-`tells(result)` returns (by default, a list's `row_count`).
+`tells(result)` returns (by default `row_count`: a list's length, or a count of rows).
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def repository_call(
 
 
 def row_count(result: Any) -> dict:
-    """What a result tells a span by default: the number of rows of a list, else nothing."""
+    """What a result tells a span by default: a list's length, or an int (a count of rows), else nothing."""
     if isinstance(result, list):
         return {"row_count": len(result)}
     if isinstance(result, int) and not isinstance(result, bool):

@@ -94,7 +94,7 @@ class LoadedDocument:
 
 
 def is_document(document: Any) -> bool:
-    """Whether a JSON document holds records of several kinds, rather than one exported session."""
+    """Whether a JSON document is a document of records (any of KINDS), rather than one exported session."""
     return isinstance(document, Mapping) and any(kind in document for kind in KINDS)
 
 

@@ -3,10 +3,10 @@
     from loom_models.retry import retry
 
     saved = retry(lambda: storage.sessions.save_message("sess_1", message))
-    retry(lambda: hitl.expire_overdue(), attempts=10, max_delay=5.0)
+    retry(storage.hitl.expire_overdue, attempts=10, max_delay=5.0)
 
 Only errors whose `retryable` is true are retried (DatabaseLockedError,
-DiskFullError); any other error, or the last attempt's, is raised as it is.
+DiskFullError, DatabaseUnavailableError); any other error, or the last attempt's, is raised as it is.
 """
 
 from __future__ import annotations

@@ -60,9 +60,9 @@ class Storage:
     ) -> Storage:
         """The repositories of every domain over a data directory (made 0700 if missing) or one database URL.
 
-            Storage.wire("./loom-data")   # as the files are: neither checked nor migrated
+            Storage.wire("./loom-data")   # missing files are created; no schema is checked or migrated
 
-        A database is opened on first use; close() closes them all.
+        close() closes them all.
         """
         if database_url is not None:
             if not isinstance(database_url, str) or "://" not in database_url:

@@ -16,9 +16,10 @@ tracer=tracer)` take one too (likewise the other repositories). Each public
 repository call is one span named `<span_prefix>.<method>`, current while the
 call runs; what its attributes are, each repository declares beside its
 methods (`calls.repository_call`): the ids the call was given, and what its
-result tells (a list its `row_count`). A call that a traced call makes on the
+result tells (by default a list's length or a count of rows, `row_count`). A call that a traced call makes on the
 same repository (save_message saves through save_messages) adds no span of its
-own. Opening migrates, so it makes `<span_prefix>.migrate` spans; the reference
+own. Opening makes a `<span_prefix>.migrate` span (`check_schema` with
+migrate=False); the reference
 collector's runs are `reference_store.collect_garbage` spans of its own thread;
 `iter_messages` is lazy and makes none.
 

@@ -318,7 +318,7 @@ def _writable(path: str) -> bool:
 
 
 def safety_copies(path: str) -> list[str]:
-    """The copies a migration or a restore left beside a database (backup.safety_copy makes them)."""
+    """The copies a migration or a restore left beside a database (copies.safety_copy makes them)."""
     directory, name = os.path.split(os.path.abspath(path))
     pattern = re.compile(r"%s\.\d{8}T\d{6}Z\.pre-\w+-\w+\.(?:bak|damaged(?:-wal)?)$" % re.escape(name))
     return sorted(os.path.join(directory, entry) for entry in os.listdir(directory) if pattern.match(entry))

@@ -91,7 +91,7 @@ def _domain_of(backup_file: str) -> str:
 def dump(target, directory):
     """Write each database as SQL: to DIRECTORY/<name>.sql (mode 0600), or to stdout as it is read.
 
-    The dump reads one snapshot; while it runs, the WAL is not checkpointed past it.
+    The dump reads one snapshot of each database; while it runs, the WAL is not checkpointed past it.
     """
     target.require_data_dir("dump")
     with target.repositories() as storage:

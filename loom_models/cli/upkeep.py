@@ -41,7 +41,7 @@ def stats_lines(document: dict) -> list[str]:
 @main.command()
 @click.pass_obj
 def check(target):
-    """Integrity, pragmas in force, fragmentation and schema version of every database.
+    """Integrity, permissions, pragmas in force, fragmentation, schema version and copies left, of every database.
 
     Exits 9 when a database is damaged, 14 when a file cannot be written, 11 when
     a schema is not current, and 1 when a pragma is not in force.

@@ -1,6 +1,6 @@
 """The statements of the hitl domain, and the SQL its indexes are made for.
 
-    sql = HumanRequestStatements(HumanRequest)
+    sql = HumanRequestStatements(hitl.HumanRequest)   # a repository's bound model
     sql.store.execute(**request_values)
     sql.answer["approved"].models(id="req_1", status="approved", now=utc_now(), ...)
     sql.pending(("now", "agent_id", "limit")).models(now=utc_now(), agent_id="billing", limit=50)

@@ -1,6 +1,6 @@
 """The statements of the references domain: store, resolve, retain and release, built once.
 
-    sql = ReferenceStatements(Reference)
+    sql = ReferenceStatements(refs.Reference)        # a repository's bound model
     sql.store.models(**row, now=utc_now())          # [the stored row, without its bytes]
     sql.retain.rows(id=reference_id, now=utc_now())  # [(new count,)], or [] if not live
 

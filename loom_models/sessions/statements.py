@@ -1,9 +1,9 @@
 """The statements of the sessions domain: built once per repository, run on every turn.
 
-    sql = SessionStatements(Session, Message, ToolExecution, backend)
+    sql = SessionStatements(repo.Session, repo.Message, repo.ToolExecution, repo.backend)   # a repository's models
     sql.session.models(id="sess_1")                   # [Session]
     sql.latest_messages.models(session="sess_1", limit=50)
-    sql.search(["refund"], session_id=None, agent_id="billing").limit(20)
+    sql.search("refund", session_id=None, agent_id="billing").limit(20)
 
 Each statement's parameters convert their values as their fields do
 (statements.param), so callers pass datetimes, dicts and ids as they are.
