@@ -211,10 +211,11 @@ def main(ctx, data_dir, database_url, as_json):
         # open_database would take it for a file name and create that file.
         raise click.BadParameter("must be a URL such as postgresql://user@host/db", param_hint="--database-url")
     ctx.obj = Target(data_dir, database_url, as_json)
-    # What the library logs (a copy taken, a backup deleted) each command prints
-    # itself: Python's last-resort handler would print it twice.
-    logging.getLogger("loom_models").addHandler(logging.NullHandler())
 
+
+# What the library logs (a copy taken, a backup deleted) each command prints
+# itself: Python's last-resort handler would print it twice.
+logging.getLogger("loom_models").addHandler(logging.NullHandler())
 
 # The commands join `main` as their modules are imported.
 from . import backups, records, schema, upkeep  # noqa: E402, F401
