@@ -65,10 +65,11 @@ from .columns import utc_now
 from .errors import ValidationError
 from .hitl import HumanRequest, HumanRequestRepository, HumanRequestSchema, ResponseSchema
 from .hitl.models import ANSWERS, STATUSES
+from .hitl.schemas import wrong_answer
 from .references import Reference, ReferenceType, StoreSchema
 from .sessions import Session, SessionDocumentSchema
 from .storage import Storage
-from .validation import Text, load
+from .validation import Text, load, loadable
 
 KINDS = ("sessions", "requests", "references")
 
@@ -191,7 +192,7 @@ def _session(document: Mapping) -> Mapping:
 
 def _request(item: Mapping) -> tuple[dict, str, dict]:
     """The request to file, the status to bring it to, and the answer that does."""
-    request = {k: v for k, v in item.items() if k not in _REQUEST.fields or not _REQUEST.fields[k].dump_only}
+    request = loadable(_REQUEST, item)
     values = load(_REQUEST, request)
     status = item.get("status", "pending")
     if status not in STATUSES:
@@ -210,8 +211,7 @@ def _answer(item: Mapping, request_type: str) -> dict:
     """respond_to_request's arguments for a decided request of a document."""
     answer = load(_RESPONSE, {k: item[k] for k in ("status", "response", "responded_by", "response_data") if k in item})
     if answer["status"] not in ANSWERS[request_type]:
-        answers = " or ".join(ANSWERS[request_type])
-        raise ValidationError({"status": ["A %s request is answered with %s." % (request_type, answers)]})
+        raise wrong_answer(request_type)
     return {k: v for k, v in answer.items() if k != "status"}
 
 

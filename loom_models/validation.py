@@ -53,6 +53,11 @@ class Text(fields.String):
         return text
 
 
+def id_text(*more_rules: Callable[[str], None], **kwargs: Any) -> Text:
+    """An id's field: 1 to 255 characters that both backends store as they are (as check_id)."""
+    return Text(validate=[marshmallow.validate.Length(1, 255), *more_rules], **kwargs)
+
+
 class JSONValue(fields.Raw):
     """Any JSON value; it is loaded as it will read back (tuples become lists...)."""
 
@@ -136,6 +141,11 @@ def input_of(obj: object, schema: marshmallow.Schema, what: str) -> dict:
     if isinstance(obj, Mapping):
         return dict(obj)
     raise ValidationError({what: ["Expected a %s or a mapping, got %s." % (what, type(obj).__name__)]})
+
+
+def loadable(schema: marshmallow.Schema, values: Mapping) -> dict:
+    """`values` without what the schema only dumps (what the store assigns, carried by an export)."""
+    return {k: v for k, v in values.items() if k not in schema.fields or not schema.fields[k].dump_only}
 
 
 def fields_set(obj: object) -> Iterable[str]:

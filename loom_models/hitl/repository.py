@@ -35,13 +35,12 @@ from ..errors import (
     LoomStorageError,
     NotFoundError,
     RequestExpiredError,
-    ValidationError,
 )
 from ..repository import Repository
 from ..statements import Statement
 from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_time, cutoff_time, input_of, load
-from .models import ANSWERS, EXPIRED_BY, PRIORITIES, STATUSES, HumanRequest
-from .schemas import HumanRequestSchema, ResponseSchema
+from .models import EXPIRED_BY, PRIORITIES, STATUSES, HumanRequest
+from .schemas import HumanRequestSchema, ResponseSchema, wrong_answer
 from .statements import DECIDED, PENDING, HumanRequestStatements, decided_at
 
 if TYPE_CHECKING:
@@ -175,7 +174,7 @@ class HumanRequestRepository(Repository):
         with self.backend.write():
             self._lock_request(request_id)
             now = utc_now()
-            cancelled = self._sql.cancel.models(id=request_id, expired="expired", by=cancelled_by, now=now)
+            cancelled = self._sql.cancel.models(id=request_id, by=cancelled_by, now=now)
             if not cancelled:
                 refusal = self._expire_if_overdue(request_id, now) or self._refusal(request_id)
         if not cancelled:
@@ -293,8 +292,7 @@ class HumanRequestRepository(Repository):
             return RequestExpiredError("request expired: %s" % request_id)
         if request.status != "pending":
             return ConflictError("request %s is already %s" % (request_id, request.status))
-        answers = " or ".join(ANSWERS[request.request_type])
-        return ValidationError({"status": ["A %s request is answered with %s." % (request.request_type, answers)]})
+        return wrong_answer(request.request_type)
 
     def _expire(self, statement: Statement, now: datetime.datetime, **values: str) -> int:
-        return statement.execute(expired="expired", now=now, by=EXPIRED_BY, **values).rowcount
+        return statement.execute(now=now, by=EXPIRED_BY, **values).rowcount

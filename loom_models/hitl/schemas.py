@@ -9,15 +9,16 @@ What the store decides (status, expiry, the answer) is dump-only in a request.
 
 import datetime
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import marshmallow
 from marshmallow import fields, validate
 
 from ..columns import utc_now
-from ..validation import JSONValue, Text, UnixTime, count, generated_id_if_none
-from .models import PRIORITIES, REQUEST_TYPES
+from ..errors import ValidationError
+from ..validation import JSONValue, Text, UnixTime, count, generated_id_if_none, id_text
+from .models import ANSWERS, PRIORITIES, REQUEST_TYPES
 
 # At most a century: the deadline must stay a date that both backends can store.
 MAX_TIMEOUT_MS = 100 * 365 * 24 * 3600 * 1000
@@ -26,11 +27,6 @@ DEFAULT_TIMEOUT_MS = 5 * 60 * 1000
 
 def new_request_id() -> str:
     return "req_" + uuid.uuid4().hex
-
-
-def _id_text(validate_more: Callable[[str], None] | None = None, **kwargs: Any) -> Text:
-    rules = [validate.Length(1, 255)] + ([validate_more] if validate_more else [])
-    return Text(validate=rules, **kwargs)
 
 
 def _not_reserved(name: str) -> None:
@@ -45,9 +41,9 @@ def _not_blank(text: str) -> None:
 
 
 class HumanRequestSchema(marshmallow.Schema):
-    id = _id_text(load_default=new_request_id)
-    agent_id = _id_text(required=True)
-    session_id = _id_text(required=True)
+    id = id_text(load_default=new_request_id)
+    agent_id = id_text(required=True)
+    session_id = id_text(required=True)
     question = Text(required=True, validate=_not_blank)
     context = JSONValue(allow_none=True, load_default=None)
     request_type = fields.String(load_default="approval", validate=validate.OneOf(REQUEST_TYPES))
@@ -77,9 +73,9 @@ class HumanRequestSchema(marshmallow.Schema):
 class ResponseSchema(marshmallow.Schema):
     """A person's answer to a request."""
 
-    status = fields.String(required=True, validate=validate.OneOf(("approved", "rejected", "responded")))
+    status = fields.String(required=True, validate=validate.OneOf(sorted({s for a in ANSWERS.values() for s in a})))
     response = Text(load_default="")
-    responded_by = _id_text(_not_reserved, required=True)
+    responded_by = id_text(_not_reserved, required=True)
     response_data = JSONValue(allow_none=True, load_default=None)
 
     @marshmallow.pre_load
@@ -88,3 +84,9 @@ class ResponseSchema(marshmallow.Schema):
         if isinstance(data, Mapping) and data.get("response", "") is None:
             data = {**data, "response": ""}
         return data  # not a mapping: marshmallow says what it is not
+
+
+def wrong_answer(request_type: str) -> ValidationError:
+    """The error of an answer that a request of `request_type` does not take."""
+    answers = " or ".join(ANSWERS[request_type])
+    return ValidationError({"status": ["A %s request is answered with %s." % (request_type, answers)]})

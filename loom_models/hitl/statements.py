@@ -39,7 +39,7 @@ class HumanRequestStatements:
     def __init__(self, H: type[HumanRequest]) -> None:
         self.H = H
         now = param(H.expires_at, "now")  # a moment: every time column has the same unit
-        expire = H.update(status=param("expired"), responded_at=now, responded_by=param(H.responded_by, "by"))
+        expire = H.update(status=SQL("'expired'"), responded_at=now, responded_by=param(H.responded_by, "by"))
         expire = expire.where(PENDING)
         self.store = Statement(H.insert({f: param(f) for f in H._meta.sorted_fields}).on_conflict_ignore())
         # One per answer: the request types it may not answer are literals.

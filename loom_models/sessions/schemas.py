@@ -15,7 +15,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from ..columns import utc_now
-from ..validation import JSONObject, JSONValue, Text, UnixTime, amount, count, generated_id_if_none
+from ..validation import JSONObject, JSONValue, Text, UnixTime, amount, count, generated_id_if_none, id_text, loadable
 from .models import ROLES, SESSION_CONTEXTS
 
 # Bounds on one message that keep a session's totals exact in 64 bits and finite.
@@ -23,19 +23,15 @@ MAX_MESSAGE_TOKENS = 2**31 - 1
 MAX_MESSAGE_COST_USD = 1e9
 
 
-def _id_text(**kwargs: Any) -> Text:
-    return Text(validate=validate.Length(1, 255), **kwargs)
-
-
 def new_session_id() -> str:
     return "sess_" + uuid.uuid4().hex
 
 
 class SessionSchema(marshmallow.Schema):
-    id = _id_text(load_default=new_session_id)
+    id = id_text(load_default=new_session_id)
     name = Text(allow_none=True, load_default=None)
-    agent_id = _id_text(allow_none=True, load_default=None)
-    parent_session_id = _id_text(allow_none=True, load_default=None)
+    agent_id = id_text(allow_none=True, load_default=None)
+    parent_session_id = id_text(allow_none=True, load_default=None)
     context = JSONObject(allow_none=True, load_default=None)
     created_at = UnixTime(load_default=utc_now)
     updated_at = UnixTime(dump_only=True)
@@ -59,10 +55,10 @@ class MessageSchema(marshmallow.Schema):
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     content = Text(load_default="")
     tool_calls = JSONValue(allow_none=True, load_default=None)
-    tool_use_id = _id_text(allow_none=True, load_default=None)
+    tool_use_id = id_text(allow_none=True, load_default=None)
     tool_result = JSONValue(allow_none=True, load_default=None)
     session_context = fields.String(load_default="direct", validate=validate.OneOf(SESSION_CONTEXTS))
-    agent_id = _id_text(allow_none=True, load_default=None)
+    agent_id = id_text(allow_none=True, load_default=None)
     timestamp = UnixTime(load_default=utc_now)
     token_count = count(MAX_MESSAGE_TOKENS, load_default=0)
     cost_usd = amount(MAX_MESSAGE_COST_USD, load_default=0.0)
@@ -104,13 +100,9 @@ class SessionDocumentSchema(SessionSchema):
     def _without_store_fields(self, data: Any, **kwargs: Any) -> Any:
         if not isinstance(data, Mapping):
             return data  # marshmallow says what it is not
-        data = _loadable(self, data)
+        data = loadable(self, data)
         for name in ("messages", "tool_executions"):
             rows, schema = data.get(name), self.fields[name].inner.schema  # type: ignore[attr-defined]
             if isinstance(rows, list):
-                data[name] = [_loadable(schema, row) if isinstance(row, Mapping) else row for row in rows]
+                data[name] = [loadable(schema, row) if isinstance(row, Mapping) else row for row in rows]
         return data
-
-
-def _loadable(schema: marshmallow.Schema, values: Mapping) -> dict:
-    return {k: v for k, v in values.items() if k not in schema.fields or not schema.fields[k].dump_only}
