@@ -143,7 +143,7 @@ class ReferenceRepository(Repository):
         R = self.Reference
         with self.backend.write():
             self._lock_reference(reference_id)
-            retained = self._sql.retain.rows(id=reference_id, now=_now())
+            retained = self._sql.retain.rows(id=reference_id, now=utc_now())
             if not retained:  # say why: absent, or expired
                 self._check_live(reference_id, R.select(R.expires_at, R.ref_count).where(R.id == reference_id).first())
         return retained[0][0]
@@ -183,7 +183,7 @@ class ReferenceRepository(Repository):
         [r.id for r in refs.list(limit=20)]
         """
         R = self.Reference
-        query = R.select(*self._sql.metadata).where(~expired(R, _now()), R.ref_count > 0)
+        query = R.select(*self._sql.metadata).where(~expired(R, utc_now()), R.ref_count > 0)
         return list(query.order_by(R.created_at.desc(), R.id.desc()).limit(check_limit(limit)))
 
     @repository_call()
@@ -193,7 +193,7 @@ class ReferenceRepository(Repository):
         refs.collect_garbage()
         """
         R = self.Reference
-        garbage = expired(R, _now() if now is None else check_time(now, "now")) | (R.ref_count <= 0)
+        garbage = expired(R, utc_now() if now is None else check_time(now, "now")) | (R.ref_count <= 0)
         removed = 0
         while not self._stop_collecting.is_set():
             with self.backend.write():
@@ -228,7 +228,7 @@ class ReferenceRepository(Repository):
         """
         R = self.Reference
         live = R.select(fn.COUNT(SQL("*")), fn.COALESCE(fn.SUM(R.size_bytes), 0)).where(
-            ~expired(R, _now()), R.ref_count > 0
+            ~expired(R, utc_now()), R.ref_count > 0
         )
         count, size = live.tuples().get()
         with self._counts_lock:
@@ -278,12 +278,8 @@ class ReferenceRepository(Repository):
     def _check_live(self, reference_id: str, found: Reference | None) -> None:
         if found is None or found.ref_count <= 0:  # released to 0: gone, whether or not collected
             raise NotFoundError("reference not found: %s" % reference_id)
-        if found.expires_at is not None and found.expires_at <= _now():
+        if found.expires_at is not None and found.expires_at <= utc_now():
             raise ReferenceExpiredError("reference expired: %s" % reference_id)
-
-
-def _now() -> datetime.datetime:
-    return utc_now().replace(microsecond=0)
 
 
 def _expiry(now: datetime.datetime, ttl: datetime.timedelta) -> datetime.datetime:
