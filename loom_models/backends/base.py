@@ -14,6 +14,8 @@ from typing import Any, TypeVar
 
 import peewee
 
+from ..errors import NotWritableError
+
 Q = TypeVar("Q", bound="peewee.ModelSelect[Any]")  # a query, as the caller's type checker knows it
 
 Fragmentation = collections.namedtuple("Fragmentation", "page_count freelist_count ratio")
@@ -79,7 +81,17 @@ class Backend:
         return None
 
     def check_writable(self) -> None:
-        """NotWritableError naming each file (or directory) of the database this process cannot write."""
+        """NotWritableError naming each file (or directory) of the database this process cannot write.
+
+        A store whose files this process cannot write fails on its first write,
+        or at once (SQLite's readers write its -shm file too): say so at open.
+        """
+        unwritable = self.unwritable()
+        if unwritable:
+            raise NotWritableError(
+                "cannot write %s: permission denied; the store's files and their directory must be"
+                " writable by the user it runs as" % " or ".join(unwritable)
+            )
 
     def unwritable(self) -> list[str]:
         """The files (or directory) of the database this process cannot write."""

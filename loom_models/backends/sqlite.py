@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import peewee
 
-from ..errors import DatabaseCorruptError, ForeignKeyConstraintError, LoomStorageError, NotWritableError, translate
+from ..errors import DatabaseCorruptError, ForeignKeyConstraintError, LoomStorageError, translate
 from .base import Backend, Fragmentation, Q, Sizes
 
 T = TypeVar("T")
@@ -113,16 +113,6 @@ class SqliteBackend(Backend):
         first_rows = [peewee.Table(table).select(peewee.SQL("1")).limit(1) for table in tables]
         holds_data = any(self.database.execute(query).fetchone() for query in first_rows)
         return self.database.database if holds_data else None
-
-    def check_writable(self) -> None:
-        # Every connection needs to write the -shm file, readers too: a store
-        # whose files this process cannot write fails on its first write, or at once.
-        unwritable = self.unwritable()
-        if unwritable:
-            raise NotWritableError(
-                "cannot write %s: permission denied; the store's files and their directory must be"
-                " writable by the user it runs as" % " or ".join(unwritable)
-            )
 
     def unwritable(self) -> list[str]:
         if self.database.database in ("", ":memory:"):
