@@ -50,7 +50,7 @@ def migrate(database: peewee.Database, domain: str, to: str | None = None) -> Mi
     and the history is written once.
     """
     history = runner(database, domain)
-    if to is not None and to not in {m.name for m in history.status() if m.path is not None}:
+    if to is not None and not has_migration(domain, to):
         raise NotFoundError("migration not found: %s has no %s" % (domain, to))
     if plan(history, to) == ([], []):
         return MigrationRun([], [], None)
