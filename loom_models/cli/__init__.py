@@ -113,8 +113,7 @@ class Target:
 
         with target.repository("references") as references: references.collect_garbage()
         """
-        if self.database_url is None and not os.path.exists(self.path(domain)):
-            raise NotFoundError("no database at %s (`loom-db init` creates one)" % self.path(domain))
+        self.require_databases(domain)
         with DOMAINS[domain].open(self.database_url or self.path(domain), migrate=False) as repository:
             yield repository
 
@@ -130,10 +129,11 @@ class Target:
         """The store's place, without the password a URL may hold."""
         return self.data_dir if self.database_url is None else redact(self.database_url)
 
-    def require_databases(self) -> None:
+    def require_databases(self, *domains: str) -> None:
+        """NotFoundError unless the databases of `domains` (default: all) exist."""
         # Only init and demo create a store: a mistyped --data-dir must not become an empty one.
         if self.database_url is None:
-            for domain in DOMAINS:
+            for domain in domains or DOMAINS:
                 if not os.path.exists(self.path(domain)):
                     raise NotFoundError("no database at %s (`loom-db init` creates one)" % self.path(domain))
 
