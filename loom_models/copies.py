@@ -114,10 +114,15 @@ def copy_verified(source_path: str, target: str, progress: Progress | None) -> N
         source.execute("SELECT count(*) FROM sqlite_master").fetchone()
         with contextlib.closing(sqlite3.connect(target)) as copy:
             source.backup(copy, pages=_STEP_PAGES, progress=_reporter(progress))
-            problems = [row[0] for row in copy.execute("PRAGMA integrity_check").fetchall() if row[0] != "ok"]
+            problems = integrity_problems(copy)
         source.execute("COMMIT")
     if problems:
         raise DatabaseCorruptError("copy of %s failed its integrity check: %s" % (source_path, problems[0]))
+
+
+def integrity_problems(connection: sqlite3.Connection) -> list[str]:
+    """What SQLite's integrity check finds wrong in a database; [] when it is sound."""
+    return [row[0] for row in connection.execute("PRAGMA integrity_check").fetchall() if row[0] != "ok"]
 
 
 def discard(path: str) -> None:

@@ -101,7 +101,7 @@ def load_sql(path: Path, database_path: Path) -> None:
     try:
         with contextlib.closing(sqlite3.connect(staged, isolation_level=None)) as target:
             target.executescript(script)
-            problems = [row[0] for row in target.execute("PRAGMA integrity_check").fetchall() if row[0] != "ok"]
+            problems = copies.integrity_problems(target)
         if problems:
             raise DatabaseCorruptError("the database loaded from %s fails its check: %s" % (path, problems[0]))
         copies.install(staged, database_path)
