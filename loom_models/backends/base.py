@@ -68,7 +68,8 @@ class Backend:
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
         """`query` narrowed to rows whose `column` matches any of `words`, best match first.
 
-        `index` is the column's full-text table, where the backend keeps one.
+        `index` is the column's full-text table, where the backend keeps one,
+        whose rowid is the primary key of the column's row.
         """
         raise NotImplementedError
 

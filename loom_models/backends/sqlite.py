@@ -88,7 +88,7 @@ class SqliteBackend(Backend):
         key, table = column.model._meta.primary_key, peewee.Table(index)
         # Each word quoted is a plain term in FTS5: no operator, no column filter.
         terms = " OR ".join('"%s"' % word for word in words)
-        query = query.join(table, on=(table.c.message_id == key)).where(peewee.SQL("%s MATCH ?" % index, [terms]))
+        query = query.join(table, on=(table.c.rowid == key)).where(peewee.SQL("%s MATCH ?" % index, [terms]))
         return query.order_by(peewee.SQL("bm25(%s)" % index), key)
 
     @contextlib.contextmanager
