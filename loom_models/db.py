@@ -45,14 +45,14 @@ def open_database(path_or_url: str | os.PathLike, pragmas: dict | None = None) -
     """
     if not isinstance(path_or_url, (str, os.PathLike)) or not os.fspath(path_or_url):
         raise ValidationError({"path_or_url": ["Must be a file path or a database URL."]})
-    target = os.fspath(path_or_url)
+    target, merged = os.fspath(path_or_url), _merged(pragmas)
     if "://" not in target:
-        sqlite.create_file(target, _merged(pragmas))
-        return peewee.SqliteDatabase(target, pragmas=_merged(pragmas))
+        sqlite.create_file(target, merged)
+        return peewee.SqliteDatabase(target, pragmas=merged)
     url = _checked_url(target)
     if url.scheme.startswith("sqlite"):
-        sqlite.create_file(url.path[1:], _merged(pragmas))
-        return db_url.connect(target, pragmas=_merged(pragmas))
+        sqlite.create_file(url.path[1:], merged)
+        return db_url.connect(target, pragmas=merged)
     return db_url.connect(target, unquote_user=True, unquote_password=True)
 
 
