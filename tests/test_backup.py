@@ -326,6 +326,18 @@ def test_a_dump_is_utf_8_whatever_the_locale(tmp_path):
         assert [m.content for m in loaded.load_messages("s")] == ["Café ✓"]
 
 
+def test_a_backup_over_the_database_itself_is_refused_and_changes_nothing(tmp_path):
+    with SessionRepository.open(tmp_path / "sessions.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        before = sorted(os.listdir(tmp_path))
+
+        with pytest.raises(ConflictError, match="over itself"):
+            backup.backup(sessions.database, tmp_path / "sessions.db")
+
+        assert sorted(os.listdir(tmp_path)) == before
+        assert sessions.load_session("s").id == "s"
+
+
 def test_backups_are_sqlite_only(sessions, backend, tmp_path):
     if backend.name == "sqlite":
         assert backup.backup(sessions.database, tmp_path / "copy.db") == str(tmp_path / "copy.db")

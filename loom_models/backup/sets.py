@@ -33,7 +33,7 @@ from ..backends import backend_of
 from ..backends.sqlite import create_private_file
 from ..calls import storage_call
 from ..copies import Path, Progress
-from ..errors import DatabaseCorruptError, LoomStorageError, NotFoundError, ValidationError, translate
+from ..errors import ConflictError, DatabaseCorruptError, LoomStorageError, NotFoundError, ValidationError, translate
 from ..storage import DATABASE_FILES
 
 logger = logging.getLogger(__name__)
@@ -68,8 +68,11 @@ def backup(database: peewee.Database, destination: Path, progress: Progress | No
 
         backup(open_database("./loom-data/sessions.db"), "/backups/sessions.db")
     """
-    source = backend_of(database).file("backup")
-    return copies.install(copies.staged_copy(source, os.fspath(destination), progress), os.fspath(destination))
+    source, destination = backend_of(database).file("backup"), os.fspath(destination)
+    if os.path.exists(destination) and os.path.samefile(source, destination):
+        # Installing over it would delete the -wal its open connections still use.
+        raise ConflictError("cannot back up %s over itself" % source).advised("Choose a path outside the store.")
+    return copies.install(copies.staged_copy(source, destination, progress), destination)
 
 
 @storage_call
