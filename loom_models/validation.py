@@ -105,9 +105,21 @@ def _composed(outer: Callable[[T], T], inner: Callable[[], T]) -> Callable[[], T
     return lambda: outer(inner())
 
 
+class WholeNumber(fields.Integer):
+    """An int, or a float with no fraction (7.0, as agent SDKs count tokens), never a bool or a string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        return super()._validated(value)
+
+
 def count(maximum: int = MAX_INT64, minimum: int = 0, **kwargs: Any) -> fields.Integer:
     """A whole number from `minimum` to `maximum` (by default, what a 64-bit column holds)."""
-    return fields.Integer(strict=True, validate=marshmallow.validate.Range(minimum, maximum), **kwargs)
+    return WholeNumber(validate=marshmallow.validate.Range(minimum, maximum), **kwargs)
 
 
 def amount(maximum: float, **kwargs: Any) -> fields.Float:

@@ -17,7 +17,13 @@ from loom_models import SchemaMismatchError, migrator, open_storage
 from loom_models.migrator import MIGRATIONS_DIR, runner
 from loom_models.sessions import Message, Session, SessionRepository
 
-APPLIED = ["0001_reference_schema", "0002_query_indexes", "0003_search", "0004_search_by_rowid"]
+APPLIED = [
+    "0001_reference_schema",
+    "0002_query_indexes",
+    "0003_search",
+    "0004_search_by_rowid",
+    "0005_framework_items",
+]
 
 # Column order of the reference implementation's tables.
 REFERENCE_COLUMNS = {
@@ -59,6 +65,10 @@ REFERENCE_COLUMNS = {
 }
 
 
+# Ours, after the reference's: the reference implementation neither reads nor writes them.
+OUR_COLUMNS = {"messages": ["item_json"]}
+
+
 def columns(backend, table):
     if backend.name == "sqlite":
         return [row[1] for row in backend.sql("SELECT * FROM pragma_table_info(?)", table)]
@@ -81,7 +91,7 @@ def test_a_fresh_database_gets_the_reference_tables_and_a_history(backend):
         pass
 
     for table, expected in REFERENCE_COLUMNS.items():
-        assert columns(backend, table) == expected
+        assert columns(backend, table) == expected + OUR_COLUMNS.get(table, [])
     assert history(backend) == APPLIED
 
 
@@ -94,6 +104,7 @@ def test_up_down_up_keeps_working(backend):
     with SessionRepository.open(backend.target) as repo:
         history_runner = runner(repo.database, "sessions")
 
+        assert history_runner.down() == ["0005_framework_items"]
         assert history_runner.down() == ["0004_search_by_rowid"]
         assert history_runner.down() == ["0003_search"]
         assert history_runner.down() == ["0002_query_indexes"]
@@ -115,12 +126,12 @@ def test_a_database_ahead_of_the_code_is_refused(backend):
         datetime.datetime.now(),
     )
 
-    with pytest.raises(SchemaMismatchError, match=r"^schema version mismatch: expected 4, got 7( \(in .*\))?$"):
+    with pytest.raises(SchemaMismatchError, match=r"^schema version mismatch: expected 5, got 7( \(in .*\))?$"):
         SessionRepository.open(backend.target)
 
 
 def test_without_migrate_an_old_database_is_refused(tmp_path):
-    with pytest.raises(SchemaMismatchError, match=r"expected 4, got 0 \(database not initialised: .*loom-db init"):
+    with pytest.raises(SchemaMismatchError, match=r"expected 5, got 0 \(database not initialised: .*loom-db init"):
         open_storage(tmp_path, migrate=False)
     with open_storage(tmp_path):
         pass
@@ -242,7 +253,7 @@ def test_migrate_to_over_a_gap_in_the_history(backend):
 
         run = repo.migrate_to("0002_query_indexes")
 
-        assert (run.applied, run.reverted) == ([], ["0004_search_by_rowid"])
+        assert (run.applied, run.reverted) == ([], ["0005_framework_items", "0004_search_by_rowid"])
         assert history(backend) == APPLIED[:2]
         assert repo.migrate_to().applied == APPLIED[2:]
 

@@ -151,12 +151,21 @@ def test_existing_messages_are_indexed_when_search_arrives(backend):
     from loom_models.sessions import SessionRepository
 
     with SessionRepository.open(backend.target) as sessions:
-        runner(sessions.database, "sessions").down()
-        runner(sessions.database, "sessions").down()  # back to before search
+        runner(sessions.database, "sessions").down("0003_search")  # back to before search
         sessions.save_session(Session(id="old"))
-        sessions.save_message("old", Message(role="user", content="written before search existed"))
-        assert sessions.migrate() == ["0003_search", "0004_search_by_rowid"]
+        _insert_messages(sessions.database, "old", ["written before search existed"])
+        assert sessions.migrate() == ["0003_search", "0004_search_by_rowid", "0005_framework_items"]
         assert contents(sessions.search_messages("existed")) == ["written before search existed"]
+
+
+def _insert_messages(database, session_id, contents):
+    """Messages as an older schema takes them: the reference's columns only."""
+    for content in contents:
+        database.execute_sql(
+            "INSERT INTO messages (session_id, role, content, session_context, timestamp, token_count, cost_usd)"
+            " VALUES (%s)" % ", ".join([database.param] * 7),
+            (session_id, "user", content, "direct", 1_790_000_000, 0, 0.0),
+        )
 
 
 def test_without_fts5_search_says_so_and_the_rest_works(tmp_path):
@@ -211,15 +220,16 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
     from loom_models.sessions import SessionRepository
 
     with SessionRepository.open(tmp_path / "s.db") as sessions:
-        runner(sessions.database, "sessions").down()  # the reference's triggers, which leave rowids to FTS5
+        # The reference's triggers, which leave rowids to FTS5.
+        runner(sessions.database, "sessions").down("0004_search_by_rowid")
         sessions.save_session(Session(id="s"))
-        sessions.save_messages("s", [Message(role="user", content=word) for word in ("alpha", "beta", "gamma")])
+        _insert_messages(sessions.database, "s", ["alpha", "beta", "gamma"])
         sessions.database.execute_sql("DELETE FROM messages_fts5 WHERE content = 'alpha'")
         sessions.database.execute_sql(
             "INSERT INTO messages_fts5 (message_id, session_id, role, content, timestamp)"
             " SELECT id, session_id, role, content, timestamp FROM messages WHERE content = 'alpha'"
         )
-        assert sessions.migrate() == ["0004_search_by_rowid"]
+        assert sessions.migrate() == ["0004_search_by_rowid", "0005_framework_items"]
 
         assert sessions.database.execute_sql(
             "SELECT rowid, message_id FROM messages_fts5 ORDER BY rowid"
@@ -227,7 +237,7 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
         sessions.delete_session("s")
         assert sessions.database.execute_sql("SELECT COUNT(*) FROM messages_fts5").fetchone() == (0,)
 
-        runner(sessions.database, "sessions").down()
+        runner(sessions.database, "sessions").down("0004_search_by_rowid")
     with sqlite3.connect(tmp_path / "s.db") as db:
         triggers = [sql for (sql,) in db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
     assert len(triggers) == 3 and all("WHERE message_id = old.id" in t or "VALUES (new.id," in t for t in triggers)

@@ -255,6 +255,74 @@ def test_load_messages_of_a_session_without_any(sessions):
     assert sessions.load_messages("nobody") == []
 
 
+def test_pop_message_removes_the_newest_and_takes_its_totals_off(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    sessions.save_messages(
+        "sess_1",
+        [
+            Message(role="user", content="late", timestamp=at(5), token_count=1, cost_usd=0.25),
+            Message(role="user", content="early", timestamp=at(1), token_count=2, cost_usd=0.5),
+            Message(role="assistant", content="tie, later id", timestamp=at(5), token_count=4, cost_usd=1.0),
+        ],
+    )
+
+    popped = sessions.pop_message("sess_1")
+
+    assert (popped.content, popped.token_count, popped.session_id) == ("tie, later id", 4, "sess_1")
+    assert [m.content for m in sessions.load_messages("sess_1")] == ["early", "late"]
+    assert totals(backend, "sess_1") == (3, 0.75)
+    assert sessions.pop_message("sess_1").content == "late"
+    assert sessions.pop_message("sess_1").content == "early"
+    assert sessions.pop_message("sess_1") is None
+    assert totals(backend, "sess_1") == (0, 0)
+    assert sessions.pop_message("nobody") is None
+
+
+def test_clear_messages_keeps_the_session_and_its_tool_executions(sessions, backend):
+    sessions.save_session(Session(id="sess_1", name="kept", context={"user": "john"}))
+    sessions.save_messages("sess_1", [Message(role="user", content=str(i), token_count=5) for i in range(3)])
+    sessions.save_tool_execution("sess_1", ToolExecution(tool_name="search"))
+
+    assert sessions.clear_messages("sess_1") == 3
+
+    kept = sessions.load_session("sess_1")
+    assert (kept.name, kept.context, kept.messages, kept.total_tokens) == ("kept", {"user": "john"}, [], 0)
+    assert len(sessions.load_tool_executions("sess_1")) == 1
+    assert sessions.clear_messages("sess_1") == 0
+    with pytest.raises(NotFoundError):
+        sessions.clear_messages("nobody")
+
+
+def test_add_usage_charges_a_saved_message_and_its_session(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    first, reply = sessions.save_messages(
+        "sess_1", [Message(role="user", content="q", token_count=2), Message(role="assistant", content="a")]
+    )
+
+    charged = sessions.add_usage("sess_1", reply.id, token_count=1_250, cost_usd=0.003)
+
+    assert (charged.id, charged.token_count, charged.cost_usd) == (reply.id, 1_250, 0.003)
+    assert totals(backend, "sess_1") == (1_252, 0.003)
+    with pytest.raises(NotFoundError):
+        sessions.add_usage("sess_2", reply.id, token_count=1)  # not a message of that session
+    with pytest.raises(ValidationError):
+        sessions.add_usage("sess_1", first.id, token_count=-5)
+    assert totals(backend, "sess_1") == (1_252, 0.003)
+    assert sessions.pop_message("sess_1").token_count == 1_250
+    assert totals(backend, "sess_1") == (2, 0)
+
+
+def test_a_framework_item_comes_back_verbatim(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    item = {"type": "function_call", "id": "fc_1", "call_id": "call_1", "name": "search", "arguments": '{"q": 1}'}
+
+    sessions.save_message("sess_1", Message(role="assistant", item=item))
+
+    assert sessions.load_messages("sess_1")[0].item == item
+    assert json.loads(backend.sql("SELECT item_json FROM messages")[0][0]) == item
+    assert sessions.export_session("sess_1")["messages"][0]["item"] == item
+
+
 # -- tool executions -----------------------------------------------------------------------
 
 
@@ -441,11 +509,63 @@ def test_bad_message_ids_are_validation_errors(sessions, before_id):
     assert "before_id" in error.value.messages
 
 
-@pytest.mark.parametrize("messages", [None, 5, Message(role="user"), "user"])
-def test_save_messages_needs_a_list(sessions, messages):
+@pytest.mark.parametrize("messages", [None, 5, Message(role="user"), "user", b"user", {"role": "user"}])
+def test_save_messages_needs_an_iterable_of_messages(sessions, messages, backend):
     sessions.save_session(Session(id="sess_1"))
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as error:
         sessions.save_messages("sess_1", messages)
+    assert "messages" in error.value.messages
+    assert message_count(backend, "sess_1") == 0
+
+
+def test_save_messages_takes_any_iterable(sessions):
+    sessions.save_session(Session(id="sess_1"))
+
+    saved = sessions.save_messages("sess_1", (Message(role="user", content=str(i)) for i in range(3)))
+    sessions.save_messages("sess_1", {"three": Message(role="user", content="3")}.values())
+
+    assert [m.content for m in saved] == ["0", "1", "2"]
+    assert [m.content for m in sessions.load_messages("sess_1")] == ["0", "1", "2", "3"]
+
+
+def test_counts_as_sdks_hand_them_over(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+
+    saved = sessions.save_messages(
+        "sess_1",
+        [
+            {"role": "user", "content": None, "token_count": None, "cost_usd": None},
+            Message(role="assistant", content="ok", token_count=7.0, cost_usd=0.5),
+        ],
+    )
+
+    assert [(m.content, m.token_count, m.cost_usd) for m in saved] == [("", 0, 0.0), ("ok", 7, 0.5)]
+    assert type(saved[1].token_count) is int
+    assert totals(backend, "sess_1") == (7, 0.5)
+
+
+@pytest.mark.parametrize("token_count", [7.5, float("inf"), float("nan"), True, "7"])
+def test_a_token_count_with_a_fraction_or_of_another_kind_is_refused(sessions, token_count, backend):
+    sessions.save_session(Session(id="sess_1"))
+    with pytest.raises(ValidationError) as error:
+        sessions.save_message("sess_1", Message(role="user", token_count=token_count))
+    assert "token_count" in error.value.messages
+    assert totals(backend, "sess_1") == (0, 0)
+
+
+def test_a_message_of_another_session_is_refused_not_moved(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    sessions.save_session(Session(id="sess_2"))
+    theirs = sessions.save_message("sess_2", Message(role="user", content="mine", token_count=3))
+
+    with pytest.raises(ValidationError, match="sess_2") as error:
+        sessions.save_messages("sess_1", [Message(role="user", content="fine"), theirs])
+
+    assert "session" in error.value.messages
+    assert (message_count(backend, "sess_1"), message_count(backend, "sess_2")) == (0, 1)
+    assert totals(backend, "sess_2") == (3, 0)
+    # A message of the same session, saved again, is a copy of it.
+    assert sessions.save_message("sess_2", theirs).content == "mine"
 
 
 # -- what lands on disk --------------------------------------------------------------------

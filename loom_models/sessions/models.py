@@ -58,6 +58,8 @@ class Message(BaseModel):
     token_count = peewee.BigIntegerField()
     cost_usd = peewee.DoubleField()
     agent_id = peewee.TextField(null=True)
+    # The item an agent framework handed over, verbatim (integrations/); our own column.
+    item = JSONField(column_name="item_json")
 
     def _facts(self) -> list[str]:
         return [self.__data__.get("role") or "", shown(self.__data__.get("content"))]

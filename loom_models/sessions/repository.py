@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import peewee
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 _SESSION = SessionSchema()
 _DOCUMENT = SessionDocumentSchema()
 _MESSAGE = MessageSchema()
+_USAGE = MessageSchema(only=("token_count", "cost_usd"))
 _TOOL_EXECUTION = ToolExecutionSchema()
 
 # Rows per INSERT: well under every backend's limit on bound parameters.
@@ -62,6 +63,10 @@ def _message_facts(message: Message) -> dict:
     return {"role": message.role, "token_count": message.token_count}
 
 
+def _popped_facts(message: Message | None) -> dict:
+    return {} if message is None else _message_facts(message)
+
+
 class SessionRepository(Repository):
     domain = "sessions"
     file = "sessions.db"
@@ -72,6 +77,7 @@ class SessionRepository(Repository):
         super().__init__(database, tracer)
         self.Session, self.Message, self.ToolExecution = bind_models(database, [Session, Message, ToolExecution])
         self._sql = SessionStatements(self.Session, self.Message, self.ToolExecution, self.backend)
+        self._lock_session = self.backend.row_lock(self.Session)
 
     @repository_call(tells=_session_ids)
     def save_session(self, session: Session | Mapping[str, Any]) -> Session:
@@ -143,15 +149,13 @@ class SessionRepository(Repository):
         return self.save_messages(session_id, [message])[0]
 
     @repository_call(ids=("session_id",))
-    def save_messages(self, session_id: str, messages: Sequence[Message | Mapping[str, Any]]) -> list[Message]:
-        """`save_message` for many, in one transaction: all of them or none.
+    def save_messages(self, session_id: str, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
+        """`save_message` for many (a list, a generator...), in one transaction: all of them or none.
 
-        repo.save_messages("sess_1", [Message(role="user", content=text) for text in texts])
+        repo.save_messages("sess_1", (Message(role="user", content=text) for text in texts))
         """
         check_id(session_id, "session_id")
-        if not isinstance(messages, (list, tuple)):
-            raise ValidationError({"messages": ["Must be a list of messages."]})
-        rows = [load(_MESSAGE, input_of(m, _MESSAGE, "message")) for m in messages]
+        rows = [load(_MESSAGE, _message_input(session_id, m)) for m in _each_message(messages)]
         if not rows:
             return []
         M = self.Message
@@ -206,6 +210,53 @@ class SessionRepository(Repository):
                 position = (batch[-1].timestamp, batch[-1].id)
 
         return batches()
+
+    @repository_call(ids=("session_id",), tells=_popped_facts)
+    def pop_message(self, session_id: str) -> Message | None:
+        """Delete the session's newest message and take its tokens and cost off the totals; None if it has none.
+
+        last = repo.pop_message("sess_1")   # an agent's undo
+        """
+        check_id(session_id, "session_id")
+        with self.backend.write():
+            self._lock_session(session_id)  # two pops take two messages
+            newest = self._sql.latest_messages.models(session=session_id, limit=1)
+            if not newest:
+                return None
+            self._sql.delete_message.execute(id=newest[0].id)
+            self._add_to_totals(session_id, [_negated(newest[0])])
+        return newest[0]
+
+    @repository_call(ids=("session_id",))
+    def clear_messages(self, session_id: str) -> int:
+        """Delete every message of the session, its totals back to 0; the session and its tool executions stay.
+
+        repo.clear_messages("sess_1")   # how many went
+        """
+        check_id(session_id, "session_id")
+        with self.backend.write():
+            self._lock_session(session_id)
+            if not self._sql.reset_totals.execute(id=session_id, updated_at=utc_now()).rowcount:
+                raise NotFoundError("session not found: %s" % session_id)
+            return self._sql.delete_messages.execute(session=session_id).rowcount
+
+    @repository_call(ids=("session_id",), tells=_message_facts)
+    def add_usage(self, session_id: str, message_id: int, *, token_count: int = 0, cost_usd: float = 0.0) -> Message:
+        """Add tokens and cost to a saved message and to its session's totals, in one transaction.
+
+        repo.add_usage("sess_1", reply.id, token_count=1_250, cost_usd=0.0031)   # a run's usage, known after it
+
+        Returns the message as it now is.
+        """
+        check_id(session_id, "session_id")
+        check_positive(message_id, "message_id")
+        usage = load(_USAGE, {"token_count": token_count, "cost_usd": cost_usd})
+        with self.backend.write():
+            self._lock_session(session_id)
+            if not self._sql.add_to_message.execute(id=message_id, session=session_id, **usage).rowcount:
+                raise NotFoundError("message not found: %s in session %s" % (message_id, session_id))
+            self._add_to_totals(session_id, [usage])
+            return self._sql.message.models(id=message_id)[0]
 
     @repository_call(ids=("session_id",))
     def save_tool_execution(self, session_id: str, execution: ToolExecution | Mapping[str, Any]) -> ToolExecution:
@@ -394,3 +445,22 @@ class SessionRepository(Repository):
         if found is None:
             raise NotFoundError("session not found: %s" % session_id)
         return (found.updated_at, found.id)
+
+
+def _each_message(messages: object) -> list:
+    """The messages of an iterable; one message, a string or a non-iterable is refused."""
+    if isinstance(messages, (str, bytes, Mapping, peewee.Model)) or not isinstance(messages, Iterable):
+        raise ValidationError({"messages": ["Must be an iterable of messages, got %s." % type(messages).__name__]})
+    return list(messages)
+
+
+def _message_input(session_id: str, message: object) -> dict:
+    """A message's loadable values; a Message of another session is refused, not moved."""
+    owner = message.__data__.get("session") if isinstance(message, Message) else None
+    if owner is not None and owner != session_id:
+        raise ValidationError({"session": ["The message is of session %r, not %r." % (owner, session_id)]})
+    return input_of(message, _MESSAGE, "message")
+
+
+def _negated(message: Message) -> dict:
+    return {"token_count": -message.token_count, "cost_usd": -message.cost_usd}

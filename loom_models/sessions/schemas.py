@@ -21,6 +21,8 @@ from .models import ROLES, SESSION_CONTEXTS
 # Bounds on one message that keep a session's totals exact in 64 bits and finite.
 MAX_MESSAGE_TOKENS = 2**31 - 1
 MAX_MESSAGE_COST_USD = 1e9
+# A message's fields for which None means "the default": '' content, no tokens, no cost.
+_NONE_IS_DEFAULT = frozenset({"content", "token_count", "cost_usd"})
 
 
 def new_session_id() -> str:
@@ -62,12 +64,15 @@ class MessageSchema(marshmallow.Schema):
     timestamp = UnixTime(load_default=utc_now)
     token_count = count(MAX_MESSAGE_TOKENS, load_default=0)
     cost_usd = amount(MAX_MESSAGE_COST_USD, load_default=0.0)
+    # The item an agent framework handed over, kept verbatim (integrations/).
+    item = JSONObject(allow_none=True, load_default=None)
 
     @marshmallow.pre_load
-    def _empty_content(self, data: Any, **kwargs: Any) -> Any:
-        # The reference reader scans content into a string: never NULL.
-        if isinstance(data, Mapping) and data.get("content", "") is None:
-            data = {**data, "content": ""}
+    def _none_as_default(self, data: Any, **kwargs: Any) -> Any:
+        # The reference reader scans content into a string: never NULL. And SDKs
+        # hand over None for what they did not count.
+        if isinstance(data, Mapping):
+            data = {k: v for k, v in data.items() if v is not None or k not in _NONE_IS_DEFAULT}
         return data
 
 

@@ -49,7 +49,19 @@ class SessionStatements:
                 updated_at=param(S.updated_at),
             ).where(S.id == param(S.id))
         )
+        zero = peewee.SQL("0")
+        self.reset_totals = Statement(
+            S.update(total_tokens=zero, total_cost_usd=zero, updated_at=param(S.updated_at)).where(S.id == param(S.id))
+        )
         self.delete_session = Statement(S.delete().where(S.id == param(S.id)))
+        self.message = Statement(M.select().where(M.id == param(M.id)))
+        self.add_to_message = Statement(
+            M.update(token_count=M.token_count + param(M.token_count), cost_usd=M.cost_usd + param(M.cost_usd)).where(
+                M.id == param(M.id), M.session == param(M.session)
+            )
+        )
+        self.delete_message = Statement(M.delete().where(M.id == param(M.id)))
+        self.delete_messages = Statement(M.delete().where(M.session == param(M.session)))
         self.chronological = (M.timestamp, M.id)  # the order of a conversation
         of_session = M.select().where(M.session == param(M.session))
         self.messages = Statement(of_session.order_by(M.timestamp, M.id))
