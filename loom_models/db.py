@@ -17,6 +17,7 @@ from urllib.parse import ParseResult, urlparse
 
 import peewee
 from playhouse import db_url
+from playhouse.pool import PooledSqliteDatabase
 
 from .backends import backend_of, sqlite
 from .calls import storage_call
@@ -35,25 +36,38 @@ DEFAULT_PRAGMAS = sqlite.PRAGMAS
 
 
 @storage_call
-def open_database(path_or_url: str | os.PathLike, pragmas: dict | None = None) -> peewee.Database:
+def open_database(
+    path_or_url: str | os.PathLike, pragmas: dict | None = None, *, pool_size: int | None = None
+) -> peewee.Database:
     """A peewee database for a file path or a database URL.
 
     `pragmas` override single entries of DEFAULT_PRAGMAS (SQLite only; they are
     never passed to PostgreSQL):
 
         open_database("/tmp/x.db", pragmas={"busy_timeout": 100})
+
+    With `pool_size`, connections are pooled (playhouse.pool, up to that many)
+    and any thread may take one: `database.close()` gives a thread's back, and
+    `database.close_all()` closes them all.
     """
     if not isinstance(path_or_url, (str, os.PathLike)) or not os.fspath(path_or_url):
         raise ValidationError({"path_or_url": ["Must be a file path or a database URL."]})
     target, merged = os.fspath(path_or_url), _merged(pragmas)
+    pooling = {} if pool_size is None else {"max_connections": pool_size}
     if "://" not in target:
         sqlite.create_file(target, merged)
+        if pooling:
+            return PooledSqliteDatabase(target, pragmas=merged, check_same_thread=False, **pooling)
         return peewee.SqliteDatabase(target, pragmas=merged)
     url = _checked_url(target)
+    if pooling and not url.scheme.endswith("+pool"):
+        target = url.scheme + "+pool" + target[len(url.scheme) :]
     if url.scheme.startswith("sqlite"):
         sqlite.create_file(url.path[1:], merged)
-        return db_url.connect(target, pragmas=merged)
-    return db_url.connect(target, unquote_user=True, unquote_password=True)
+        if pooling:
+            pooling["check_same_thread"] = False  # a pooled connection goes from thread to thread
+        return db_url.connect(target, pragmas=merged, **pooling)
+    return db_url.connect(target, unquote_user=True, unquote_password=True, **pooling)
 
 
 def check_pragmas(database: peewee.Database) -> dict:

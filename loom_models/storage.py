@@ -21,6 +21,7 @@ import warnings
 from typing import TYPE_CHECKING
 
 import peewee
+from playhouse.pool import PooledDatabase
 
 from .calls import storage_call
 from .db import open_database, redact
@@ -56,24 +57,32 @@ class Storage:
 
     @classmethod
     def wire(
-        cls, data_dir: str | os.PathLike | None = None, *, database_url: str | None = None, tracer: Tracer | None = None
+        cls,
+        data_dir: str | os.PathLike | None = None,
+        *,
+        database_url: str | None = None,
+        tracer: Tracer | None = None,
+        pool_size: int | None = None,
     ) -> Storage:
         """The repositories of every domain over a data directory (made 0700 if missing) or one database URL.
 
             Storage.wire("./loom-data")   # missing files are created; no schema is checked or migrated
 
+        With `pool_size`, each database pools its connections (db.open_database).
         close() closes them all.
         """
         if database_url is not None:
             if not isinstance(database_url, str) or "://" not in database_url:
                 raise ValidationError({"database_url": ["Must be a URL such as postgresql://user@host/db."]})
-            shared = open_database(database_url)
+            shared = open_database(database_url, pool_size=pool_size)
             databases = dict.fromkeys(DOMAINS, shared)
             where = redact(database_url)
         else:
             where = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
             _make_private_dir(where)
-            databases = {domain: open_database(os.path.join(where, r.file)) for domain, r in DOMAINS.items()}
+            databases = {
+                domain: open_database(os.path.join(where, r.file), pool_size=pool_size) for domain, r in DOMAINS.items()
+            }
         return cls({domain: DOMAINS[domain](database, tracer) for domain, database in databases.items()}, where)
 
     def by_database(self) -> list[tuple[peewee.Database, list[Repository]]]:
@@ -107,6 +116,21 @@ class Storage:
             repository.close()
         for database, _ in self.by_database():
             database.close()
+            if isinstance(database, PooledDatabase):
+                database.close_all()  # every thread's, not only this one's
+
+    def prepare(self, *, migrate: bool = True, gc_interval: float | None = 300) -> Storage:
+        """Make it ready to serve (see open_storage); closed again if that fails."""
+        try:
+            for repository in self.repositories:
+                repository.backend.check_writable()
+                repository.migrate() if migrate else repository.check_schema()
+            if gc_interval:
+                self.references.start_collector(gc_interval)
+        except BaseException:
+            self.close()
+            raise
+        return self
 
     def __enter__(self) -> Storage:
         return self
@@ -130,17 +154,9 @@ def open_storage(
     With `migrate=False` the schemas must already be current (SchemaMismatchError).
     With an OpenTelemetry `tracer`, every repository call is a span (tracing.py).
     """
-    storage = Storage.wire(data_dir, database_url=database_url, tracer=tracer)
-    try:
-        for repository in storage.repositories:
-            repository.backend.check_writable()
-            repository.migrate() if migrate else repository.check_schema()
-        if gc_interval:
-            storage.references.start_collector(gc_interval)
-    except BaseException:
-        storage.close()
-        raise
-    return storage
+    return Storage.wire(data_dir, database_url=database_url, tracer=tracer).prepare(
+        migrate=migrate, gc_interval=gc_interval
+    )
 
 
 def _make_private_dir(path: str) -> None:

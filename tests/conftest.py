@@ -152,6 +152,18 @@ class DataStore:
         with contextlib.closing(sqlite3.connect(self._path(domain))) as connection:
             return connection.execute(query, params).fetchall()
 
+    @contextlib.contextmanager
+    def write_lock(self, domain: str = "sessions"):
+        """Hold the write lock of a domain's tables, as another writer would."""
+        if not self.sqlite:
+            with self.backend.write_lock():
+                yield
+            return
+        with contextlib.closing(sqlite3.connect(self._path(domain), isolation_level=None)) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            yield
+            connection.execute("ROLLBACK")
+
     def integrity_problems(self) -> dict:
         """integrity_check of every database file (SQLite's own: {} on PostgreSQL)."""
         if not self.sqlite:

@@ -202,24 +202,36 @@ class HumanRequestRepository(Repository):
         At the request's deadline it is marked expired and returned so. With a
         `timeout` (seconds), give up waiting then and return it as it is.
         """
-        check_seconds(poll_interval, "poll_interval", maximum=MAX_POLL_INTERVAL)
-        if timeout is not None:
-            give_up = time.monotonic() + check_seconds(timeout, "timeout", maximum=MAX_INT64, allow_zero=True)
+        give_up = waiting_until(timeout, poll_interval)
         while True:
-            request = self.get(request_id)
-            if request.status != "pending":
+            request, pause = self._poll_response(request_id, give_up, poll_interval)
+            if pause is None:
                 return request
-            until_deadline = (request.expires_at - utc_now()).total_seconds()
-            if until_deadline <= 0:
-                with self.backend.write():
-                    self._expire_if_overdue(request_id, utc_now())
-                return self.get(request_id)
-            pause = min(poll_interval, until_deadline)
-            if timeout is not None:
-                if time.monotonic() >= give_up:
-                    return request
-                pause = min(pause, give_up - time.monotonic())
-            time.sleep(max(pause, 0))
+            time.sleep(pause)
+
+    @repository_call(span=False)
+    def _poll_response(
+        self, request_id: str, give_up: float | None, poll_interval: float
+    ) -> tuple[HumanRequest, float | None]:
+        """One look of wait_for_response: (the request, None) when the wait is over, else (it, seconds to pause).
+
+        `give_up` is a time.monotonic() (waiting_until), or None for no timeout;
+        loom_models.aio waits with it without holding a thread.
+        """
+        request = self.get(request_id)
+        if request.status != "pending":
+            return request, None
+        until_deadline = (request.expires_at - utc_now()).total_seconds()
+        if until_deadline <= 0:
+            with self.backend.write():
+                self._expire_if_overdue(request_id, utc_now())
+            return self.get(request_id), None
+        pause = min(poll_interval, until_deadline)
+        if give_up is not None:
+            if time.monotonic() >= give_up:
+                return request, None
+            pause = min(pause, give_up - time.monotonic())
+        return request, max(pause, 0)
 
     @repository_call()
     def delete_older_than(self, cutoff: datetime.datetime | datetime.timedelta) -> int:
@@ -296,3 +308,14 @@ class HumanRequestRepository(Repository):
 
     def _expire(self, statement: Statement, now: datetime.datetime, **values: str) -> int:
         return statement.execute(now=now, by=EXPIRED_BY, **values).rowcount
+
+
+def waiting_until(timeout: float | None, poll_interval: float) -> float | None:
+    """When a wait_for_response of `timeout` seconds begun now gives up (time.monotonic()), None for never.
+
+    Checks both arguments.
+    """
+    check_seconds(poll_interval, "poll_interval", maximum=MAX_POLL_INTERVAL)
+    if timeout is None:
+        return None
+    return time.monotonic() + check_seconds(timeout, "timeout", maximum=MAX_INT64, allow_zero=True)
