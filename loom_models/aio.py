@@ -42,7 +42,6 @@ no thread works on the storage after close().
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import contextvars
 import functools
@@ -50,7 +49,10 @@ import inspect
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Generator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from playhouse.pool import PooledDatabase
 
 from .calls import storage_call
 from .errors import LoomStorageError
@@ -73,42 +75,55 @@ THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 
 class Bridge:
-    """Runs sync calls in a storage's own threads, each giving its connections back when done."""
+    """Runs a storage's sync calls in threads of its own.
 
-    def __init__(self) -> None:
-        self._executor = concurrent.futures.ThreadPoolExecutor(THREADS, thread_name_prefix="loom-aio")
-        self._storage: Storage | None = None
-        self._databases: list = []
-        self.closed = False
+    Over pooled databases (open_storage's), THREADS threads, each giving its
+    connections back to the pool after every call. Over a storage of plain
+    per-thread connections (AsyncStorage.over), one thread, which closes its
+    connections when the bridge closes.
+    """
 
-    def serve(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, owned: bool) -> None:
         self._storage = storage
+        self._owned = owned
         self._databases = [database for database, _ in storage.by_database()]
+        self._pooled = all(isinstance(database, PooledDatabase) for database in self._databases)
+        threads = THREADS if self._pooled else 1
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="loom-aio")
+        self.closed = False
 
     async def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         if self.closed:
             raise LoomStorageError("%r is closed" % self._storage)
-        context = contextvars.copy_context()  # the caller's span, as asyncio.to_thread passes it
-        job = asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(context.run, self._run, function, args, kwargs)
-        )
-        return await _to_the_end(job)
+        return await _to_the_end(_in_thread(self._executor, self._run, function, args, kwargs))
 
     def _run(self, function: Callable[..., R], args: tuple, kwargs: dict) -> R:
         try:
             return function(*args, **kwargs)
         finally:
-            for database in self._databases:
-                database.close()  # back to the pool
+            if self._pooled:
+                self._close_connections()  # back to the pool
 
-    async def close(self) -> None:
-        """Refuse new calls, wait for those under way, then close the storage and its connections."""
+    def _close_connections(self) -> None:
+        for database in self._databases:
+            database.close()
+
+    def close(self) -> None:
+        """Refuse new calls, wait for those under way, close the threads' connections (and an owned storage)."""
         if self.closed:
             return
         self.closed = True
-        await asyncio.to_thread(self._executor.shutdown)
-        if self._storage is not None:
-            await asyncio.to_thread(self._storage.close)
+        if not self._pooled:
+            self._executor.submit(self._close_connections).result()
+        self._executor.shutdown()
+        if self._owned:
+            self._storage.close()
+
+
+def _in_thread(executor: Executor | None, function: Callable[..., R], *args: Any) -> asyncio.Future[R]:
+    """`function(*args)` in a thread of `executor` (None: the loop's), in the caller's context (its span)."""
+    context = contextvars.copy_context()
+    return asyncio.get_running_loop().run_in_executor(executor, functools.partial(context.run, function, *args))
 
 
 async def _to_the_end(job: asyncio.Future[R]) -> R:
@@ -203,7 +218,11 @@ class AsyncReferenceRepository(AsyncRepository):
 
 
 class AsyncStorage:
-    """Every domain's repository, async; closing it closes the storage under it."""
+    """Every domain's repository, async.
+
+    async with aio.open_storage("./loom-data") as storage: ...   # owns its storage
+    storage = aio.AsyncStorage.over(sync_storage)                # a view; close() leaves sync_storage open
+    """
 
     def __init__(self, storage: Storage, bridge: Bridge) -> None:
         self.sync = storage
@@ -212,13 +231,25 @@ class AsyncStorage:
         self.references = AsyncReferenceRepository(storage.references, bridge)
         self._bridge = bridge
 
+    @classmethod
+    def over(cls, storage: Storage, *, owned: bool = False) -> AsyncStorage:
+        """The async API of a sync storage, its calls run in a thread of their own.
+
+        close() closes that thread's connections, and `storage` too when `owned`.
+        """
+        return cls(storage, Bridge(storage, owned=owned))
+
     async def stats(self) -> dict:
         """Storage.stats(): every domain's figures, JSON-ready."""
         return await self._bridge.call(self.sync.stats)
 
     async def close(self) -> None:
-        """Wait for the calls under way, then close every database. Safe to call twice."""
-        await self._bridge.close()
+        """Wait for the calls under way, then close the connections (and the storage, if owned). Safe twice."""
+        await asyncio.to_thread(self._bridge.close)
+
+    def close_now(self) -> None:
+        """close(), from sync code: it blocks until the calls under way are over."""
+        self._bridge.close()
 
     async def __aenter__(self) -> AsyncStorage:
         return self
@@ -242,54 +273,54 @@ def open_storage(
 
     The same arguments; the opening (and migrating) runs in a thread too.
     """
-    return Opening(functools.partial(_open, data_dir, database_url, tracer, gc_interval, migrate))
+    return Opening(
+        functools.partial(
+            open_now, data_dir, database_url=database_url, tracer=tracer, gc_interval=gc_interval, migrate=migrate
+        )
+    )
 
 
 class Opening:
     """What aio.open_storage returns: awaited, the storage; entered, the storage closed on leaving."""
 
-    def __init__(self, open_: Callable[[], Any]) -> None:
+    def __init__(self, open_: Callable[[], AsyncStorage]) -> None:
         self._open = open_
         self._storage: AsyncStorage | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncStorage]:
-        return self._open().__await__()
+        return self._opened().__await__()
 
     async def __aenter__(self) -> AsyncStorage:
-        self._storage = await self._open()
+        self._storage = await self._opened()
         return self._storage
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._storage is not None:
             await self._storage.close()
 
-
-async def _open(
-    data_dir: str | os.PathLike | None,
-    database_url: str | None,
-    tracer: Tracer | None,
-    gc_interval: float | None,
-    migrate: bool,
-) -> AsyncStorage:
-    bridge = Bridge()
-    try:
-        storage = await bridge.call(_opened, data_dir, database_url, tracer, gc_interval, migrate, bridge)
-    except BaseException:
-        await bridge.close()
-        raise
-    return AsyncStorage(storage, bridge)
+    async def _opened(self) -> AsyncStorage:
+        opening = _in_thread(None, self._open)
+        try:
+            return await _to_the_end(opening)
+        except asyncio.CancelledError:
+            if not opening.cancelled() and opening.exception() is None:
+                await opening.result().close()  # opened for a caller that has gone
+            raise
 
 
 @storage_call
-def _opened(
-    data_dir: str | os.PathLike | None,
-    database_url: str | None,
-    tracer: Tracer | None,
-    gc_interval: float | None,
-    migrate: bool,
-    bridge: Bridge,
-) -> Storage:
+def open_now(
+    data_dir: str | os.PathLike | None = None,
+    *,
+    database_url: str | None = None,
+    tracer: Tracer | None = None,
+    gc_interval: float | None = 300,
+    migrate: bool = True,
+) -> AsyncStorage:
+    """open_storage, done in the calling thread (for a constructor, say): the storage, ready for async calls."""
     # One connection per thread of the bridge, and one for the garbage collector.
     storage = Storage.wire(data_dir, database_url=database_url, tracer=tracer, pool_size=THREADS + 1)
-    bridge.serve(storage)  # its connections go back to the pool from the first call on
-    return storage.prepare(migrate=migrate, gc_interval=gc_interval)
+    storage.prepare(migrate=migrate, gc_interval=gc_interval)
+    for database, _ in storage.by_database():
+        database.close()  # this thread's connection, back to the pool
+    return AsyncStorage.over(storage, owned=True)

@@ -255,3 +255,30 @@ async def _answer_later(data_store, request_id):
             storage.hitl.respond_to_request(request_id, "approved", "go", responded_by="ops")
 
     await asyncio.to_thread(answer)
+
+
+def test_over_a_sync_storage_closes_its_own_connection_and_leaves_the_storage_open(data_store):
+    with open_storage(**data_store.location, gc_interval=0) as sync:
+        view = aio.AsyncStorage.over(sync)
+
+        async def main():
+            await view.sessions.save_session(Session(id="sess_1"))
+            await asyncio.gather(*(view.sessions.load_session("sess_1") for _ in range(10)))
+            await view.close()
+            with pytest.raises(LoomStorageError, match="closed"):
+                await view.sessions.load_session("sess_1")
+
+        run(main())
+        assert not any(thread.name.startswith("loom-aio") for thread in threading.enumerate())
+        assert sync.sessions.load_session("sess_1").id == "sess_1"  # still open
+
+
+def test_close_now_from_sync_code(data_store):
+    storage = aio.open_now(**data_store.location, gc_interval=0)
+    run(storage.sessions.save_session(Session(id="sess_1")))
+
+    storage.close_now()
+    storage.close_now()
+
+    with pytest.raises(LoomStorageError, match="closed"):
+        run(storage.sessions.load_session("sess_1"))
