@@ -48,7 +48,7 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -156,6 +156,10 @@ class AsyncRepository:
 
     def __repr__(self) -> str:
         return "<Async%s" % repr(self.repository)[1:]
+
+    if TYPE_CHECKING:  # the methods made from `sync`: their coroutines, as type checkers see them
+
+        def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]: ...
 
 
 def _bridged(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
