@@ -6,11 +6,12 @@
     peer.save_message("sess_1", {"role": "user", "content": "Hi"})
 
 They come with the `bench` extra (pip install -e ".[bench]"). Each has only the
-operations its library has: openai-agents' SQLiteSession (add_items, get_items)
-and langchain-community's SQLChatMessageHistory (add_message, add_messages,
-.messages; it has no "latest N"). Both are used as their documentation shows,
-with their own schema and settings, and turn the benchmark's plain message
-values into their own input objects inside the timed call, as loom does.
+operations its library has: openai-agents' SQLiteSession (add_items, get_items),
+and loom's LoomSession beside it, used alike; and langchain-community's
+SQLChatMessageHistory (add_message, add_messages, .messages; it has no "latest
+N"). Each is used as its documentation shows, with its own schema and settings,
+and turns the benchmark's plain message values into its own input objects
+inside the timed call, as loom does.
 """
 
 from __future__ import annotations
@@ -65,6 +66,28 @@ class AgentsStore:
         return self._loop.run_until_complete(coroutine)
 
 
+class LoomSessionStore(AgentsStore):
+    """loom's own Session for the SDK (integrations.openai_agents), used as AgentsStore uses SQLiteSession.
+
+    Its sessions share one aio storage, as an application's do.
+    """
+
+    name = "LoomSession"
+    module = "loom_models.integrations.openai_agents"
+
+    def __init__(self, directory: str):
+        from loom_models import aio
+        from loom_models.integrations.openai_agents import LoomSession
+
+        super().__init__(directory)
+        self.storage = aio.open_now(os.path.join(directory, "loom-session"), gc_interval=0)
+        self._session_class = lambda session_id, _path: LoomSession(session_id, self.storage)
+
+    def close(self) -> None:
+        super().close()
+        self.storage.close_now()
+
+
 class LangChainStore:
     name = "langchain-community"
     distribution = "langchain-community"
@@ -108,7 +131,7 @@ class LangChainStore:
 def available() -> tuple[list[type], list[str]]:
     """The peer classes whose library imports here, and a note for each that does not."""
     stores, notes = [], []
-    for store in (AgentsStore, LangChainStore):
+    for store in (AgentsStore, LoomSessionStore, LangChainStore):
         try:
             importlib.import_module(store.module)
         except ImportError as error:

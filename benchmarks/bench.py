@@ -14,7 +14,12 @@ The stores, each on its own files in a temporary directory made for the run:
 - loom-pg (with --database-url): loom on PostgreSQL, in a throw-away schema, for
   the sessions operations;
 - openai-agents and langchain-community chat histories (_peers.py), when they are
-  installed, for the operations they have.
+  installed, for the operations they have, and loom's LoomSession beside
+  openai-agents' SQLiteSession.
+
+Then loom_models.aio (_aio.py): save_message and load_messages from one task,
+and from 50 tasks at once, on SQLite (and PostgreSQL), with how late the event
+loop ran meanwhile.
 
 Every operation runs its iterations interleaved (each iteration calls every store
 once, the first store rotating) and discards the first tenth as warm-up. Inputs
@@ -43,6 +48,7 @@ import sys
 import time
 
 import _peers
+from _aio import run_aio
 from _data import BATCH, FULL, LARGE, MB, QUICK, Plan
 from _harness import across_runs, memory_figures, run_once, run_scale
 
@@ -136,6 +142,31 @@ def print_scale(figures: list[dict], plan: Plan) -> None:
     print()
 
 
+def print_aio(figures: list[dict]) -> None:
+    print("loom_models.aio: one task after another (P50 per call), and 50 tasks at once (wall time for all)")
+    print(
+        "  %-7s %-28s %5s %6s %9s %9s %11s %12s"
+        % ("store", "operation", "tasks", "calls", "P50 ms", "wall s", "calls/s", "max lag ms")
+    )
+    for f in figures:
+        p50 = "%9.3f" % f["p50_ms"] if f["p50_ms"] is not None else "%9s" % "-"
+        print(
+            "  %-7s %-28s %5d %6d %s %9.2f %11s %12.1f"
+            % (
+                f["store"],
+                f["operation"],
+                f["tasks"],
+                f["calls"],
+                p50,
+                f["wall_s"],
+                f"{f['calls'] / f['wall_s']:,.0f}",
+                f["max_lag_ms"],
+            )
+        )
+    print("  (max lag: the longest a 1 ms timer on the same event loop ran late meanwhile)")
+    print()
+
+
 def _progress(message: str) -> None:
     sys.stdout.flush()  # the report so far first, when both go to one terminal or file
     print(message, file=sys.stderr, flush=True)
@@ -171,6 +202,8 @@ def main(argv=None) -> None:
         _progress("run %d of %d done after %.0f s" % (run + 1, runs, time.monotonic() - started))
     summary = across_runs(every_run)
     print_table(summary, runs)
+    asynchronous = run_aio(plan, args.database_url)
+    print_aio(asynchronous)
     memory = memory_figures() if plan.memory else []
     if memory:
         print_memory(memory)
@@ -185,6 +218,7 @@ def main(argv=None) -> None:
             "plan": dataclasses.asdict(plan),
             "runs": [[dataclasses.asdict(f) for f in figures] for figures in every_run],
             "summary": summary,
+            "aio": asynchronous,
             "references_50mb": memory,
             "scale": scale,
         }
