@@ -156,7 +156,8 @@ class DataStore:
     def write_lock(self, domain: str = "sessions"):
         """Hold the write lock of a domain's tables, as another writer would."""
         if not self.sqlite:
-            with self.backend.write_lock():
+            tables = {} if domain == "sessions" else {"tables": (DOMAINS[domain].table,)}
+            with self.backend.write_lock(**tables):
                 yield
             return
         with contextlib.closing(sqlite3.connect(self._path(domain), isolation_level=None)) as connection:

@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 import peewee
+from playhouse.pool import PooledDatabase
 
 from ..errors import NotWritableError
 
@@ -64,6 +65,13 @@ class Backend:
     def give_way(self, milliseconds: int) -> None:
         """Wait at most this long for another transaction's lock, on this connection from now on."""
         raise NotImplementedError
+
+    def discard_connection(self) -> None:
+        """Close this thread's connection for good: a pooled one is not given back, with what was set on it."""
+        if isinstance(self.database, PooledDatabase):
+            self.database.manual_close()
+        else:
+            self.database.close()
 
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
         """`query` narrowed to rows whose `column` matches any of `words`, best match first.

@@ -266,14 +266,16 @@ class ReferenceRepository(Repository):
     def _collect_every(self, interval: float) -> None:
         while not self._stop_collecting.wait(interval):
             try:
-                # A connection per run: none is held idle between runs, and a
-                # dropped one (a restarted server) is replaced.
-                with self.database.connection_context():
-                    # The collector gives way: blocked for long, it would hold up close().
-                    self.backend.give_way(COLLECTOR_LOCK_WAIT_MS)
-                    self.collect_garbage()
+                # The collector gives way: blocked for long, it would hold up close().
+                self.backend.give_way(COLLECTOR_LOCK_WAIT_MS)
+                self.collect_garbage()
             except Exception:  # whatever it was, the next run may fare better
                 logger.exception("loom_models: garbage collection of references failed")
+            finally:
+                # A connection per run: none is held idle between runs, a dropped
+                # one (a restarted server) is replaced, and its short lock wait
+                # goes with it rather than back to a pool.
+                self.backend.discard_connection()
 
     def _check_live(self, reference_id: str, found: Reference | None) -> None:
         if found is None or found.ref_count <= 0:  # released to 0: gone, whether or not collected
