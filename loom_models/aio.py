@@ -48,7 +48,7 @@ import functools
 import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -93,9 +93,16 @@ class Bridge:
         self.closed = False
 
     async def call(self, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
-        if self.closed:
-            raise LoomStorageError("%r is closed" % self._storage)
-        return await _to_the_end(_in_thread(self._executor, self._run, function, args, kwargs))
+        try:
+            if self.closed:
+                raise RuntimeError("closed")
+            job = _in_thread(self._executor, self._run, function, args, kwargs)
+        except RuntimeError:
+            if not self.closed:
+                raise
+            # Closed, maybe between the look and the submit.
+            raise LoomStorageError("%r is closed" % self._storage) from None
+        return await _to_the_end(job)
 
     def _run(self, function: Callable[..., R], args: tuple, kwargs: dict) -> R:
         try:
@@ -284,32 +291,47 @@ def open_storage(
     )
 
 
-class Opening:
-    """What aio.open_storage returns: awaited, the storage; entered, the storage closed on leaving."""
+class Opening(Coroutine[Any, Any, AsyncStorage]):
+    """What aio.open_storage returns: a coroutine of the storage, and a context that closes it on leaving.
+
+    storage = await aio.open_storage(...)
+    async with aio.open_storage(...) as storage: ...
+    asyncio.run(aio.open_storage(...)), create_task(...)   # a coroutine as any other
+    """
 
     def __init__(self, open_: Callable[[], AsyncStorage]) -> None:
-        self._open = open_
+        self._coroutine = _opened(open_)
         self._storage: AsyncStorage | None = None
 
     def __await__(self) -> Generator[Any, None, AsyncStorage]:
-        return self._opened().__await__()
+        return self._coroutine.__await__()
+
+    def send(self, value: Any) -> Any:
+        return self._coroutine.send(value)
+
+    def throw(self, *error: Any) -> Any:
+        return self._coroutine.throw(*error)
+
+    def close(self) -> None:
+        self._coroutine.close()
 
     async def __aenter__(self) -> AsyncStorage:
-        self._storage = await self._opened()
+        self._storage = await self._coroutine
         return self._storage
 
     async def __aexit__(self, *exc_info: object) -> None:
         if self._storage is not None:
             await self._storage.close()
 
-    async def _opened(self) -> AsyncStorage:
-        opening = _in_thread(None, self._open)
-        try:
-            return await _to_the_end(opening)
-        except asyncio.CancelledError:
-            if not opening.cancelled() and opening.exception() is None:
-                await opening.result().close()  # opened for a caller that has gone
-            raise
+
+async def _opened(open_: Callable[[], AsyncStorage]) -> AsyncStorage:
+    opening = _in_thread(None, open_)
+    try:
+        return await _to_the_end(opening)
+    except asyncio.CancelledError:
+        if not opening.cancelled() and opening.exception() is None:
+            await opening.result().close()  # opened for a caller that has gone
+        raise
 
 
 @storage_call
@@ -322,8 +344,7 @@ def open_now(
     migrate: bool = True,
 ) -> AsyncStorage:
     """open_storage, done in the calling thread (for a constructor, say): the storage, ready for async calls."""
-    # One connection per thread of the bridge, and one for the garbage collector.
-    storage = Storage.wire(data_dir, database_url=database_url, tracer=tracer, pool_size=THREADS + 1)
+    storage = Storage.wire(data_dir, database_url=database_url, tracer=tracer, pooled=True)
     storage.prepare(migrate=migrate, gc_interval=gc_interval)
     for database, _ in storage.by_database():
         database.close()  # this thread's connection, back to the pool

@@ -33,11 +33,13 @@ _NOT_A_URL = (
 
 # Applied in this order on every SQLite connection (backends/sqlite.py says why).
 DEFAULT_PRAGMAS = sqlite.PRAGMAS
+# A pooled connection goes from thread to thread; the threads that use the pool bound its size.
+_POOLED_SQLITE = {"check_same_thread": False, "max_connections": None}
 
 
 @storage_call
 def open_database(
-    path_or_url: str | os.PathLike, pragmas: dict | None = None, *, pool_size: int | None = None
+    path_or_url: str | os.PathLike, pragmas: dict | None = None, *, pooled: bool = False
 ) -> peewee.Database:
     """A peewee database for a file path or a database URL.
 
@@ -46,28 +48,27 @@ def open_database(
 
         open_database("/tmp/x.db", pragmas={"busy_timeout": 100})
 
-    With `pool_size`, connections are pooled (playhouse.pool, up to that many)
-    and any thread may take one: `database.close()` gives a thread's back, and
-    `database.close_all()` closes them all.
+    `pooled`, or a `+pool` URL: connections are pooled (playhouse.pool, as
+    many as threads ask for) and any thread may take one: `database.close()`
+    gives a thread's back, and `database.close_all()` closes them all.
     """
     if not isinstance(path_or_url, (str, os.PathLike)) or not os.fspath(path_or_url):
         raise ValidationError({"path_or_url": ["Must be a file path or a database URL."]})
     target, merged = os.fspath(path_or_url), _merged(pragmas)
-    pooling = {} if pool_size is None else {"max_connections": pool_size}
     if "://" not in target:
         sqlite.create_file(target, merged)
-        if pooling:
-            return PooledSqliteDatabase(target, pragmas=merged, check_same_thread=False, **pooling)
+        if pooled:
+            return PooledSqliteDatabase(target, pragmas=merged, **_POOLED_SQLITE)
         return peewee.SqliteDatabase(target, pragmas=merged)
     url = _checked_url(target)
-    if pooling and not url.scheme.endswith("+pool"):
+    pooled = pooled or url.scheme.endswith("+pool")
+    if pooled and not url.scheme.endswith("+pool"):
         target = url.scheme + "+pool" + target[len(url.scheme) :]
+    unlimited = {"max_connections": None} if pooled else {}  # the threads that use it are the bound
     if url.scheme.startswith("sqlite"):
         sqlite.create_file(url.path[1:], merged)
-        if pooling:
-            pooling["check_same_thread"] = False  # a pooled connection goes from thread to thread
-        return db_url.connect(target, pragmas=merged, **pooling)
-    return db_url.connect(target, unquote_user=True, unquote_password=True, **pooling)
+        return db_url.connect(target, pragmas=merged, **(_POOLED_SQLITE if pooled else {}))
+    return db_url.connect(target, unquote_user=True, unquote_password=True, **unlimited)
 
 
 def check_pragmas(database: peewee.Database) -> dict:

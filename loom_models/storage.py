@@ -62,26 +62,26 @@ class Storage:
         *,
         database_url: str | None = None,
         tracer: Tracer | None = None,
-        pool_size: int | None = None,
+        pooled: bool = False,
     ) -> Storage:
         """The repositories of every domain over a data directory (made 0700 if missing) or one database URL.
 
             Storage.wire("./loom-data")   # missing files are created; no schema is checked or migrated
 
-        With `pool_size`, each database pools its connections (db.open_database).
+        `pooled`: each database pools its connections, for many threads (db.open_database).
         close() closes them all.
         """
         if database_url is not None:
             if not isinstance(database_url, str) or "://" not in database_url:
                 raise ValidationError({"database_url": ["Must be a URL such as postgresql://user@host/db."]})
-            shared = open_database(database_url, pool_size=pool_size)
+            shared = open_database(database_url, pooled=pooled)
             databases = dict.fromkeys(DOMAINS, shared)
             where = redact(database_url)
         else:
             where = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
             _make_private_dir(where)
             databases = {
-                domain: open_database(os.path.join(where, r.file), pool_size=pool_size) for domain, r in DOMAINS.items()
+                domain: open_database(os.path.join(where, r.file), pooled=pooled) for domain, r in DOMAINS.items()
             }
         return cls({domain: DOMAINS[domain](database, tracer) for domain, database in databases.items()}, where)
 

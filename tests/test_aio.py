@@ -24,7 +24,7 @@ def run(coroutine):
 
 
 def opened(data_store, **options):
-    return aio.open_storage(**data_store.location, gc_interval=0, **options)
+    return aio.open_storage(**data_store.location, **{"gc_interval": 0, **options})
 
 
 @pytest.mark.parametrize(
@@ -85,15 +85,20 @@ def test_awaited_then_closed_by_hand_and_refusing_after(data_store):
         assert storage.sessions.load_session("sess_1").id == "sess_1"
 
 
+def bridge_threads():
+    return {thread for thread in threading.enumerate() if thread.name.startswith("loom-aio")}
+
+
 def test_an_error_while_opening_is_the_sync_one_and_leaves_nothing_open(tmp_path):
     (tmp_path / "data").write_text("a file, not a directory")
+    before = bridge_threads()
 
     async def main():
         await aio.open_storage(tmp_path / "data", gc_interval=0)
 
     with pytest.raises(LoomStorageError):
         run(main())
-    assert not any(thread.name.startswith("loom-aio") for thread in threading.enumerate())
+    assert bridge_threads() == before
 
 
 def test_fifty_tasks_saving_to_one_session_keep_exact_totals(data_store):
@@ -259,6 +264,7 @@ async def _answer_later(data_store, request_id):
 
 def test_over_a_sync_storage_closes_its_own_connection_and_leaves_the_storage_open(data_store):
     with open_storage(**data_store.location, gc_interval=0) as sync:
+        before = bridge_threads()
         view = aio.AsyncStorage.over(sync)
 
         async def main():
@@ -269,7 +275,7 @@ def test_over_a_sync_storage_closes_its_own_connection_and_leaves_the_storage_op
                 await view.sessions.load_session("sess_1")
 
         run(main())
-        assert not any(thread.name.startswith("loom-aio") for thread in threading.enumerate())
+        assert bridge_threads() == before
         assert sync.sessions.load_session("sess_1").id == "sess_1"  # still open
 
 
@@ -282,3 +288,75 @@ def test_close_now_from_sync_code(data_store):
 
     with pytest.raises(LoomStorageError, match="closed"):
         run(storage.sessions.load_session("sess_1"))
+
+
+def test_the_collectors_short_lock_wait_stays_with_the_collector(data_store):
+    # The collector waits only 500 ms for a lock; a call on a connection it used must wait as long as any.
+    async def main():
+        async with opened(data_store, gc_interval=0.01) as storage:
+            while (await storage.references.stats()).gc_runs < 3:
+                await asyncio.sleep(0.01)
+            with data_store.write_lock("references"):
+                storing = asyncio.create_task(storage.references.store(b"waits its turn"))
+                await asyncio.sleep(1.5)
+            return await storing
+
+    assert run(main()).size_bytes == len(b"waits its turn")
+
+
+def test_a_call_racing_close_is_refused_as_closed(data_store, monkeypatch):
+    async def main():
+        storage = await opened(data_store)
+        executor = storage._bridge._executor
+        submit = executor.submit
+
+        def closed_meanwhile(*args, **kwargs):  # close() runs between the call's look and its submit
+            storage.close_now()
+            return submit(*args, **kwargs)
+
+        monkeypatch.setattr(executor, "submit", closed_meanwhile)
+        with pytest.raises(LoomStorageError, match="closed"):
+            await storage.sessions.load_session("sess_1")
+
+    run(main())
+
+
+def test_open_storage_is_a_coroutine_like_any_other(data_store):
+    storage = run(aio.open_storage(**data_store.location, gc_interval=0))
+    storage.close_now()
+
+    async def main():
+        opening = asyncio.create_task(aio.open_storage(**data_store.location, gc_interval=0))
+        storage = await opening
+        await storage.close()
+        return storage
+
+    assert repr(run(main())).startswith("<AsyncStorage ")
+
+
+def test_threads_using_the_sync_storage_underneath_take_no_connection_from_the_calls(data_store):
+    async def main():
+        async with opened(data_store) as storage:
+            await storage.sessions.save_session(Session(id="sess_1"))
+            threads = [
+                threading.Thread(target=storage.sync.sessions.load_session, args=("sess_1",))
+                for _ in range(3 * aio.THREADS)
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            return await asyncio.gather(*(storage.sessions.load_session("sess_1") for _ in range(20)))
+
+    assert {session.id for session in run(main())} == {"sess_1"}
+
+
+def test_over_a_storage_of_a_pooled_sqlite_url(tmp_path):
+    with open_storage(database_url="sqlite+pool:///%s" % (tmp_path / "all.db"), gc_interval=0) as sync:
+
+        async def main():
+            async with aio.AsyncStorage.over(sync) as storage:
+                await storage.sessions.save_session(Session(id="sess_1"))
+                return await asyncio.gather(*(storage.sessions.load_session("sess_1") for _ in range(20)))
+
+        assert len(run(main())) == 20
