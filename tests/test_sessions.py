@@ -8,6 +8,7 @@ import pytest
 
 from loom_models import DatabaseCorruptError, ForeignKeyConstraintError, NotFoundError, ValidationError
 from loom_models.sessions import Message, MessageSchema, Session, SessionSchema, ToolExecution
+from loom_models.sessions.schemas import MAX_MESSAGE_TOKENS
 
 UTC = datetime.timezone.utc
 
@@ -278,6 +279,18 @@ def test_pop_message_removes_the_newest_and_takes_its_totals_off(sessions, backe
     assert sessions.pop_message("nobody") is None
 
 
+def test_popping_every_message_leaves_totals_of_exactly_zero(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    sessions.save_messages("sess_1", [Message(role="user", cost_usd=cost) for cost in (0.028, 0.836, 0.433)])
+
+    sessions.pop_message("sess_1")
+    assert totals(backend, "sess_1") == (0, pytest.approx(0.864))
+    sessions.pop_message("sess_1")
+    sessions.pop_message("sess_1")
+
+    assert totals(backend, "sess_1") == (0, 0.0)  # not the -8.7e-17 that subtracting leaves
+
+
 def test_clear_messages_keeps_the_session_and_its_tool_executions(sessions, backend):
     sessions.save_session(Session(id="sess_1", name="kept", context={"user": "john"}))
     sessions.save_messages("sess_1", [Message(role="user", content=str(i), token_count=5) for i in range(3)])
@@ -310,6 +323,23 @@ def test_add_usage_charges_a_saved_message_and_its_session(sessions, backend):
     assert totals(backend, "sess_1") == (1_252, 0.003)
     assert sessions.pop_message("sess_1").token_count == 1_250
     assert totals(backend, "sess_1") == (2, 0)
+
+
+def test_add_usage_charges_the_newest_message_by_default_within_a_messages_bounds(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    with pytest.raises(NotFoundError):
+        sessions.add_usage("sess_1", token_count=1)  # no message yet
+    sessions.save_messages("sess_1", [Message(role="user", content="q"), Message(role="assistant", content="a")])
+
+    assert sessions.add_usage("sess_1", token_count=MAX_MESSAGE_TOKENS - 1).content == "a"
+    with pytest.raises(ValidationError) as error:
+        sessions.add_usage("sess_1", token_count=2)  # past what one message may count
+
+    assert "token_count" in error.value.messages
+    assert totals(backend, "sess_1") == (MAX_MESSAGE_TOKENS - 1, 0)
+    exported = sessions.export_session("sess_1")
+    sessions.delete_session("sess_1")
+    assert sessions.import_session(exported).total_tokens == MAX_MESSAGE_TOKENS - 1  # the store's own export loads
 
 
 def test_a_framework_item_comes_back_verbatim(sessions, backend):

@@ -224,7 +224,8 @@ class SessionRepository(Repository):
             if not newest:
                 return None
             self._sql.delete_message.execute(id=newest[0].id)
-            self._add_to_totals(session_id, [_negated(newest[0])])
+            # Summed again, not subtracted: a float subtracted back leaves dust (-8.7e-17 USD).
+            self._sql.recount_totals.execute(id=session_id, updated_at=utc_now())
         return newest[0]
 
     @repository_call(ids=("session_id",))
@@ -241,22 +242,40 @@ class SessionRepository(Repository):
             return self._sql.delete_messages.execute(session=session_id).rowcount
 
     @repository_call(ids=("session_id",), tells=_message_facts)
-    def add_usage(self, session_id: str, message_id: int, *, token_count: int = 0, cost_usd: float = 0.0) -> Message:
-        """Add tokens and cost to a saved message and to its session's totals, in one transaction.
+    def add_usage(
+        self, session_id: str, message_id: int | None = None, *, token_count: int = 0, cost_usd: float = 0.0
+    ) -> Message:
+        """Add tokens and cost to a saved message (by default the session's newest) and to the session's totals.
 
-        repo.add_usage("sess_1", reply.id, token_count=1_250, cost_usd=0.0031)   # a run's usage, known after it
+        repo.add_usage("sess_1", token_count=1_250, cost_usd=0.0031)   # a run's usage, known after its reply
 
-        Returns the message as it now is.
+        One transaction; returns the message as it now is. A message's own
+        counts stay within a message's bounds (ValidationError beyond them).
         """
         check_id(session_id, "session_id")
-        check_positive(message_id, "message_id")
-        usage = load(_USAGE, {"token_count": token_count, "cost_usd": cost_usd})
+        if message_id is not None:
+            check_positive(message_id, "message_id")
+        added = load(_USAGE, {"token_count": token_count, "cost_usd": cost_usd})
         with self.backend.write():
             self._lock_session(session_id)
-            if not self._sql.add_to_message.execute(id=message_id, session=session_id, **usage).rowcount:
-                raise NotFoundError("message not found: %s in session %s" % (message_id, session_id))
-            self._add_to_totals(session_id, [usage])
-            return self._sql.message.models(id=message_id)[0]
+            if message_id is None:
+                found = self._sql.latest_messages.models(session=session_id, limit=1)
+            else:
+                found = self._sql.message.models(id=message_id, session=session_id)
+            if not found:
+                raise NotFoundError("message not found: %s in session %s" % (message_id or "any", session_id))
+            message = found[0]
+            usage = load(
+                _USAGE,
+                {
+                    "token_count": message.token_count + added["token_count"],
+                    "cost_usd": message.cost_usd + added["cost_usd"],
+                },
+            )
+            self._sql.set_usage.execute(id=message.id, **usage)
+            self._add_to_totals(session_id, [added])
+        message.token_count, message.cost_usd = usage["token_count"], usage["cost_usd"]
+        return message
 
     @repository_call(ids=("session_id",))
     def save_tool_execution(self, session_id: str, execution: ToolExecution | Mapping[str, Any]) -> ToolExecution:
@@ -460,7 +479,3 @@ def _message_input(session_id: str, message: object) -> dict:
     if owner is not None and owner != session_id:
         raise ValidationError({"session": ["The message is of session %r, not %r." % (owner, session_id)]})
     return input_of(message, _MESSAGE, "message")
-
-
-def _negated(message: Message) -> dict:
-    return {"token_count": -message.token_count, "cost_usd": -message.cost_usd}

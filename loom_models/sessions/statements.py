@@ -54,11 +54,18 @@ class SessionStatements:
             S.update(total_tokens=zero, total_cost_usd=zero, updated_at=param(S.updated_at)).where(S.id == param(S.id))
         )
         self.delete_session = Statement(S.delete().where(S.id == param(S.id)))
-        self.message = Statement(M.select().where(M.id == param(M.id)))
-        self.add_to_message = Statement(
-            M.update(token_count=M.token_count + param(M.token_count), cost_usd=M.cost_usd + param(M.cost_usd)).where(
-                M.id == param(M.id), M.session == param(M.session)
-            )
+        self.message = Statement(M.select().where(M.id == param(M.id), M.session == param(M.session)))
+        self.set_usage = Statement(
+            M.update(token_count=param(M.token_count), cost_usd=param(M.cost_usd)).where(M.id == param(M.id))
+        )
+
+        def summed(column: peewee.Field) -> peewee.Select:
+            return M.select(fn.COALESCE(fn.SUM(column), zero)).where(M.session == S.id)
+
+        self.recount_totals = Statement(
+            S.update(
+                total_tokens=summed(M.token_count), total_cost_usd=summed(M.cost_usd), updated_at=param(S.updated_at)
+            ).where(S.id == param(S.id))
         )
         self.delete_message = Statement(M.delete().where(M.id == param(M.id)))
         self.delete_messages = Statement(M.delete().where(M.session == param(M.session)))
