@@ -113,8 +113,10 @@ def test_an_sdk_conversation_is_a_loom_conversation(session, data_store):
     call, output, search = messages[5], messages[6], messages[7]
     assert call.tool_calls == [{"ID": "call_1", "Name": "order_status", "Input": {"order": 42}}]
     assert (output.role, output.tool_use_id, output.content) == ("tool", "call_1", "shipped")
-    assert output.tool_result == {"Success": True, "Data": "shipped", "Error": None}
-    assert search.tool_calls == [{"ID": "ws_1", "Name": "web_search_call", "Input": {"type": "search", "query": "loom"}}]
+    assert output.tool_result is None  # the output is in content and in the item: not a third copy
+    assert search.tool_calls == [
+        {"ID": "ws_1", "Name": "web_search_call", "Input": {"type": "search", "query": "loom"}}
+    ]
     assert seen[8] == ("assistant", "Order 42 has shipped.")
     assert [m.content for m in found] == ["shipped", "Order 42 has shipped."]
     assert [m["item"] for m in exported["messages"]] == ITEMS
@@ -136,6 +138,7 @@ def test_messages_loom_wrote_read_as_items(data_store):
         )
         session = LoomSession("conv_1", storage)
         items = run(session.get_items())
+        session.close()
     assert items == [
         {"role": "user", "content": "Hi"},
         {"type": "function_call_output", "call_id": "call_9", "output": "42"},
@@ -156,8 +159,13 @@ def test_get_items_limits(session):
 
 
 def test_session_settings_as_given(data_store):
-    assert LoomSession("a", **data_store.location).session_settings == SessionSettings()
-    assert LoomSession("b", **data_store.location, session_settings={"limit": 7}).session_settings.limit == 7
+    plain, limited = (
+        LoomSession("a", **data_store.location),
+        LoomSession("b", **data_store.location, session_settings={"limit": 7}),
+    )
+    assert (plain.session_settings, limited.session_settings.limit) == (SessionSettings(), 7)
+    plain.close()
+    limited.close()
 
 
 def test_pop_item_takes_the_usage_of_its_item_off_the_totals(session, data_store):
@@ -194,7 +202,10 @@ def test_record_usage_prices_a_run_as_the_application_says(session, data_store):
     assert _totals(data_store) == (1_510, pytest.approx(1.005))
 
 
-@pytest.mark.parametrize("pricing", [{"inptu": 2.0}, lambda usage: -1.0, lambda usage: math.nan, lambda usage: "1"])
+@pytest.mark.parametrize(
+    "pricing",
+    [{"inptu": 2.0}, {"input": "2.0"}, {"input": None}, {"input": -2.0}, lambda usage: math.nan, lambda usage: "1"],
+)
 def test_a_pricing_that_gives_no_cost_is_refused_and_changes_nothing(session, data_store, pricing):
     run(session.add_items([{"role": "user", "content": "Hi"}]))
 
@@ -205,12 +216,35 @@ def test_a_pricing_that_gives_no_cost_is_refused_and_changes_nothing(session, da
     assert _totals(data_store) == (0, 0)
 
 
-def test_items_that_are_not_items_are_refused_and_nothing_is_written(session, data_store):
+@pytest.mark.parametrize(
+    "item",
+    [
+        "not an item",
+        {"role": "user", "content": object()},  # not JSON
+        {"type": 5},
+        {"type": None, "content": "x"},
+        {"role": ["user"], "content": "x"},
+        {"role": "user", "content": float("nan")},
+    ],
+)
+def test_items_that_are_not_items_are_refused_and_nothing_is_written(session, data_store, item):
     with pytest.raises(ValidationError):
-        run(session.add_items([{"role": "user", "content": "fine"}, "not an item"]))
-    with pytest.raises(ValidationError):
-        run(session.add_items([{"role": "user", "content": object()}]))  # not JSON
+        run(session.add_items([{"role": "user", "content": "fine"}, item]))
     assert data_store.sql("sessions", "SELECT COUNT(*) FROM messages") == [(0,)]
+
+
+def test_odd_but_valid_items_round_trip(session):
+    nested = "[" * 5_000 + "]" * 5_000  # arguments too deep to read as JSON: kept as text
+    items = [
+        {"type": "function_call", "call_id": "c" * 300, "name": "f", "arguments": nested},
+        {"type": "function_call_output", "call_id": "c" * 300, "output": [{"type": "input_text", "text": "a\x00b"}]},
+        {"role": "user", "content": "lone \ud800 surrogate"},
+        {"role": "critic", "content": "a role the SDK may grow"},
+    ]
+
+    run(session.add_items(items))
+
+    assert run(session.get_items()) == items
 
 
 @pytest.mark.parametrize(
@@ -238,6 +272,24 @@ def test_sessions_share_an_async_storage_and_closing_one_leaves_it_open(data_sto
             return await second.get_items(), len(await storage.sessions.list_sessions())
 
     assert run(main()) == ([{"role": "user", "content": "2"}], 2)
+
+
+def test_sessions_of_one_location_share_its_store_until_the_last_closes(data_store):
+    first = LoomSession("one", **data_store.location)
+    second = LoomSession("two", **data_store.location)
+    assert first.storage is second.storage
+
+    first.close()
+    first.close()  # twice: still one user fewer, not two
+    run(second.add_items([{"role": "user", "content": "still open"}]))
+    storage = second.storage
+    second.close()
+
+    with pytest.raises(LoomStorageError, match="closed"):
+        run(storage.sessions.load_messages("two"))
+    third = LoomSession("two", **data_store.location)  # a new store for a new first session
+    assert run(third.get_items()) == [{"role": "user", "content": "still open"}]
+    third.close()
 
 
 def test_over_a_sync_storage(data_store):
@@ -289,7 +341,10 @@ def _result(input_tokens, output_tokens):
     class Result:
         class context_wrapper:
             usage = Usage(
-                requests=1, input_tokens=input_tokens, output_tokens=output_tokens, total_tokens=input_tokens + output_tokens
+                requests=1,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=input_tokens + output_tokens,
             )
 
     return Result

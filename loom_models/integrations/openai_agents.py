@@ -28,6 +28,7 @@ import contextlib
 import json
 import math
 import os
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,8 +49,9 @@ class LoomSession:
     """The SDK's Session protocol (get_items, add_items, pop_item, clear_session, session_settings) on loom.
 
     Exactly one of `storage` (an aio storage, shared by many sessions, or a sync
-    one), `data_dir` or `database_url`; with the last two the session opens its
-    own store, which `close()` closes.
+    one), `data_dir` or `database_url`. The sessions of one data directory, URL
+    or sync storage share one store (its connections and threads), opened by
+    the first of them and closed by the last one's `close()`.
     """
 
     def __init__(
@@ -67,16 +69,25 @@ class LoomSession:
         )
         if sum(where is not None for where in (storage, data_dir, database_url)) != 1:
             raise ValidationError({"storage": ["Give exactly one of storage, data_dir or database_url."]})
+        self._closed = False
+        self._shared: tuple | None = None
         if isinstance(storage, aio.AsyncStorage):
-            self._storage, self._closes = storage, None
-        elif isinstance(storage, Storage):
-            self._storage = self._closes = aio.AsyncStorage.over(storage)
+            self._storage = storage
+            return
+        if isinstance(storage, Storage):
+            self._shared = ("storage", id(storage))
+            self._storage = _SHARED.take(self._shared, lambda: aio.AsyncStorage.over(storage))
         elif storage is None:
-            # A store of its own serves this conversation: no references to collect.
-            self._storage = self._closes = aio.open_now(data_dir, database_url=database_url, gc_interval=0)
+            if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
+                raise ValidationError({"data_dir": ["Must be a path."]})
+            where = ("data_dir", os.path.realpath(data_dir)) if data_dir is not None else ("url", database_url)
+            # No references to collect: a conversation's store.
+            self._shared = where
+            self._storage = _SHARED.take(
+                where, lambda: aio.open_now(data_dir, database_url=database_url, gc_interval=0)
+            )
         else:
             raise ValidationError({"storage": ["Expected an aio or a sync storage, got %s." % type(storage).__name__]})
-        self._closed = False
 
     @property
     def storage(self) -> aio.AsyncStorage:
@@ -129,22 +140,20 @@ class LoomSession:
         Returns the item's message as it now is, or None when the session has no item.
         """
         usage = result.context_wrapper.usage
-        cost = _cost(usage, pricing)
-        newest = await self.storage.sessions.load_messages(self.session_id, limit=1)
-        if not newest:
-            return None
-        return await self.storage.sessions.add_usage(
-            self.session_id, newest[0].id, token_count=usage.input_tokens + usage.output_tokens, cost_usd=cost
-        )
+        tokens, cost = usage.input_tokens + usage.output_tokens, _cost(usage, pricing)
+        try:
+            return await self.storage.sessions.add_usage(self.session_id, token_count=tokens, cost_usd=cost)
+        except NotFoundError:
+            return None  # no item to charge
 
     def close(self) -> None:
-        """Refuse every call from now on; close the store this session opened (one given to it stays open).
+        """Refuse every call from now on; the store opened for it closes with the last session on it.
 
-        Safe to call twice.
+        A storage given to it stays open. Safe to call twice.
         """
+        if not self._closed and self._shared is not None:
+            _SHARED.give_back(self._shared)
         self._closed = True
-        if self._closes is not None:
-            self._closes.close_now()
 
     def __repr__(self) -> str:
         return "<LoomSession %s on %r>" % (self.session_id, self._storage)
@@ -155,14 +164,43 @@ def _cost(usage: Any, pricing: Pricing | None) -> float:
         return 0.0
     if callable(pricing):
         cost = pricing(usage)
-    elif isinstance(pricing, Mapping) and set(pricing) <= {"input", "output"}:
+    elif isinstance(pricing, Mapping) and set(pricing) <= {"input", "output"} and all(map(_number, pricing.values())):
         cost = (usage.input_tokens * pricing.get("input", 0) + usage.output_tokens * pricing.get("output", 0)) / 1e6
     else:
         expected = 'Expected {"input": USD, "output": USD} per million tokens, or a function of the usage.'
         raise ValidationError({"pricing": [expected]})
-    if not isinstance(cost, (int, float)) or isinstance(cost, bool) or not math.isfinite(cost) or cost < 0:
+    if not _number(cost) or not math.isfinite(cost) or cost < 0:
         raise ValidationError({"pricing": ["The cost must be a finite number of USD, 0 or more; got %r." % (cost,)]})
     return float(cost)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+class _SharedStores:
+    """The stores that sessions open by location, one per location: opened by the first, closed by the last."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stores: dict[tuple, tuple[aio.AsyncStorage, int]] = {}
+
+    def take(self, where: tuple, open_: Callable[[], aio.AsyncStorage]) -> aio.AsyncStorage:
+        with self._lock:
+            storage, users = self._stores.get(where) or (open_(), 0)
+            self._stores[where] = (storage, users + 1)
+            return storage
+
+    def give_back(self, where: tuple) -> None:
+        with self._lock:
+            storage, users = self._stores.pop(where)
+            if users > 1:
+                self._stores[where] = (storage, users - 1)
+                return
+        storage.close_now()
+
+
+_SHARED = _SharedStores()
 
 
 # -- items and messages ------------------------------------------------------------------------
@@ -175,17 +213,18 @@ def message_of(item: Mapping[str, Any]) -> dict:
     """
     if not isinstance(item, Mapping):
         raise ValidationError({"item": ["Expected an item (a mapping), got %s." % type(item).__name__]})
-    kind = item.get("type", "message")
+    kind, role = item.get("type", "message"), item.get("role")
+    if not isinstance(kind, str) or not isinstance(role, (str, type(None))):
+        raise ValidationError({"item": ["An item's type and role are strings: %.80r." % (item,)]})
     columns: dict[str, Any] = {"role": "assistant", "content": ""}
-    if kind == "message" and "role" in item:
-        columns["role"] = _ROLES.get(item["role"], "assistant")
+    if kind == "message" and role is not None:
+        columns["role"] = _ROLES.get(role, "assistant")
         columns["content"] = _text(item.get("content"))
     elif kind == "reasoning":
         columns["content"] = _text(item.get("summary"))
     elif kind.endswith("_output"):  # function_call_output, computer_call_output...
-        output = item.get("output")
-        columns.update(role="tool", tool_use_id=_id(item.get("call_id")), content=_text(output))
-        columns["tool_result"] = {"Success": True, "Data": output, "Error": None}
+        # The output is in the item and, as text, in content: not a third time in tool_result.
+        columns.update(role="tool", tool_use_id=_id(item.get("call_id")), content=_text(item.get("output")))
     elif kind.endswith("_call"):  # function_call, web_search_call, computer_call...
         call = {"ID": _id(item.get("call_id") or item.get("id")), "Name": item.get("name") or kind}
         call["Input"] = _arguments(item.get("arguments", item.get("action")))
@@ -227,7 +266,7 @@ def _arguments(arguments: Any) -> Any:
     if isinstance(arguments, str):
         try:
             return json.loads(arguments, parse_constant=_not_json)
-        except ValueError:
+        except (ValueError, RecursionError):
             return arguments
     return arguments
 
