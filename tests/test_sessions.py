@@ -279,6 +279,23 @@ def test_pop_message_removes_the_newest_and_takes_its_totals_off(sessions, backe
     assert sessions.pop_message("nobody") is None
 
 
+def test_a_clock_behind_the_sessions_cannot_put_a_message_before_earlier_ones(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    sessions.save_message("sess_1", Message(role="user", content="first"))
+    ahead = int(datetime.datetime.now(UTC).timestamp()) + 3_600
+    # A machine whose clock is an hour ahead saved the last message.
+    backend.sql("UPDATE sessions SET updated_at = ?", ahead)
+    backend.sql("UPDATE messages SET timestamp = ?", ahead)
+
+    later = sessions.save_message("sess_1", Message(role="assistant", content="second"))
+    given = sessions.save_message("sess_1", Message(role="user", content="given a time", timestamp=at(0)))
+
+    assert later.timestamp == datetime.datetime.fromtimestamp(ahead, UTC)
+    assert given.timestamp == at(0)  # a time given is kept
+    assert [m.content for m in sessions.load_messages("sess_1")] == ["given a time", "first", "second"]
+    assert sessions.pop_message("sess_1").content == "second"
+
+
 def test_popping_every_message_leaves_totals_of_exactly_zero(sessions, backend):
     sessions.save_session(Session(id="sess_1"))
     sessions.save_messages("sess_1", [Message(role="user", cost_usd=cost) for cost in (0.028, 0.836, 0.433)])

@@ -73,6 +73,10 @@ class Backend:
         else:
             self.database.close()
 
+    def greatest(self, *values: Any) -> peewee.Function:
+        """The greatest of `values`, in SQL."""
+        raise NotImplementedError
+
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
         """`query` narrowed to rows whose `column` matches any of `words`, best match first.
 

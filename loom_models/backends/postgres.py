@@ -47,6 +47,9 @@ class PostgresBackend(Backend):
     def give_way(self, milliseconds: int) -> None:
         self.database.execute_sql("SET lock_timeout = %d" % milliseconds)
 
+    def greatest(self, *values: Any) -> peewee.Function:
+        return peewee.fn.GREATEST(*values)
+
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
         # websearch syntax takes "or" between words, and no word as an operator.
         terms = peewee.fn.websearch_to_tsquery("english", " or ".join(words))

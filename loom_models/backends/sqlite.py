@@ -82,6 +82,9 @@ class SqliteBackend(Backend):
     def give_way(self, milliseconds: int) -> None:
         self.database.pragma("busy_timeout", milliseconds)
 
+    def greatest(self, *values: Any) -> peewee.Function:
+        return peewee.fn.MAX(*values)  # MAX of more than one value is a scalar
+
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
         if index not in self.database.get_tables():
             raise LoomStorageError("full-text search needs SQLite's FTS5, which this SQLite build lacks")

@@ -18,8 +18,9 @@ the human-in-the-loop requests, references, backups and PostgreSQL.
 Differences from SQLiteSession: `clear_session()` deletes the items and
 zeroes the totals but keeps the session (its name, agent, context and tool
 executions, which the SDK does not know of; `storage.sessions.delete_session`
-removes it); `get_items(0)` is [] and a negative limit is a ValidationError;
-items are in the store's conversation order, time then insertion.
+removes it); `get_items(0)` is [] and a negative limit is a ValidationError.
+Items are in the order they were added, across processes and machines too:
+the store stamps each with its session's clock, which never goes back.
 """
 
 from __future__ import annotations

@@ -155,13 +155,20 @@ class SessionRepository(Repository):
         repo.save_messages("sess_1", (Message(role="user", content=text) for text in texts))
         """
         check_id(session_id, "session_id")
-        rows = [load(_MESSAGE, _message_input(session_id, m)) for m in _each_message(messages)]
+        given = [_message_input(session_id, m) for m in _each_message(messages)]
+        rows = [load(_MESSAGE, values) for values in given]
         if not rows:
             return []
         M = self.Message
         ids: list[int] = []
         with self.backend.write():
-            self._add_to_totals(session_id, rows)
+            now = self._add_to_totals(session_id, rows)
+            # Unless given a time, a message is of the session's clock, which
+            # never goes back: another machine's clock behind ours, or a step
+            # back, cannot put a message before those saved earlier.
+            for asked, row in zip(given, rows, strict=True):
+                if asked.get("timestamp") is None:
+                    row["timestamp"] = now
             for start in range(0, len(rows), _INSERT_BATCH):
                 batch = rows[start : start + _INSERT_BATCH]
                 values = self._sql.message_values(session_id, batch)
@@ -430,15 +437,17 @@ class SessionRepository(Repository):
                     model.insert_many(batch).execute()
             return S.get(S.id == session["id"])
 
-    def _add_to_totals(self, session_id: str, rows: list[dict]) -> None:
-        updated = self._sql.add_to_totals.execute(
+    def _add_to_totals(self, session_id: str, rows: list[dict]) -> datetime.datetime:
+        """Add the rows' tokens and cost to the session's totals; its update time, now or later (never back)."""
+        updated = self._sql.add_to_totals.rows(
             id=session_id,
             tokens=sum(row["token_count"] for row in rows),
             cost=sum(row["cost_usd"] for row in rows),
             updated_at=utc_now(),
         )
-        if not updated.rowcount:
+        if not updated:
             raise ForeignKeyConstraintError("session not found: %s" % session_id)
+        return self.Session.updated_at.python_value(updated[0][0])
 
     @repository_call(span=False)
     def _messages_after(self, session_id: str, position: tuple | None, batch_size: int) -> list[Message]:

@@ -46,8 +46,10 @@ class SessionStatements:
             S.update(
                 total_tokens=S.total_tokens + param("tokens"),
                 total_cost_usd=S.total_cost_usd + param("cost"),
-                updated_at=param(S.updated_at),
-            ).where(S.id == param(S.id))
+                updated_at=backend.greatest(S.updated_at, param(S.updated_at)),
+            )
+            .where(S.id == param(S.id))
+            .returning(S.updated_at)
         )
         zero = peewee.SQL("0")
         self.reset_totals = Statement(
