@@ -73,6 +73,7 @@ class LoomSessionStore(AgentsStore):
     """
 
     name = "LoomSession"
+    distribution = "loom-models"
     module = "loom_models.integrations.openai_agents"
 
     def __init__(self, directory: str):

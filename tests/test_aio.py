@@ -307,14 +307,16 @@ def test_the_collectors_short_lock_wait_stays_with_the_collector(data_store):
 def test_a_call_racing_close_is_refused_as_closed(data_store, monkeypatch):
     async def main():
         storage = await opened(data_store)
-        executor = storage._bridge._executor
-        submit = executor.submit
 
-        def closed_meanwhile(*args, **kwargs):  # close() runs between the call's look and its submit
-            storage.close_now()
-            return submit(*args, **kwargs)
+        def closed_meanwhile(submit):  # close() runs between the call's look and its submit
+            def submitting(*args, **kwargs):
+                storage.close_now()
+                return submit(*args, **kwargs)
 
-        monkeypatch.setattr(executor, "submit", closed_meanwhile)
+            return submitting
+
+        for executor in set(storage._bridge._executors.values()):
+            monkeypatch.setattr(executor, "submit", closed_meanwhile(executor.submit))
         with pytest.raises(LoomStorageError, match="closed"):
             await storage.sessions.load_session("sess_1")
 
