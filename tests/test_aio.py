@@ -362,3 +362,28 @@ def test_over_a_storage_of_a_pooled_sqlite_url(tmp_path):
                 return await asyncio.gather(*(storage.sessions.load_session("sess_1") for _ in range(20)))
 
         assert len(run(main())) == 20
+
+
+def test_a_calls_span_is_a_child_of_the_awaiting_tasks_span(data_store):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("loom-tests")
+
+    async def turn(storage, name):
+        with tracer.start_as_current_span(name):
+            await storage.sessions.save_session(Session(id=name))
+
+    async def main():
+        async with opened(data_store, tracer=tracer) as storage:
+            await asyncio.gather(turn(storage, "turn_a"), turn(storage, "turn_b"))
+
+    run(main())
+    spans = {span.name + ":" + span.attributes.get("session_id", ""): span for span in exporter.get_finished_spans()}
+    for name in ("turn_a", "turn_b"):
+        saved, parent = spans["session_store.save_session:" + name], spans[name + ":"]
+        assert saved.parent.span_id == parent.context.span_id
