@@ -82,8 +82,8 @@ class LoomSession:
             if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
                 raise ValidationError({"data_dir": ["Must be a path."]})
             where = ("data_dir", os.path.realpath(data_dir)) if data_dir is not None else ("url", database_url)
-            # No references to collect: a conversation's store.
             self._shared = where
+            # A store for conversations: no references to collect, no collector thread.
             self._storage = _SHARED.take(
                 where, lambda: aio.open_now(data_dir, database_url=database_url, gc_interval=0)
             )
