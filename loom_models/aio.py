@@ -100,9 +100,14 @@ class Bridge:
         else:
             self._executors = dict.fromkeys(self._databases, _executor(1))
         self.closed = False
+        self._process = os.getpid()  # a forked child has none of these threads
 
     async def call(self, database: peewee.Database | None, function: Callable[..., R], *args: Any, **kwargs: Any) -> R:
         """`function(*args, **kwargs)` in a thread of `database` (None: of the first)."""
+        if os.getpid() != self._process:  # its call would wait forever for a thread the fork left behind
+            raise LoomStorageError(
+                "%r was opened by process %d: open a storage in each process" % (self._storage, self._process)
+            )
         if not self.closed:
             executor = self._executors[database or self._databases[0]]
             try:

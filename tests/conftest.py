@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sqlite3
 import time
 import uuid
+import warnings
 from urllib.parse import quote
 
 import pytest
@@ -187,6 +189,26 @@ class DataStore:
 @pytest.fixture
 def data_store(backend, tmp_path):
     return DataStore(backend, tmp_path)
+
+
+@pytest.fixture
+def in_a_forked_child():
+    """A function: the exit code of `work()` run in a forked child, 0 when it returns True; killed after 20 s."""
+
+    def run(work):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads: what such tests are about
+            child = os.fork()
+        if child == 0:
+            signal.alarm(20)  # a hang must fail the test, not stall it
+            try:
+                os._exit(0 if work() else 1)
+            except BaseException:
+                os._exit(2)
+        _, status = os.waitpid(child, 0)
+        return os.waitstatus_to_exitcode(status)
+
+    return run
 
 
 @pytest.fixture

@@ -387,3 +387,28 @@ def test_a_calls_span_is_a_child_of_the_awaiting_tasks_span(data_store):
     for name in ("turn_a", "turn_b"):
         saved, parent = spans["session_store.save_session:" + name], spans[name + ":"]
         assert saved.parent.span_id == parent.context.span_id
+
+
+def test_a_storage_used_in_a_forked_child_says_so_and_does_not_hang(data_store, in_a_forked_child):
+    storage = aio.open_now(**data_store.location, gc_interval=0)
+    run(storage.sessions.save_session(Session(id="sess_1")))
+
+    def use_the_parents():
+        try:
+            run(storage.sessions.load_session("sess_1"))
+        except LoomStorageError as error:
+            return "open a storage in each process" in str(error)
+        return False
+
+    def open_its_own():
+        return run(_load_in_a_new_storage(data_store)).id == "sess_1"
+
+    assert in_a_forked_child(use_the_parents) == 0
+    assert in_a_forked_child(open_its_own) == 0
+    assert run(storage.sessions.load_session("sess_1")).id == "sess_1"  # the parent's still works
+    storage.close_now()
+
+
+async def _load_in_a_new_storage(data_store):
+    async with opened(data_store) as storage:
+        return await storage.sessions.load_session("sess_1")

@@ -292,6 +292,20 @@ def test_sessions_of_one_location_share_its_store_until_the_last_closes(data_sto
     third.close()
 
 
+def test_a_forked_child_opens_a_store_of_its_own(data_store, in_a_forked_child):
+    parents = LoomSession("conv_1", **data_store.location)
+    run(parents.add_items([{"role": "user", "content": "from the parent"}]))
+
+    def child():
+        session = LoomSession("conv_1", **data_store.location)
+        run(session.add_items([{"role": "user", "content": "from the child"}]))
+        return session.storage is not parents.storage
+
+    assert in_a_forked_child(child) == 0
+    assert [i["content"] for i in run(parents.get_items())] == ["from the parent", "from the child"]
+    parents.close()
+
+
 def test_over_a_sync_storage(data_store):
     with open_storage(**data_store.location, gc_interval=0) as storage:
         session = LoomSession("conv_1", storage)

@@ -76,12 +76,13 @@ class LoomSession:
             self._storage = storage
             return
         if isinstance(storage, Storage):
-            self._shared = ("storage", id(storage))
+            self._shared = (os.getpid(), "storage", id(storage))
             self._storage = _SHARED.take(self._shared, lambda: aio.AsyncStorage.over(storage))
         elif storage is None:
             if data_dir is not None and not isinstance(data_dir, (str, os.PathLike)):
                 raise ValidationError({"data_dir": ["Must be a path."]})
-            where = ("data_dir", os.path.realpath(data_dir)) if data_dir is not None else ("url", database_url)
+            # Per process: a forked child opens its own.
+            where = (os.getpid(), "location", os.path.realpath(data_dir) if data_dir is not None else database_url)
             self._shared = where
             # A store for conversations: no references to collect, no collector thread.
             self._storage = _SHARED.take(
