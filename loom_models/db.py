@@ -64,11 +64,11 @@ def open_database(
     pooled = pooled or url.scheme.endswith("+pool")
     if pooled and not url.scheme.endswith("+pool"):
         target = url.scheme + "+pool" + target[len(url.scheme) :]
-    unlimited = {"max_connections": None} if pooled else {}  # the threads that use it are the bound
     if url.scheme.startswith("sqlite"):
         sqlite.create_file(url.path[1:], merged)
         return db_url.connect(target, pragmas=merged, **(_POOLED_SQLITE if pooled else {}))
-    return db_url.connect(target, unquote_user=True, unquote_password=True, **unlimited)
+    pooling = {"max_connections": None} if pooled else {}  # the threads that use it are the bound
+    return db_url.connect(target, unquote_user=True, unquote_password=True, **pooling)
 
 
 def check_pragmas(database: peewee.Database) -> dict:

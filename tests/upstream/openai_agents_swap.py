@@ -89,7 +89,9 @@ class Stores:
             _postgres("DROP SCHEMA %s CASCADE" % schema)
         for directory in self.directories:
             shutil.rmtree(directory, ignore_errors=True)
-        self.__init__()  # type: ignore[misc]
+        self.sessions.clear()
+        self.directories.clear()
+        self.schemas.clear()
 
 
 def _postgres(statement: str) -> None:
