@@ -10,6 +10,7 @@ repository. Arguments go to pytest. `tox -e openai-agents` runs it.
 
 import glob
 import importlib.metadata
+import importlib.util
 import os
 import subprocess
 import sys
@@ -20,7 +21,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = ["tests/memory/test_session.py", "tests/memory/test_session_limit.py"]
 
 
+# What the SDK's tests need besides the SDK (tox.ini's openai-agents environment pins them).
+NEEDED = ("pytest_asyncio", "pytest_mock", "inline_snapshot")
+
+
 def main(pytest_args: list[str]) -> int:
+    missing = [module for module in NEEDED if importlib.util.find_spec(module) is None]
+    if missing:  # without them every async test fails, which says nothing of LoomSession
+        print("missing %s: run `tox -e openai-agents`, which installs them" % ", ".join(missing), file=sys.stderr)
+        return 2
     version = importlib.metadata.version("openai-agents")
     with tempfile.TemporaryDirectory(prefix="openai-agents-") as work:
         root = _source(version, work)
