@@ -57,6 +57,7 @@ import peewee
 from playhouse.pool import PooledDatabase
 
 from .calls import storage_call
+from .checkpoints import CheckpointRepository
 from .errors import LoomStorageError
 from .hitl import HumanRequest, HumanRequestRepository
 from .hitl.repository import waiting_until
@@ -259,6 +260,11 @@ class AsyncReferenceRepository(AsyncRepository):
     repository: ReferenceRepository
 
 
+class AsyncCheckpointRepository(AsyncRepository):
+    sync = CheckpointRepository
+    repository: CheckpointRepository
+
+
 class AsyncStorage:
     """Every domain's repository, async.
 
@@ -274,6 +280,7 @@ class AsyncStorage:
         self.sessions = AsyncSessionRepository(storage.sessions, bridge)
         self.hitl = AsyncHumanRequestRepository(storage.hitl, bridge)
         self.references = AsyncReferenceRepository(storage.references, bridge)
+        self.checkpoints = AsyncCheckpointRepository(storage.checkpoints, bridge)
         self._bridge = bridge
 
     @classmethod

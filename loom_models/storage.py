@@ -4,6 +4,7 @@ with open_storage("./loom-data") as storage:       # or $LOOM_DATA_DIR, else ./l
     storage.sessions.save_session(Session(id="sess_1"))
     storage.hitl.store(HumanRequest(agent_id="a", session_id="sess_1", question="Deploy?"))
     storage.references.store(b"a large document")
+    storage.checkpoints   # LangGraph's state: integrations.langgraph.LoomSaver(storage)
 
 open_storage(database_url="postgresql://loom@127.0.0.1:5432/loom")   # all domains, one database
 Storage.wire("./loom-data")   # the same repositories, the databases as they are: nothing checked
@@ -24,6 +25,7 @@ import peewee
 from playhouse.pool import PooledDatabase
 
 from .calls import storage_call
+from .checkpoints import CheckpointRepository
 from .db import open_database, redact
 from .errors import ValidationError
 from .hitl import HumanRequestRepository
@@ -37,7 +39,12 @@ if TYPE_CHECKING:
 # Every domain, by its repository, which names the domain, its file and its main
 # table. A new domain is one more entry here (and its attribute on Storage, for
 # type checkers).
-REPOSITORIES: tuple[type[Repository], ...] = (SessionRepository, HumanRequestRepository, ReferenceRepository)
+REPOSITORIES: tuple[type[Repository], ...] = (
+    SessionRepository,
+    HumanRequestRepository,
+    ReferenceRepository,
+    CheckpointRepository,
+)
 DOMAINS: dict[str, type[Repository]] = {repository.domain: repository for repository in REPOSITORIES}
 DATABASE_FILES = tuple(repository.file for repository in REPOSITORIES)
 
@@ -48,6 +55,7 @@ class Storage:
     sessions: SessionRepository
     hitl: HumanRequestRepository
     references: ReferenceRepository
+    checkpoints: CheckpointRepository
 
     def __init__(self, repositories: dict[str, Repository], where: str = ""):
         for domain, repository in repositories.items():
@@ -105,6 +113,7 @@ class Storage:
                 "pending_by_priority": self.hitl.pending_by_priority(),
             },
             "references": {"count": references.active_refs, "bytes": references.current_bytes},
+            "checkpoints": self.checkpoints.stats(),
         }
 
     def __repr__(self) -> str:

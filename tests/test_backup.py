@@ -122,9 +122,9 @@ def test_backup_set_writes_every_database_as_one_verified_set(tmp_path):
     run = backup.backup_set(data, tmp_path / "backups")
 
     assert re.fullmatch(r"loom-\d{8}T\d{6}Z", os.path.basename(run.directory))
-    assert [os.path.basename(p) for p in run.written] == ["sessions.db", "hitl.db", "references.db"]
+    assert [os.path.basename(p) for p in run.written] == list(backup.DATABASE_FILES)
     assert (run.failed, run.pruned) == ({}, [])
-    assert sorted(os.listdir(run.directory)) == ["hitl.db", "manifest.json", "references.db", "sessions.db"]
+    assert sorted(os.listdir(run.directory)) == sorted([*backup.DATABASE_FILES, "manifest.json"])
     assert stat.S_IMODE(os.stat(run.directory).st_mode) == 0o700
     manifest = json.loads((pathlib.Path(run.directory) / "manifest.json").read_text())
     assert manifest["failed"] == {} and manifest["data_dir"] == str(data)
@@ -179,15 +179,16 @@ def test_a_damaged_database_does_not_take_the_others_down(tmp_path):
     run = backup.backup_set(data, tmp_path / "backups", keep_days=1)
 
     assert run.directory.endswith(".incomplete")
-    assert [os.path.basename(p) for p in run.written] == ["hitl.db", "references.db"]
-    assert sorted(os.listdir(run.directory)) == ["hitl.db", "manifest.json", "references.db"]
+    others = [name for name in backup.DATABASE_FILES if name != "sessions.db"]
+    assert [os.path.basename(p) for p in run.written] == others
+    assert sorted(os.listdir(run.directory)) == sorted([*others, "manifest.json"])
     assert list(run.failed) == ["sessions.db"] and isinstance(run.failed["sessions.db"], DatabaseCorruptError)
     assert str(data / "sessions.db") in str(run.failed["sessions.db"])
     for path in run.written:
         with contextlib.closing(sqlite3.connect(path)) as copy:
             assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     manifest = json.loads((pathlib.Path(run.directory) / "manifest.json").read_text())
-    assert set(manifest["databases"]) == {"hitl.db", "references.db"} and list(manifest["failed"]) == ["sessions.db"]
+    assert set(manifest["databases"]) == set(others) and list(manifest["failed"]) == ["sessions.db"]
     assert run.pruned == [] and old_set.exists()  # a failed run deletes no older backup
     with pytest.raises(DatabaseCorruptError, match="sessions.db.*the other databases are saved in .*incomplete"):
         backup.backup_data_dir(data, tmp_path / "more")
@@ -463,12 +464,12 @@ def test_restore_set_is_all_or_nothing(tmp_path, monkeypatch):
         storage.hitl.store(HumanRequest(agent_id="a", session_id="since", question="Still here?"))
     real_install = copies.install
 
-    def disk_gone_at_the_third(staged, destination):
-        if destination == str(data / "references.db"):  # the last of the three to be replaced
+    def disk_gone_at_the_last(staged, destination):
+        if destination == str(data / backup.DATABASE_FILES[-1]):  # the last to be replaced
             raise OSError(5, "Input/output error")
         return real_install(staged, destination)
 
-    monkeypatch.setattr(copies, "install", disk_gone_at_the_third)
+    monkeypatch.setattr(copies, "install", disk_gone_at_the_last)
     with pytest.raises(LoomStorageError, match="Input/output error"):
         backup.restore_set(run.directory, data)
     monkeypatch.undo()

@@ -25,13 +25,14 @@ from click.testing import CliRunner
 
 from loom_models import DiskFullError, cli, db, migrator, open_storage
 from loom_models.backends import sqlite as sqlite_backend
+from loom_models.checkpoints import CheckpointRepository
 from loom_models.cli import EXIT_CODES, main
 from loom_models.hitl import HumanRequest
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
+from loom_models.storage import DATABASE_FILES, DOMAINS
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 OLD = int((NOW - datetime.timedelta(days=60)).timestamp())
-DOMAINS = ("sessions", "hitl", "references")
 
 
 def run(*args, input=None, env=None):
@@ -131,6 +132,49 @@ def without_ids(document: dict) -> dict:
     return {**document, **rows}
 
 
+def put_thread(store: Store, thread_id: str, *, checkpoints: int = 3, namespaces=("",), days_ago: float = 0) -> None:
+    """A LangGraph thread stored `days_ago`: in each namespace, checkpoints 0001, 0002... each with
+    its own value of channel "x" and a pending write."""
+    with store.storage() as storage:
+        for namespace in namespaces:
+            for n in range(1, checkpoints + 1):
+                checkpoint_id, version = "%04d" % n, "%08d" % n
+                row = {
+                    "checkpoint_ns": namespace,
+                    "checkpoint_id": checkpoint_id,
+                    "type": "json",
+                    "checkpoint": b"{}",
+                    "metadata": {"step": n},
+                    "channel_versions": {"x": version},
+                }
+                value = {"channel": "x", "version": version, "type": "json", "value": b"%d" % n}
+                storage.checkpoints.put(thread_id, row, [value])
+                write = {"checkpoint_ns": namespace, "checkpoint_id": checkpoint_id, "task_id": "task", "idx": 0}
+                storage.checkpoints.put_writes(thread_id, [{**write, "channel": "x", "type": "json", "value": b"1"}])
+        if days_ago:
+            Checkpoint = storage.checkpoints.Checkpoint
+            moment = NOW - datetime.timedelta(days=days_ago)
+            Checkpoint.update(created_at=moment).where(Checkpoint.thread_id == thread_id).execute()
+
+
+def checkpoints_by_thread(store: Store) -> dict:
+    """{thread id: {"checkpoints": [(namespace, checkpoint id, its writes)], "values": n}}, through raw SQL."""
+    rows = store.sql(
+        "checkpoints",
+        "SELECT c.thread_id, c.checkpoint_ns, c.checkpoint_id,"
+        " (SELECT COUNT(*) FROM graph_writes w WHERE w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns"
+        "  AND w.checkpoint_id = c.checkpoint_id)"
+        " FROM graph_checkpoints c ORDER BY 1, 2, 3",
+    )
+    values = dict(store.sql("checkpoints", "SELECT thread_id, COUNT(*) FROM graph_channel_values GROUP BY thread_id"))
+    found: dict = {}
+    for thread_id, namespace, checkpoint_id, writes in rows:
+        found.setdefault(thread_id, {"checkpoints": [], "values": values.get(thread_id, 0)})
+        found[thread_id]["checkpoints"].append((namespace, checkpoint_id, writes))
+    assert set(values) <= set(found), "channel values of threads without checkpoints: %s" % (set(values) - set(found))
+    return found
+
+
 # -- the error table ----------------------------------------------------------------------
 
 
@@ -166,7 +210,7 @@ def test_a_locked_database_exits_7(sqlite_store, monkeypatch):
 def test_data_dir_comes_from_the_environment_then_the_working_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ok(run("init", env={"LOOM_DATA_DIR": str(tmp_path / "from-env")}))
-    assert sorted(os.listdir(tmp_path / "from-env")) == ["hitl.db", "references.db", "sessions.db"]
+    assert sorted(os.listdir(tmp_path / "from-env")) == sorted(DATABASE_FILES)
     ok(run("init"))
     assert (tmp_path / "loom-data" / "sessions.db").exists()
 
@@ -271,11 +315,8 @@ def test_an_outdated_schema_is_reported_and_migrated(store):
     assert "migrate" in fails(store("stats"), 11).stderr
     fails(store("--json", "check"), 11)
     dry = ok_json(*store.args, "--json", "migrate", "--dry-run")
-    assert dry == {
-        "dry_run": True,
-        "apply": {"sessions": ["0003_search"], "hitl": [], "references": []},
-        "revert": {"sessions": [], "hitl": [], "references": []},
-    }
+    nothing = {domain: [] for domain in DOMAINS}
+    assert dry == {"dry_run": True, "apply": {**nothing, "sessions": ["0003_search"]}, "revert": nothing}
     assert store.count("sessions", "schema_migration_sessions") == shipped_migrations("sessions") - 1
     assert ok_json(*store.args, "--json", "migrate", "--database", "hitl")["applied"] == {"hitl": []}
     assert ok_json(*store.args, "--json", "migrate", "--database", "sessions", "--dry-run")["apply"] == {
@@ -355,6 +396,35 @@ def test_stats_of_an_empty_store_are_zero(store):
     assert document["sessions"]["session_count"] == 0
     assert document["requests"]["pending_by_priority"] == {"critical": 0, "high": 0, "medium": 0, "low": 0}
     assert document["references"] == {"count": 0, "bytes": 0}
+    assert document["checkpoints"] == {"threads": 0, "checkpoints": 0, "writes": 0, "values": 0, "value_bytes": 0}
+
+
+def test_stats_count_langgraph_threads_as_a_table_and_as_json(store):
+    fill(store)
+    put_thread(store, "thread-1", checkpoints=3, namespaces=("", "child"))
+    put_thread(store, "thread-2", checkpoints=1)
+
+    document = ok_json(*store.args, "--json", "stats")
+    printed = dict(line.rsplit(None, 1) for line in ok(store("stats")).stdout.splitlines())
+
+    value_bytes = store.sql("checkpoints", "SELECT SUM(LENGTH(value)) FROM graph_channel_values")[0][0]
+    tables = ("graph_checkpoints", "graph_writes", "graph_channel_values")
+    assert [store.count("checkpoints", table) for table in tables] == [7, 7, 7]
+    assert document["checkpoints"] == {
+        "threads": 2,
+        "checkpoints": 7,
+        "writes": 7,
+        "values": 7,
+        "value_bytes": value_bytes,
+    }
+    assert {label: printed[label] for label in printed if label.startswith(("graph", "checkpoint", "channel"))} == {
+        "graph threads": "2",
+        "checkpoints": "7",
+        "checkpoint writes": "7",
+        "channel values": "7",
+        "channel value bytes": str(value_bytes),
+    }
+    assert printed["sessions"] == "1" and printed["references"] == "0"
 
 
 def test_demo_fills_the_store_and_prints_what_stats_prints(store):
@@ -426,7 +496,7 @@ def test_check_of_a_healthy_store(store, backend):
     assert document["ok"] is True
     report = document["databases"][0]
     if backend.name == "sqlite":
-        assert [r["database"] for r in document["databases"]] == ["sessions.db", "hitl.db", "references.db"]
+        assert [r["database"] for r in document["databases"]] == list(DATABASE_FILES)
         assert report["pragmas"]["journal_mode"] == "wal" and report["fragmentation"]["page_count"] > 0
     else:
         assert len(document["databases"]) == 1 and report["backend"] == "postgresql"
@@ -484,14 +554,16 @@ def test_vacuum_gives_free_pages_back(sqlite_store):
 
 def test_vacuum_and_analyze_on_the_suite_backend(store):
     fill(store)
-    assert len(ok_json(*store.args, "--json", "vacuum")["databases"]) in (1, 3)
-    assert len(ok_json(*store.args, "--json", "analyze")["analyzed"]) in (1, 3)
+    databases = len(DOMAINS) if store.data_dir is not None else 1  # PostgreSQL: one database for all
+    assert len(ok_json(*store.args, "--json", "vacuum")["databases"]) == databases
+    assert len(ok_json(*store.args, "--json", "analyze")["analyzed"]) == databases
 
 
 def test_checkpoint_empties_the_wal(sqlite_store):
     fill(sqlite_store)
     document = ok_json(*sqlite_store.args, "--json", "checkpoint")
-    assert [r["busy"] for r in document["databases"]] == [0, 0, 0]
+    assert [r["database"] for r in document["databases"]] == list(DATABASE_FILES)
+    assert [r["busy"] for r in document["databases"]] == [0] * len(DATABASE_FILES)
     wal = os.path.join(sqlite_store.data_dir, "sessions.db-wal")
     assert not os.path.exists(wal) or os.path.getsize(wal) == 0
 
@@ -525,7 +597,7 @@ def test_backup_writes_a_verified_set_and_names_what_it_prunes(sqlite_store, tmp
     document = ok_json(*sqlite_store.args, "--json", "backup", backups, "--keep-days", 3)
 
     written = document["written"]
-    assert [os.path.basename(p) for p in written] == ["sessions.db", "hitl.db", "references.db"]
+    assert [os.path.basename(p) for p in written] == list(DATABASE_FILES)
     assert {os.path.dirname(p) for p in written} == {document["directory"]} and document["failed"] == {}
     assert sorted(document["pruned"]) == sorted(
         str(backups / n) for n in ("loom-20000101T000000Z", "sessions-20000101T000000Z.db")
@@ -559,7 +631,7 @@ def test_one_damaged_database_does_not_take_the_others_down(sqlite_store, tmp_pa
     result = fails(sqlite_store("--json", "backup", tmp_path / "backups"), 9)
 
     document = json.loads(result.stdout)
-    assert [os.path.basename(p) for p in document["written"]] == ["hitl.db", "references.db"]
+    assert [os.path.basename(p) for p in document["written"]] == [f for f in DATABASE_FILES if f != "sessions.db"]
     assert document["directory"].endswith(".incomplete") and list(document["failed"]) == ["sessions.db"]
     assert str(sqlite_store.data_dir / "sessions.db") in result.stderr and "incomplete" in result.stderr
     assert ok_json(*sqlite_store.args, "--json", "gc") == {"removed": 1}
@@ -591,19 +663,18 @@ def test_restore_brings_a_database_back_and_names_what_it_kept(sqlite_store, tmp
 
 def test_restore_of_a_whole_set(sqlite_store, tmp_path):
     fill(sqlite_store)
+    put_thread(sqlite_store, "thread-1")
+    threads = checkpoints_by_thread(sqlite_store)
     directory = ok_json(*sqlite_store.args, "--json", "backup", tmp_path / "b")["directory"]
-    for domain, table in (("sessions", "sessions"), ("hitl", "human_requests"), ("references", "reference_store")):
-        sqlite_store.sql(domain, "DELETE FROM %s" % table)
+    for domain, repository in DOMAINS.items():
+        sqlite_store.sql(domain, "DELETE FROM %s" % repository.table)
 
     document = ok_json(*sqlite_store.args, "--json", "restore", directory)
 
-    assert [os.path.basename(d["database"]) for d in document["databases"]] == [
-        "sessions.db",
-        "hitl.db",
-        "references.db",
-    ]
+    assert [os.path.basename(d["database"]) for d in document["databases"]] == list(DATABASE_FILES)
     assert all(d["kept"] for d in document["databases"])
     assert sqlite_store.count("sessions", "messages") == 2
+    assert checkpoints_by_thread(sqlite_store) == threads
     assert (
         "--database is for a single FILE" in fails(sqlite_store("restore", directory, "--database", "hitl"), 2).output
     )
@@ -631,7 +702,7 @@ def test_dump_to_a_directory_and_to_stdout(sqlite_store, tmp_path):
     (tmp_path / "sql").mkdir(mode=0o777)
     os.chmod(tmp_path / "sql", 0o777)
     written = ok_json(*sqlite_store.args, "--json", "dump", tmp_path / "sql")["written"]
-    assert [os.path.basename(p) for p in written] == ["sessions.sql", "hitl.sql", "references.sql"]
+    assert [os.path.basename(p) for p in written] == ["%s.sql" % domain for domain in DOMAINS]
     assert "Where is my order?" in pathlib.Path(written[0]).read_text()
     assert {stat.S_IMODE(os.stat(p).st_mode) for p in written} == {0o600}
 
@@ -740,9 +811,165 @@ def test_prune_dry_run_lists_what_it_would_delete_and_deletes_nothing(store, mon
     assert "... and 2 more (--json lists them all)" in ok(store("prune", "--older-than", "30d", "--dry-run")).stdout
 
 
-@pytest.mark.parametrize("duration", ["30", "3x", "-1d", "1.5d", "", "99999999999d"])
-def test_prune_refuses_a_bad_duration(sqlite_store, duration):
-    assert "duration" in fails(sqlite_store("prune", "--older-than", duration), 2).output
+@pytest.mark.parametrize("option", ["--older-than", "--threads-older-than"])
+@pytest.mark.parametrize("duration", ["30", "3x", "-1d", "1.5d", "", "30 d", "1w", "99999999999d", "1000000d"])
+def test_prune_refuses_a_bad_duration(sqlite_store, option, duration):
+    put_thread(sqlite_store, "old", days_ago=60)
+
+    output = fails(sqlite_store("prune", option, duration), 2).output
+
+    assert "duration" in output and option in output
+    assert list(checkpoints_by_thread(sqlite_store)) == ["old"]
+
+
+def test_prune_needs_something_to_prune(sqlite_store):
+    output = fails(sqlite_store("prune", "--dry-run"), 2).output
+    assert "--older-than, --threads-older-than or --keep-latest" in output
+
+
+def test_prune_threads_dry_run_lists_the_idle_threads_and_deletes_nothing(store, monkeypatch):
+    put_thread(store, "idle-40", days_ago=40)
+    put_thread(store, "idle-90", days_ago=90, namespaces=("", "child"))
+    put_thread(store, "recent")
+    before = checkpoints_by_thread(store)
+
+    printed = ok(store("prune", "--threads-older-than", "30d", "--dry-run")).stdout.splitlines()
+
+    assert re.fullmatch(
+        r"Would delete 2 threads with no checkpoint since \d{4}-\d\d-\d\d \d\d:\d\d UTC"
+        r" \(with their checkpoints, writes and channel values\)\.",
+        printed[0],
+    )
+    assert [line.split() for line in printed[1:-1]] == [["thread", "idle-90"], ["thread", "idle-40"]]  # oldest first
+    assert printed[-1] == "Nothing was deleted (--dry-run)."
+    document = ok_json(*store.args, "--json", "prune", "--threads-older-than", "30d", "--dry-run")
+    cutoff = datetime.datetime.fromisoformat(document.pop("threads_cutoff"))
+    assert abs((NOW - datetime.timedelta(days=30) - cutoff).total_seconds()) < 60
+    assert document == {"dry_run": True, "keep_latest": False, "threads": 2, "thread_ids": ["idle-90", "idle-40"]}
+    assert checkpoints_by_thread(store) == before
+    monkeypatch.setattr(cli.records, "_LISTED", 1)
+    printed = ok(store("prune", "--threads-older-than", "30d", "--dry-run")).stdout
+    assert "... and 1 more (--json lists them all)" in printed
+
+
+def test_prune_threads_deletes_only_the_idle_threads(store):
+    put_thread(store, "idle", days_ago=31, namespaces=("", "child"))
+    put_thread(store, "recent")
+    put_thread(store, "resumed", days_ago=60)
+    put_thread(store, "resumed", checkpoints=4)  # checkpoint 0004 today: the thread is not idle
+    before = checkpoints_by_thread(store)
+
+    document = ok_json(*store.args, "--json", "prune", "--threads-older-than", "30d")
+
+    cutoff = datetime.datetime.fromisoformat(document.pop("threads_cutoff"))
+    assert abs((NOW - datetime.timedelta(days=30) - cutoff).total_seconds()) < 60
+    assert document == {"dry_run": False, "keep_latest": False, "threads": 1, "checkpoints": 6}
+    assert checkpoints_by_thread(store) == {thread: before[thread] for thread in ("recent", "resumed")}
+    printed = ok(store("prune", "--threads-older-than", "12h")).stdout
+    assert re.fullmatch(
+        r"Deleted 0 threads with no checkpoint since .* UTC: 0 checkpoints, with their writes and"
+        r" channel values\.\n",
+        printed,
+    )
+    ok(store("prune", "--threads-older-than", "3600s"))
+    assert list(checkpoints_by_thread(store)) == ["recent", "resumed"]
+
+
+def test_prune_keep_latest_keeps_the_newest_checkpoint_of_each_namespace(store):
+    put_thread(store, "idle", days_ago=60, namespaces=("", "child"))
+    put_thread(store, "recent")
+    before = checkpoints_by_thread(store)
+
+    dry = ok_json(*store.args, "--json", "prune", "--threads-older-than", "30d", "--keep-latest", "--dry-run")
+    assert (dry["keep_latest"], dry["thread_ids"]) == (True, ["idle"]) and checkpoints_by_thread(store) == before
+    printed = ok(store("prune", "--threads-older-than", "30d", "--keep-latest")).stdout
+
+    assert re.fullmatch(
+        r"Deleted 4 checkpoints: all but the newest of each namespace of 1 thread with no checkpoint since .* UTC\.\n",
+        printed,
+    )
+    newest = {"checkpoints": [("", "0003", 1), ("child", "0003", 1)], "values": 2}
+    assert checkpoints_by_thread(store) == {"idle": newest, "recent": before["recent"]}
+
+    dry = ok_json(*store.args, "--json", "prune", "--keep-latest", "--dry-run")
+    assert dry == {
+        "dry_run": True,
+        "threads_cutoff": None,
+        "keep_latest": True,
+        "threads": 2,
+        "thread_ids": ["idle", "recent"],
+    }
+    printed = ok(store("prune", "--keep-latest", "--dry-run")).stdout.splitlines()
+    assert printed[0] == "Would delete all checkpoints but the newest of each namespace of 2 threads."
+    document = ok_json(*store.args, "--json", "prune", "--keep-latest")
+    assert document == {"dry_run": False, "threads_cutoff": None, "keep_latest": True, "threads": 2, "checkpoints": 2}
+    assert checkpoints_by_thread(store) == {"idle": newest, "recent": {"checkpoints": [("", "0003", 1)], "values": 1}}
+
+
+def test_prune_of_records_and_threads_at_once(store):
+    fill(store)
+    store.sql("sessions", "UPDATE sessions SET updated_at = ? WHERE id = 'sess_1'", OLD)
+    put_thread(store, "idle", days_ago=60)
+    put_thread(store, "recent")
+
+    dry = ok_json(*store.args, "--json", "prune", "--older-than", "30d", "--threads-older-than", "7d", "--dry-run")
+    printed = ok(store("prune", "--older-than", "30d", "--threads-older-than", "7d", "--dry-run")).stdout.splitlines()
+    document = ok_json(*store.args, "--json", "prune", "--older-than", "30d", "--threads-older-than", "7d")
+
+    assert set(dry) == {
+        *("dry_run", "cutoff", "sessions", "requests", "session_ids", "request_ids"),
+        *("threads_cutoff", "keep_latest", "threads", "thread_ids"),
+    }
+    assert (dry["session_ids"], dry["thread_ids"]) == (["sess_1"], ["idle"])
+    assert printed[0].startswith("Would delete 1 session not updated since ")
+    assert printed[1].startswith("Would delete 1 thread with no checkpoint since ")
+    assert [line.split()[:2] for line in printed[2:-1]] == [["session", "sess_1"], ["thread", "idle"]]
+    assert set(document) == {
+        "dry_run",
+        "cutoff",
+        "sessions",
+        "requests",
+        "threads_cutoff",
+        "keep_latest",
+        "threads",
+        "checkpoints",
+    }
+    assert (document["sessions"], document["threads"], document["checkpoints"]) == (1, 1, 3)
+    older = (
+        datetime.datetime.fromisoformat(document["cutoff"]),
+        datetime.datetime.fromisoformat(document["threads_cutoff"]),
+    )
+    assert older[1] - older[0] == datetime.timedelta(days=23)  # one moment for both
+    assert store.count("sessions", "sessions") == 0 and list(checkpoints_by_thread(store)) == ["recent"]
+
+
+def test_prune_threads_in_batches_of_their_own(store, monkeypatch):
+    for n in range(5):
+        put_thread(store, "idle-%d" % n, checkpoints=1, days_ago=60 - n)
+    batches = []
+    real_prune = CheckpointRepository.prune
+
+    def prune(self, thread_ids, **kwargs):
+        batches.append(list(thread_ids))
+        return real_prune(self, thread_ids, **kwargs)
+
+    monkeypatch.setattr(CheckpointRepository, "prune", prune)
+    monkeypatch.setattr(cli.records, "_THREADS_PER_BATCH", 2)
+
+    assert ok_json(*store.args, "--json", "prune", "--threads-older-than", "1d")["checkpoints"] == 5
+
+    assert batches == [["idle-0", "idle-1"], ["idle-2", "idle-3"], ["idle-4"]]
+    assert checkpoints_by_thread(store) == {}
+
+
+def test_prune_threads_while_another_process_writes_checkpoints_exits_7(sqlite_store, monkeypatch):
+    put_thread(sqlite_store, "idle", days_ago=60)
+    monkeypatch.setitem(db.DEFAULT_PRAGMAS, "busy_timeout", 50)  # fail fast, not after 5 s
+    path = os.path.join(sqlite_store.data_dir, "checkpoints.db")
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as other:
+        other.execute("BEGIN IMMEDIATE")
+        fails(sqlite_store("prune", "--threads-older-than", "30d"), 7)
+    assert list(checkpoints_by_thread(sqlite_store)) == ["idle"]
 
 
 # -- export and import --------------------------------------------------------------------

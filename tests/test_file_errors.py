@@ -17,6 +17,7 @@ from loom_models import DatabaseCorruptError, SchemaMismatchError, open_storage
 from loom_models.db import open_database
 from loom_models.hitl import HumanRequestRepository
 from loom_models.sessions import Session, SessionRepository
+from loom_models.storage import DATABASE_FILES
 
 LOOM_DB = os.path.join(os.path.dirname(sys.executable), "loom-db")
 _PR_CAPBSET_DROP = 24
@@ -167,5 +168,5 @@ def test_a_database_this_user_cannot_read_is_left_out_of_a_backup_by_name(data_d
 
     assert done.returncode not in (0, 2) and str(data_dir / "sessions.db") in done.stderr, done.stderr
     document = json.loads(done.stdout)
-    assert [os.path.basename(p) for p in document["written"]] == ["hitl.db", "references.db"]
+    assert [os.path.basename(p) for p in document["written"]] == [f for f in DATABASE_FILES if f != "sessions.db"]
     assert document["directory"].endswith(".incomplete") and list(document["failed"]) == ["sessions.db"]

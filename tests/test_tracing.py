@@ -23,6 +23,7 @@ from loom_models.errors import ForeignKeyConstraintError, NotFoundError, Validat
 from loom_models.hitl import HumanRequest, HumanRequestRepository
 from loom_models.references import ReferenceRepository
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
+from loom_models.storage import REPOSITORIES
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -245,12 +246,11 @@ def test_the_statements_of_a_call_run_inside_its_span(sessions, tracer, exporter
 def test_open_storage_traces_every_domain(backend, tracer, exporter):
     url = backend.target if "://" in backend.target else "sqlite:///" + backend.target
 
+    migrations = {"%s.migrate" % repository.span_prefix for repository in REPOSITORIES}
+    assert {"session_store.migrate", "hitl_store.migrate", "reference_store.migrate"} < migrations
+
     with open_storage(database_url=url, tracer=tracer, gc_interval=0) as storage:
-        assert {span.name for span in exporter.get_finished_spans()} == {
-            "session_store.migrate",
-            "hitl_store.migrate",
-            "reference_store.migrate",
-        }
+        assert {span.name for span in exporter.get_finished_spans()} == migrations
         exporter.clear()
         storage.sessions.save_session(Session(id="sess_1"))
         storage.hitl.get_stats()

@@ -77,6 +77,10 @@ class Backend:
         """The greatest of `values`, in SQL."""
         raise NotImplementedError
 
+    def json_member_is(self, column: peewee.Field, key: str, value_json: str) -> peewee.Node:
+        """Whether the JSON object in `column` has `key`, with the value that `value_json` spells."""
+        raise NotImplementedError
+
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
         """`query` narrowed to rows whose `column` matches any of `words`, best match first.
 

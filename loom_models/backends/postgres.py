@@ -50,6 +50,12 @@ class PostgresBackend(Backend):
     def greatest(self, *values: Any) -> peewee.Function:
         return peewee.fn.GREATEST(*values)
 
+    def json_member_is(self, column: peewee.Field, key: str, value_json: str) -> peewee.Node:
+        return peewee.NodeList(
+            (peewee.SQL("(CAST("), column, peewee.SQL(" AS jsonb) -> %s) = CAST(%s AS jsonb)", [key, value_json])),
+            glue="",
+        )
+
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
         # websearch syntax takes "or" between words, and no word as an operator.
         terms = peewee.fn.websearch_to_tsquery("english", " or ".join(words))

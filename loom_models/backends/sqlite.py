@@ -85,6 +85,20 @@ class SqliteBackend(Backend):
     def greatest(self, *values: Any) -> peewee.Function:
         return peewee.fn.MAX(*values)  # MAX of more than one value is a scalar
 
+    def json_member_is(self, column: peewee.Field, key: str, value_json: str) -> peewee.Node:
+        # The JSON types must agree too: 1 is not true, nor "1".
+        member = (
+            "AS member WHERE member.key = ? AND member.type = json_type(?) AND member.value IS json_extract(?, '$'))"
+        )
+        return peewee.NodeList(
+            (
+                peewee.SQL("EXISTS (SELECT 1 FROM json_each("),
+                column,
+                peewee.SQL(") " + member, [key, value_json, value_json]),
+            ),
+            glue="",
+        )
+
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:
         if index not in self.database.get_tables():
             raise LoomStorageError("full-text search needs SQLite's FTS5, which this SQLite build lacks")

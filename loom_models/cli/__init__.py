@@ -8,6 +8,7 @@
     loom-db check && loom-db backup /srv/backups --keep-days 14
     loom-db restore /srv/backups/loom-20261126T120000Z    # a whole set, or one of its files
     loom-db prune --older-than 30d --dry-run
+    loom-db prune --threads-older-than 90d        # LangGraph threads; --keep-latest trims them instead
     loom-db export sess_1 > sess_1.json; loom-db import sess_1.json
     loom-db import records.json                   # sessions, requests, references (documents.py)
     loom-db --database-url postgresql://loom@127.0.0.1/loom --json stats
@@ -65,8 +66,9 @@ EXIT_CODES = (
     (LoomStorageError, 1, "`loom-db check` looks for problems."),
 )
 
-_DURATION = re.compile(r"(\d+)([dhm])")
-_DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes"}
+_DURATION = re.compile(r"(\d+)([dhms])")
+_DURATION_UNITS = {"d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
+_YEAR_ONE = datetime.datetime.min.replace(tzinfo=datetime.timezone.utc)
 
 
 def exit_code(error: BaseException) -> tuple[int, str]:
@@ -174,7 +176,10 @@ def _usage_in_one_line():
 
 
 class Duration(click.ParamType):
-    """A span of time: a whole number of days, hours or minutes (30d, 12h, 90m)."""
+    """A span of time: a whole number of days, hours, minutes or seconds (30d, 12h, 90m, 45s).
+
+    It is counted back from now, so it must not reach back before the year 1.
+    """
 
     name = "duration"
 
@@ -182,12 +187,15 @@ class Duration(click.ParamType):
         if isinstance(value, datetime.timedelta):
             return value
         match = _DURATION.fullmatch(str(value).strip())
+        if not match:
+            self.fail("%r is not a duration such as 30d, 12h, 90m or 45s" % value, param, ctx)
         try:
-            if match:
-                return datetime.timedelta(**{_DURATION_UNITS[match[2]]: int(match[1])})
-        except OverflowError:
-            pass
-        self.fail("%r is not a duration such as 30d, 12h or 90m" % value, param, ctx)
+            duration = datetime.timedelta(**{_DURATION_UNITS[match[2]]: int(match[1])})
+        except OverflowError:  # more days than a timedelta holds
+            duration = datetime.timedelta.max
+        if duration > datetime.datetime.now(datetime.timezone.utc) - _YEAR_ONE:
+            self.fail("%r is too long a duration: it reaches back before the year 1" % value, param, ctx)
+        return duration
 
 
 @click.group(name="loom-db", cls=_Group)

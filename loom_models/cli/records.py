@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import os
@@ -17,6 +18,10 @@ from .upkeep import stats_lines
 
 # A file read for import, a chunk at a time (for the progress bar).
 _READ_CHUNK = 1 << 20
+# Threads pruned in one transaction: each batch holds the write lock only briefly.
+_THREADS_PER_BATCH = 500
+# Every thread's newest checkpoint was stored before it: `--keep-latest` alone trims them all.
+_END_OF_TIME = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
 
 
 # -- retention -----------------------------------------------------------------------------
@@ -41,35 +46,115 @@ def expire(target):
 
 
 @main.command()
-@click.option("--older-than", required=True, type=Duration(), help="30d, 12h or 90m.")
+@click.option(
+    "--older-than",
+    type=Duration(),
+    help="Sessions not updated, and requests decided, that long ago: 30d, 12h, 90m, 45s.",
+)
+@click.option("--threads-older-than", type=Duration(), help="LangGraph threads without a checkpoint for that long.")
+@click.option(
+    "--keep-latest",
+    is_flag=True,
+    help="Instead of deleting those threads, delete all their checkpoints but the newest of each namespace;"
+    " without --threads-older-than, in every thread.",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be deleted, and delete nothing.")
 @click.pass_obj
-def prune(target, older_than, dry_run):
-    """Delete sessions not updated for that long, and requests decided that long ago."""
-    cutoff = datetime.datetime.now(datetime.timezone.utc) - older_than  # one moment for both
+def prune(target, older_than, threads_older_than, keep_latest, dry_run):
+    """Delete sessions not updated for that long and requests decided that long ago (--older-than),
+    and LangGraph threads with no checkpoint for that long (--threads-older-than).
+
+    Threads go in batches, each in a transaction of its own: a large prune
+    never holds the store's write lock for long.
+    """
+    if older_than is None and threads_older_than is None and not keep_latest:
+        raise click.UsageError("give --older-than, --threads-older-than or --keep-latest")
+    now = datetime.datetime.now(datetime.timezone.utc)  # one moment for every cutoff
+    parts = []
     with target.storage() as storage:
-        if dry_run:
-            sessions = storage.sessions.list_sessions(updated_before=cutoff, limit=None)
-            requests = storage.hitl.list_decided_before(cutoff)
-            counts = len(sessions), len(requests)
-        else:
-            counts = storage.sessions.delete_sessions_older_than(cutoff), storage.hitl.delete_older_than(cutoff)
+        if older_than is not None:
+            parts.append(_prune_records(storage, now - older_than, dry_run))
+        if threads_older_than is not None or keep_latest:
+            cutoff = None if threads_older_than is None else now - threads_older_than
+            parts.append(_prune_threads(storage, cutoff, keep_latest, dry_run))
+    document = {"dry_run": dry_run}
+    for part in parts:
+        document.update(part.document)
+    lines = [part.line for part in parts]
+    if dry_run:
+        rows = [row for part in parts for row in part.rows]
+        lines += [*table(rows[:_LISTED]), *_more(len(rows) - _LISTED), "Nothing was deleted (--dry-run)."]
+    emit(target, document, lines)
+
+
+@dataclasses.dataclass
+class _Pruned:
+    """What one kind of record pruning did, or would do: its JSON, its line, and (dry run) its listing."""
+
+    document: dict
+    line: str
+    rows: list[tuple] = dataclasses.field(default_factory=list)
+
+
+def _prune_records(storage: Storage, cutoff: datetime.datetime, dry_run: bool) -> _Pruned:
+    if dry_run:
+        sessions = storage.sessions.list_sessions(updated_before=cutoff, limit=None)
+        requests = storage.hitl.list_decided_before(cutoff)
+        counts = len(sessions), len(requests)
+    else:
+        counts = storage.sessions.delete_sessions_older_than(cutoff), storage.hitl.delete_older_than(cutoff)
     what = "%s not updated since %s (with their messages and tool executions) and %s decided before then." % (
         counted(counts[0], "session"),
-        cutoff.strftime("%Y-%m-%d %H:%M UTC"),
+        _at(cutoff),
         counted(counts[1], "request"),
     )
-    document = {"dry_run": dry_run, "cutoff": cutoff.isoformat(), "sessions": counts[0], "requests": counts[1]}
+    document = {"cutoff": cutoff.isoformat(), "sessions": counts[0], "requests": counts[1]}
     if not dry_run:
-        emit(target, document, ["Deleted " + what])
-        return
+        return _Pruned(document, "Deleted " + what)
     document.update(session_ids=[s.id for s in sessions], request_ids=[r.id for r in requests])
     rows = [("session", s.id, s.agent_id or "", "updated %s" % _when(s.updated_at)) for s in sessions]
     rows += [
         ("request", r.id, r.agent_id, "%s %s" % (r.status, _when(r.responded_at or r.created_at))) for r in requests
     ]
-    lines = ["Would delete " + what, *table(rows[:_LISTED]), *_more(len(rows) - _LISTED)]
-    emit(target, document, [*lines, "Nothing was deleted (--dry-run)."])
+    return _Pruned(document, "Would delete " + what, rows)
+
+
+def _prune_threads(storage: Storage, cutoff: datetime.datetime | None, keep_latest: bool, dry_run: bool) -> _Pruned:
+    """Delete the threads idle since `cutoff` (None: every thread), or all their checkpoints but the newest."""
+    thread_ids = storage.checkpoints.threads_idle_since(_END_OF_TIME if cutoff is None else cutoff)
+    threads = counted(len(thread_ids), "thread")
+    if cutoff is not None:
+        threads += " with no checkpoint since %s" % _at(cutoff)
+    document: dict = {
+        "threads_cutoff": None if cutoff is None else cutoff.isoformat(),
+        "keep_latest": keep_latest,
+        "threads": len(thread_ids),
+    }
+    if dry_run:
+        document["thread_ids"] = thread_ids
+        if keep_latest:
+            line = "Would delete all checkpoints but the newest of each namespace of %s." % threads
+        else:
+            line = "Would delete %s (with their checkpoints, writes and channel values)." % threads
+        return _Pruned(document, line, [("thread", thread_id, "", "") for thread_id in thread_ids])
+    document["checkpoints"] = deleted = _prune_in_batches(storage, thread_ids, cutoff, keep_latest)
+    if keep_latest:
+        line = "Deleted %s: all but the newest of each namespace of %s." % (counted(deleted, "checkpoint"), threads)
+    else:
+        line = "Deleted %s: %s, with their writes and channel values." % (threads, counted(deleted, "checkpoint"))
+    return _Pruned(document, line)
+
+
+def _prune_in_batches(
+    storage: Storage, thread_ids: list[str], cutoff: datetime.datetime | None, keep_latest: bool
+) -> int:
+    deleted = 0
+    with progress("prune", len(thread_ids)) as advance:
+        for start in range(0, len(thread_ids), _THREADS_PER_BATCH):
+            batch = thread_ids[start : start + _THREADS_PER_BATCH]
+            deleted += storage.checkpoints.prune(batch, keep_latest=keep_latest, idle_before=cutoff)
+            advance(len(batch))
+    return deleted
 
 
 # How many rows a listing shows before it says how many more there are.
@@ -82,6 +167,10 @@ def _more(hidden: int) -> list[str]:
 
 def _when(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _at(cutoff: datetime.datetime) -> str:
+    return cutoff.strftime("%Y-%m-%d %H:%M UTC")
 
 
 # -- sessions as JSON ----------------------------------------------------------------------

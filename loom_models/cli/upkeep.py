@@ -14,7 +14,7 @@ from .output import emit, label, progress, table
 @main.command()
 @click.pass_obj
 def stats(target):
-    """Sessions, messages, cost and tokens; requests by status and priority; references."""
+    """Sessions, messages, cost and tokens; requests by status and priority; references; LangGraph checkpoints."""
     with target.storage() as storage:
         document = storage.stats()
     emit(target, document, stats_lines(document))
@@ -32,6 +32,14 @@ def stats_lines(document: dict) -> list[str]:
     rows += [("requests %s" % status, n) for status, n in requests["by_status"].items()]
     rows += [("pending %s" % priority, n) for priority, n in requests["pending_by_priority"].items()]
     rows += [("references", document["references"]["count"]), ("reference bytes", document["references"]["bytes"])]
+    graphs = document["checkpoints"]
+    rows += [
+        ("graph threads", graphs["threads"]),
+        ("checkpoints", graphs["checkpoints"]),
+        ("checkpoint writes", graphs["writes"]),
+        ("channel values", graphs["values"]),
+        ("channel value bytes", graphs["value_bytes"]),
+    ]
     return table(rows)
 
 

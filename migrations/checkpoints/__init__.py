@@ -1,0 +1,1 @@
+"""Migrations of the LangGraph checkpoints domain (checkpoints.db)."""
