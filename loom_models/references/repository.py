@@ -26,6 +26,7 @@ import hashlib
 import logging
 import re
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import peewee
@@ -93,6 +94,7 @@ class ReferenceRepository(Repository):
         self._gc_runs = self._evictions = 0
         self._stop_collecting = threading.Event()
         self._collector: threading.Thread | None = None
+        self._other_sweeps: list[Callable[[], object]] = []
 
     @repository_call(tells=_reference_facts)
     def store(
@@ -247,6 +249,20 @@ class ReferenceRepository(Repository):
         )
         self._collector.start()
 
+    def sweep_too(self, sweep: Callable[[], object]) -> None:
+        """Call `sweep` after each run of the collector, on its thread, until unsweep(sweep).
+
+        refs.sweep_too(store_items_sweep)   # one housekeeping thread for the whole storage
+
+        `sweep` looks after its own errors and connections.
+        """
+        self._other_sweeps.append(sweep)
+
+    def unsweep(self, sweep: Callable[[], object]) -> None:
+        """No longer call `sweep` (given to sweep_too); safe if it was never given."""
+        if sweep in self._other_sweeps:
+            self._other_sweeps.remove(sweep)
+
     def stop_collector(self) -> None:
         """Stop the background collector; it ends within its current small batch. Safe to call twice."""
         self._stop_collecting.set()
@@ -265,17 +281,22 @@ class ReferenceRepository(Repository):
 
     def _collect_every(self, interval: float) -> None:
         while not self._stop_collecting.wait(interval):
-            try:
-                # The collector gives way: blocked for long, it would hold up close().
-                self.backend.give_way(COLLECTOR_LOCK_WAIT_MS)
-                self.collect_garbage()
-            except Exception:  # whatever it was, the next run may fare better
-                logger.exception("loom_models: garbage collection of references failed")
-            finally:
-                # A connection per run: none is held idle between runs, a dropped
-                # one (a restarted server) is replaced, and its short lock wait
-                # goes with it rather than back to a pool.
-                self.backend.discard_connection()
+            self._collect_now()
+            for sweep in list(self._other_sweeps):
+                sweep()
+
+    def _collect_now(self) -> None:
+        try:
+            # The collector gives way: blocked for long, it would hold up close().
+            self.backend.give_way(COLLECTOR_LOCK_WAIT_MS)
+            self.collect_garbage()
+        except Exception:  # whatever it was, the next run may fare better
+            logger.exception("loom_models: garbage collection of references failed")
+        finally:
+            # A connection per run: none is held idle between runs, a dropped
+            # one (a restarted server) is replaced, and its short lock wait
+            # goes with it rather than back to a pool.
+            self.backend.discard_connection()
 
     def _check_live(self, reference_id: str, found: Reference | None) -> None:
         if found is None or found.ref_count <= 0:  # released to 0: gone, whether or not collected
