@@ -396,7 +396,14 @@ def test_stats_of_an_empty_store_are_zero(store):
     assert document["sessions"]["session_count"] == 0
     assert document["requests"]["pending_by_priority"] == {"critical": 0, "high": 0, "medium": 0, "low": 0}
     assert document["references"] == {"count": 0, "bytes": 0}
-    assert document["checkpoints"] == {"threads": 0, "checkpoints": 0, "writes": 0, "values": 0, "value_bytes": 0}
+    assert document["checkpoints"] == {
+        "threads": 0,
+        "checkpoints": 0,
+        "writes": 0,
+        "values": 0,
+        "value_bytes": 0,
+        "store_items": 0,
+    }
 
 
 def test_stats_count_langgraph_threads_as_a_table_and_as_json(store):
@@ -416,6 +423,7 @@ def test_stats_count_langgraph_threads_as_a_table_and_as_json(store):
         "writes": 7,
         "values": 7,
         "value_bytes": value_bytes,
+        "store_items": 0,
     }
     assert {label: printed[label] for label in printed if label.startswith(("graph", "checkpoint", "channel"))} == {
         "graph threads": "2",
@@ -423,6 +431,7 @@ def test_stats_count_langgraph_threads_as_a_table_and_as_json(store):
         "checkpoint writes": "7",
         "channel values": "7",
         "channel value bytes": str(value_bytes),
+        "graph store items": "0",
     }
     assert printed["sessions"] == "1" and printed["references"] == "0"
 

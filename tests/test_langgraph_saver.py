@@ -250,7 +250,14 @@ def test_prune_keeps_the_newest_checkpoint_of_each_namespace_with_its_writes(sav
 
     saver.prune(["thread-1", "other"], strategy="delete")
     assert list(saver.list(None)) == []
-    assert storage.checkpoints.stats() == {"threads": 0, "checkpoints": 0, "writes": 0, "values": 0, "value_bytes": 0}
+    assert storage.checkpoints.stats() == {
+        "threads": 0,
+        "checkpoints": 0,
+        "writes": 0,
+        "values": 0,
+        "value_bytes": 0,
+        "store_items": 0,
+    }
     with pytest.raises(ValidationError):
         saver.prune(["other"], strategy="everything")
     with pytest.raises(ValidationError):

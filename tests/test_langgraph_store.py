@@ -74,6 +74,7 @@ def test_an_item_is_one_row_of_json_under_its_joined_namespace(store, data_store
     item = store.get(("users", "u1"), "prefs")
     assert (item.namespace, item.key, item.value) == (("users", "u1"), "prefs", json.loads(value))
     assert item.created_at == datetime.datetime.fromtimestamp(created / 1000, UTC)
+    assert store.storage.checkpoints.stats()["store_items"] == 1  # loom-db stats counts them
 
 
 def test_a_put_again_replaces_the_value_and_keeps_the_creation_time(store, items, data_store):

@@ -249,18 +249,23 @@ class CheckpointRepository(Repository):
 
     @repository_call()
     def stats(self) -> dict:
-        """Threads, checkpoints, pending writes and the bytes of channel values, JSON-ready."""
+        """Threads, checkpoints, pending writes, the bytes of channel values, and the long-term store's items.
+
+        graphs.stats()["value_bytes"]
+        """
         C, V, W = self.Checkpoint, self.ChannelValue, self.Write
+        items = peewee.Table("graph_store_items").bind(self.database)  # its model needs LangGraph (items.py)
         with self.backend.snapshot():
             threads, checkpoints = C.select(fn.COUNT(C.thread_id.distinct()), fn.COUNT(SQL("*"))).tuples().get()
             values, size = V.select(fn.COUNT(SQL("*")), fn.COALESCE(fn.SUM(fn.LENGTH(V.value)), 0)).tuples().get()
-            writes = W.select().count()
+            writes, stored = W.select().count(), items.select().count()
         return {
             "threads": threads,
             "checkpoints": checkpoints,
             "writes": writes,
             "values": values,
             "value_bytes": int(size),
+            "store_items": stored,
         }
 
     def _idle(self, moment: datetime.datetime, among: list[str] | None = None) -> list[str]:

@@ -39,6 +39,7 @@ def stats_lines(document: dict) -> list[str]:
         ("checkpoint writes", graphs["writes"]),
         ("channel values", graphs["values"]),
         ("channel value bytes", graphs["value_bytes"]),
+        ("graph store items", graphs["store_items"]),
     ]
     return table(rows)
 
