@@ -14,9 +14,9 @@ import uuid
 import pytest
 
 from loom_models import LoomStorageError, NotFoundError, ValidationError, aio, open_storage
-from loom_models.hitl import HumanRequest, HumanRequestRepository
-from loom_models.references import ReferenceRepository
-from loom_models.sessions import Message, Session, SessionRepository
+from loom_models.hitl import HumanRequest
+from loom_models.sessions import Message, Session
+from loom_models.storage import DOMAINS
 
 
 def run(coroutine):
@@ -27,10 +27,7 @@ def opened(data_store, **options):
     return aio.open_storage(**data_store.location, **{"gc_interval": 0, **options})
 
 
-@pytest.mark.parametrize(
-    "domain, sync",
-    [("sessions", SessionRepository), ("hitl", HumanRequestRepository), ("references", ReferenceRepository)],
-)
+@pytest.mark.parametrize("domain, sync", DOMAINS.items())
 def test_every_public_method_is_a_coroutine_of_the_same_signature(data_store, domain, sync):
     async def main():
         async with opened(data_store) as storage:

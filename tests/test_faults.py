@@ -27,10 +27,16 @@ from loom_models.db import open_database
 from loom_models.hitl import HumanRequest, HumanRequestRepository
 from loom_models.references import ReferenceRepository
 from loom_models.sessions import Message, Session, SessionRepository
+from loom_models.storage import DOMAINS
 
-FILES = {"sessions": "sessions.db", "hitl": "hitl.db", "references": "references.db"}
+FILES = {domain: repository.file for domain, repository in DOMAINS.items()}
 # The table each domain keeps most of its rows in: the one to damage.
-MAIN_TABLES = {"sessions": "messages", "hitl": "human_requests", "references": "reference_store"}
+MAIN_TABLES = {
+    "sessions": "messages",
+    "hitl": "human_requests",
+    "references": "reference_store",
+    "checkpoints": "graph_channel_values",
+}
 
 
 # -- crash: SIGKILL at random moments ----------------------------------------------------
@@ -406,6 +412,18 @@ def _fill_store(data_dir) -> None:
             storage.hitl.store(HumanRequest(id="req-%04d" % i, agent_id="a", session_id="s", question=question))
         for i in range(200):
             storage.references.store(b"content %04d " % i + b"y" * 400)
+        for i in range(200):  # a checkpoint a step, its list grown by an item, as LangGraph's savers store them
+            row = {
+                "checkpoint_ns": "",
+                "checkpoint_id": "c%04d" % i,
+                "parent_checkpoint_id": "c%04d" % (i - 1) if i else None,
+                "type": "msgpack",
+                "checkpoint": b"checkpoint %04d " % i + b"z" * 200,
+                "metadata": {"step": i},
+                "channel_versions": {"messages": "v%04d" % i},
+            }
+            value = {"channel": "messages", "version": "v%04d" % i, "type": "msgpack", "value": b"item %04d" % i * 20}
+            storage.checkpoints.put("t", row, [{**value, "base_version": "v%04d" % (i - 1) if i else None}])
 
 
 def _read_everything(storage, domain: str):
@@ -428,6 +446,14 @@ def _read_everything(storage, domain: str):
             [repo.get(r.id).question for r in every],
             [r.id for r in repo.list_pending(limit=None)],
             repo.get_stats(),
+        )
+    if domain == "checkpoints":
+        repo = storage.checkpoints
+        every = repo.list_page("t", limit=1000)
+        return (
+            [(c.row.checkpoint_id, bytes(c.row.checkpoint), c.row.metadata, c.values) for c in every],
+            repo.get("t").values,
+            repo.stats(),
         )
     repo = storage.references
     listed = repo.list()
