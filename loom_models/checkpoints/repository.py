@@ -31,6 +31,7 @@ from ..errors import ValidationError
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_time
 from .models import ChannelValue, GraphCheckpoint, GraphWrite
+from .statements import CheckpointStatements
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -85,6 +86,7 @@ class CheckpointRepository(Repository):
         self.Checkpoint, self.ChannelValue, self.Write = bind_models(
             database, [GraphCheckpoint, ChannelValue, GraphWrite]
         )
+        self._sql = CheckpointStatements(self.Checkpoint, self.ChannelValue, self.Write)
 
     @repository_call(ids=("thread_id",))
     def put(self, thread_id: str, row: Mapping[str, Any], values: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -95,19 +97,22 @@ class CheckpointRepository(Repository):
         channels whose base is gone are returned, to be given whole.
         """
         check_id(thread_id, "thread_id")
-        C, V = self.Checkpoint, self.ChannelValue
+        namespace = {"thread_id": thread_id, "checkpoint_ns": row["checkpoint_ns"]}
         with self.backend.write():
-            missing = self._missing_bases(thread_id, row["checkpoint_ns"], values)
+            missing = [
+                value["channel"]
+                for value in values
+                if value.get("base_version") is not None
+                and not self._sql.value_exists.rows(
+                    **namespace, channel=value["channel"], version=value["base_version"]
+                )
+            ]
             if missing:
                 return missing
-            if values:
-                rows = [{**value, "thread_id": thread_id, "checkpoint_ns": row["checkpoint_ns"]} for value in values]
-                V.insert_many(rows).on_conflict_ignore().execute()  # a version is one value: stored, it stays
-            checkpoint = {**row, "thread_id": thread_id, "created_at": utc_now()}
-            C.insert(checkpoint).on_conflict(
-                conflict_target=[C.thread_id, C.checkpoint_ns, C.checkpoint_id],
-                preserve=[C.parent_checkpoint_id, C.run_id, C.type, C.checkpoint, C.metadata, C.channel_versions],
-            ).execute()
+            for value in values:
+                self._sql.insert_value.execute(**{"base_version": None, **value, **namespace})
+            checkpoint = {"parent_checkpoint_id": None, "run_id": None, **row, **namespace, "created_at": utc_now()}
+            self._sql.insert_checkpoint.execute(**checkpoint)
         return []
 
     @repository_call(ids=("thread_id",))
@@ -132,12 +137,12 @@ class CheckpointRepository(Repository):
     def get(self, thread_id: str, checkpoint_ns: str = "", checkpoint_id: str | None = None) -> StoredCheckpoint | None:
         """The checkpoint `checkpoint_id` of a thread's namespace, or its newest; None if there is none."""
         check_id(thread_id, "thread_id")
-        C = self.Checkpoint
-        query = C.select().where(C.thread_id == thread_id, C.checkpoint_ns == checkpoint_ns)
-        if checkpoint_id is not None:
-            query = query.where(C.checkpoint_id == checkpoint_id)
+        where = {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns}
         with self.backend.snapshot():
-            rows = list(query.order_by(C.checkpoint_id.desc()).limit(1))
+            if checkpoint_id is None:
+                rows = self._sql.newest.models(**where, limit=1)
+            else:
+                rows = self._sql.checkpoint.models(**where, checkpoint_id=checkpoint_id)
             return self._with_values_and_writes(rows)[0] if rows else None
 
     @repository_call()
@@ -278,21 +283,6 @@ class CheckpointRepository(Repository):
             query = query.where(C.thread_id.in_(among))
         return [thread_id for (thread_id,) in query.order_by(last, C.thread_id).tuples()]
 
-    def _missing_bases(self, thread_id: str, namespace: str, values: Sequence[Mapping[str, Any]]) -> list[str]:
-        V = self.ChannelValue
-        missing = []
-        for value in values:
-            if value.get("base_version") is not None:
-                found = V.select(SQL("1")).where(
-                    V.thread_id == thread_id,
-                    V.checkpoint_ns == namespace,
-                    V.channel == value["channel"],
-                    V.version == value["base_version"],
-                )
-                if not found.exists():
-                    missing.append(value["channel"])
-        return missing
-
     def _with_values_and_writes(self, rows: list[GraphCheckpoint]) -> list[StoredCheckpoint]:
         """Each checkpoint with its channels' values and its pending writes, in two statements or so."""
         if not rows:
@@ -331,9 +321,16 @@ class CheckpointRepository(Repository):
 
     def _writes(self, keys: list[tuple[str, str, str]]) -> dict[tuple, list[GraphWrite]]:
         W = self.Write
-        key = Tuple(W.thread_id, W.checkpoint_ns, W.checkpoint_id)
+        if len(keys) == 1:  # get_tuple's
+            ((thread_id, namespace, checkpoint_id),) = keys
+            writes = self._sql.writes_of.models(
+                thread_id=thread_id, checkpoint_ns=namespace, checkpoint_id=checkpoint_id
+            )
+        else:
+            key = Tuple(W.thread_id, W.checkpoint_ns, W.checkpoint_id)
+            writes = W.select().where(key.in_(keys)).order_by(W.task_path, W.task_id, W.idx)
         found: dict[tuple, list[GraphWrite]] = defaultdict(list)
-        for write in W.select().where(key.in_(keys)).order_by(W.task_path, W.task_id, W.idx):
+        for write in writes:
             found[write.thread_id, write.checkpoint_ns, write.checkpoint_id].append(write)
         return found
 

@@ -222,8 +222,10 @@ class LoomSaver(BaseCheckpointSaver[str]):
     def _value(self, pieces: builtins.list[tuple[str, bytes]]) -> Any:
         whole, *appended = pieces
         value = self.serde.loads_typed(whole)
-        for items in appended:
-            value = [*value, *self.serde.loads_typed(items)]
+        if appended:
+            value = list(value)
+            for items in appended:
+                value.extend(self.serde.loads_typed(items))
         return value
 
     def _value_rows(
