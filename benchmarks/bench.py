@@ -19,7 +19,8 @@ The stores, each on its own files in a temporary directory made for the run:
 
 Then loom_models.aio (_aio.py): save_message and load_messages from one task,
 and from 50 tasks at once, on SQLite (and PostgreSQL), with how late the event
-loop ran meanwhile.
+loop ran meanwhile. Then LangGraph's checkpointers (_langgraph.py): LoomSaver
+beside SqliteSaver, the bytes a 200-step thread takes and put/get_tuple times.
 
 Every operation runs its iterations interleaved (each iteration calls every store
 once, the first store rotating) and discards the first tenth as warm-up. Inputs
@@ -51,6 +52,7 @@ import _peers
 from _aio import run_aio
 from _data import BATCH, FULL, LARGE, MB, QUICK, Plan
 from _harness import across_runs, memory_figures, run_once, run_scale
+from _langgraph import run_langgraph
 
 # Output.
 
@@ -167,6 +169,17 @@ def print_aio(figures: list[dict]) -> None:
     print()
 
 
+def print_langgraph(figures: list[dict]) -> None:
+    print("LangGraph checkpointers: one thread whose message list grows by a message a step")
+    print("  %-13s %6s %12s %11s %17s" % ("saver", "steps", "bytes", "put P50 ms", "get_tuple P50 ms"))
+    for f in figures:
+        print(
+            "  %-13s %6d %12s %11.3f %17.3f"
+            % (f["saver"], f["steps"], f"{f['bytes']:,}", f["put_p50_ms"], f["get_tuple_p50_ms"])
+        )
+    print()
+
+
 def _progress(message: str) -> None:
     sys.stdout.flush()  # the report so far first, when both go to one terminal or file
     print(message, file=sys.stderr, flush=True)
@@ -204,6 +217,9 @@ def main(argv=None) -> None:
     print_table(summary, runs)
     asynchronous = run_aio(plan, args.database_url)
     print_aio(asynchronous)
+    graphs = run_langgraph(plan, args.database_url)
+    if graphs:
+        print_langgraph(graphs)
     memory = memory_figures() if plan.memory else []
     if memory:
         print_memory(memory)
@@ -219,6 +235,7 @@ def main(argv=None) -> None:
             "runs": [[dataclasses.asdict(f) for f in figures] for figures in every_run],
             "summary": summary,
             "aio": asynchronous,
+            "langgraph": graphs,
             "references_50mb": memory,
             "scale": scale,
         }
