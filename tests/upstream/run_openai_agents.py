@@ -8,16 +8,14 @@ openai_agents_swap.py as a pytest plugin: nothing of the SDK is kept in this
 repository. Arguments go to pytest. `tox -e openai-agents` runs it.
 """
 
-import glob
 import importlib.metadata
 import importlib.util
-import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from sources import backends, source
+
 TESTS = ["tests/memory/test_session.py", "tests/memory/test_session_limit.py"]
 
 
@@ -32,31 +30,13 @@ def main(pytest_args: list[str]) -> int:
         return 2
     version = importlib.metadata.version("openai-agents")
     with tempfile.TemporaryDirectory(prefix="openai-agents-") as work:
-        root = _source(version, work)
+        root = source("openai-agents", version, work)
         failed = False
-        for backend, env in _backends():
+        for backend, env in backends():
             print("== openai-agents %s's session tests, against LoomSession on %s" % (version, backend), flush=True)
             command = [sys.executable, "-m", "pytest", "-p", "openai_agents_swap", "-p", "no:cacheprovider"]
             failed |= subprocess.run([*command, *TESTS, *pytest_args], cwd=root, env=env).returncode != 0
     return 1 if failed else 0
-
-
-def _source(version: str, work: str) -> str:
-    """The SDK's source package of `version`, extracted under `work`; its root."""
-    pip = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", "--dest", work]
-    subprocess.run([*pip, "openai-agents==%s" % version], check=True)
-    (archive,) = glob.glob(os.path.join(work, "openai_agents-*.tar.gz"))
-    with tarfile.open(archive) as sdist:
-        sdist.extractall(work, filter="data")  # no path outside `work`, no device files
-    return os.path.join(work, "openai_agents-%s" % version)
-
-
-def _backends():
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [HERE, os.environ.get("PYTHONPATH")]))}
-    url = env.pop("LOOM_TEST_DATABASE_URL", None)
-    yield "SQLite", env
-    if url:
-        yield "PostgreSQL", {**env, "LOOM_TEST_DATABASE_URL": url}
 
 
 if __name__ == "__main__":
