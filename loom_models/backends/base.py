@@ -58,6 +58,14 @@ class Backend:
         """A function that, inside write(), holds the row of `model` with a given id until the end."""
         raise NotImplementedError
 
+    def lock_keys(self, space: int, keys: list[str]) -> None:
+        """Inside write(), take a lock per key (of the key space `space`) that other writers of those keys wait for.
+
+        What two transactions of the same keys must not interleave (a prune and a
+        put of one LangGraph thread) takes these first.
+        """
+        raise NotImplementedError
+
     def skip_locked(self, query: Q) -> Q:
         """`query`, passing over rows another transaction holds (they wait for the next run)."""
         return query

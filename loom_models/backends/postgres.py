@@ -41,6 +41,15 @@ class PostgresBackend(Backend):
         lock = Statement(model.select(key).where(key == param("id")).for_update())
         return lambda row_id: lock.execute(id=row_id)
 
+    def lock_keys(self, space: int, keys: list[str]) -> None:
+        # Advisory locks of two int4 keys never meet the migration lock's one bigint key.
+        # In one order in every transaction, so two that lock several keys cannot deadlock.
+        self.database.execute_sql(
+            "SELECT pg_advisory_xact_lock(%s, h) FROM"
+            " (SELECT DISTINCT hashtext(k) AS h FROM unnest(%s::text[]) AS k ORDER BY h) AS hashes",
+            (space, list(keys)),
+        )
+
     def skip_locked(self, query: Q) -> Q:
         return query.for_update(skip_locked=True)
 

@@ -79,6 +79,9 @@ class SqliteBackend(Backend):
     def row_lock(self, model: type[peewee.Model]) -> Callable[[str], object]:
         return lambda row_id: None  # the write transaction holds the whole database
 
+    def lock_keys(self, space: int, keys: list[str]) -> None:
+        pass  # the write transaction holds the whole database
+
     def give_way(self, milliseconds: int) -> None:
         self.database.pragma("busy_timeout", milliseconds)
 
@@ -86,17 +89,17 @@ class SqliteBackend(Backend):
         return peewee.fn.MAX(*values)  # MAX of more than one value is a scalar
 
     def json_member_is(self, column: peewee.Field, key: str, value_json: str) -> peewee.Node:
-        # The JSON types must agree too: 1 is not true, nor "1".
+        # As PostgreSQL's jsonb compares: the JSON types agree (1 is not true, nor "1"),
+        # but a number is a number (1 is 1.0). Objects compare as their text: both sides
+        # are written with their keys in order.
         member = (
-            "AS member WHERE member.key = ? AND member.type = json_type(?) AND member.value IS json_extract(?, '$'))"
+            "AS member WHERE member.key = ? AND (member.type = json_type(?)"
+            " OR member.type IN ('integer', 'real') AND json_type(?) IN ('integer', 'real'))"
+            " AND member.value IS json_extract(?, '$'))"
         )
+        values = [key, value_json, value_json, value_json]
         return peewee.NodeList(
-            (
-                peewee.SQL("EXISTS (SELECT 1 FROM json_each("),
-                column,
-                peewee.SQL(") " + member, [key, value_json, value_json]),
-            ),
-            glue="",
+            (peewee.SQL("EXISTS (SELECT 1 FROM json_each("), column, peewee.SQL(") " + member, values)), glue=""
         )
 
     def match(self, query: Q, column: peewee.Field, index: str, words: list[str]) -> Q:

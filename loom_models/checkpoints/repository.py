@@ -64,6 +64,8 @@ _BASE = {
 _SEED = "(thread_id = {p} AND checkpoint_ns = {p} AND channel = {p} AND version = {p})"
 # Rows per INSERT: well under every backend's limit on bound parameters.
 _ROWS_PER_INSERT = 100
+# The key space of the threads' locks (backend.lock_keys): any constant, the same in every process.
+_THREAD_LOCKS = 0x67726168  # "grah"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,6 +101,7 @@ class CheckpointRepository(Repository):
         check_id(thread_id, "thread_id")
         namespace = {"thread_id": thread_id, "checkpoint_ns": row["checkpoint_ns"]}
         with self.backend.write():
+            self._lock_threads([thread_id])  # no prune takes a base between the look and the insert
             missing = [
                 value["channel"]
                 for value in values
@@ -125,6 +128,7 @@ class CheckpointRepository(Repository):
         special = {_write_key(row): {**row, "thread_id": thread_id} for row in rows if row["idx"] < 0}
         ordinary = [{**row, "thread_id": thread_id} for row in rows if row["idx"] >= 0]
         with self.backend.write():
+            self._lock_threads([thread_id])
             if special:
                 W.insert_many(list(special.values())).on_conflict(
                     conflict_target=[W.thread_id, W.checkpoint_ns, W.checkpoint_id, W.task_id, W.idx],
@@ -189,6 +193,7 @@ class CheckpointRepository(Repository):
         """Delete a thread's checkpoints, values and writes; return how many checkpoints went."""
         check_id(thread_id, "thread_id")
         with self.backend.write():
+            self._lock_threads([thread_id])
             return self._delete_threads([thread_id])
 
     @repository_call()
@@ -196,9 +201,10 @@ class CheckpointRepository(Repository):
         """Delete the checkpoints the runs made, their writes, and values nothing else needs; return the count."""
         run_ids = _ids(run_ids, "run_ids")
         C = self.Checkpoint
+        doomed = C.select(C.thread_id, C.checkpoint_ns, C.checkpoint_id).where(C.run_id.in_(run_ids))
         with self.backend.write():
-            doomed = C.select(C.thread_id, C.checkpoint_ns, C.checkpoint_id).where(C.run_id.in_(run_ids))
-            return self._delete_checkpoints([tuple(row) for row in doomed.tuples()])
+            self._lock_threads(sorted({thread_id for thread_id, _, _ in doomed.tuples()}))
+            return self._delete_checkpoints(list(doomed.tuples()))  # read again, now that no put comes between
 
     @repository_call(ids={"source_thread_id": "thread_id"})
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> int:
@@ -208,17 +214,21 @@ class CheckpointRepository(Repository):
         """
         check_id(source_thread_id, "source_thread_id")
         check_id(target_thread_id, "target_thread_id")
-        C, V, W = self.Checkpoint, self.ChannelValue, self.Write
         with self.backend.write():
-            # Versions grow: a value's base, of an older version, is copied before it.
-            for model, order in ((V, V.version), (C, C.checkpoint_id), (W, W.checkpoint_id)):
-                rows = model.select().where(model.thread_id == source_thread_id).order_by(order).dicts()
-                copies = [{**row, "thread_id": target_thread_id} for row in rows]
-                for start in range(0, len(copies), _ROWS_PER_INSERT):
-                    model.insert_many(copies[start : start + _ROWS_PER_INSERT]).on_conflict_ignore().execute()
-                if model is C:
-                    copied = len(copies)
-        return copied
+            self._lock_threads([source_thread_id, target_thread_id])
+            # A statement a table: a value's base is in the same statement, checked at its end.
+            for model in (self.ChannelValue, self.Checkpoint, self.Write):
+                fields = [field for field in model._meta.sorted_fields if field.name != "thread_id"]
+                # A copy is new: idle since it was made, not since its source's last step.
+                copied = [
+                    peewee.Value(utc_now(), converter=f.db_value) if f.name == "created_at" else f for f in fields
+                ]
+                source = model.select(peewee.Value(target_thread_id), *copied).where(
+                    model.thread_id == source_thread_id
+                )
+                model.insert_from(source, [model.thread_id, *fields]).on_conflict_ignore().execute()
+            C = self.Checkpoint
+            return C.select().where(C.thread_id == source_thread_id).count()
 
     @repository_call()
     def prune(
@@ -232,19 +242,17 @@ class CheckpointRepository(Repository):
         thread_ids = _ids(thread_ids, "thread_ids")
         C = self.Checkpoint
         with self.backend.write():
+            self._lock_threads(thread_ids)  # a put of one of them waits, or has committed: seen below
             if idle_before is not None:
                 thread_ids = self._idle(idle_before, thread_ids)
             if not keep_latest:
                 return self._delete_threads(thread_ids)
-            rows = C.select(C.thread_id, C.checkpoint_ns, C.checkpoint_id).where(C.thread_id.in_(thread_ids))
+            query = C.select(C.thread_id, C.checkpoint_ns, C.checkpoint_id).where(C.thread_id.in_(thread_ids))
+            rows = list(query.tuples())
             newest: dict[tuple[str, str], str] = {}
-            for thread_id, namespace, checkpoint_id in rows.tuples():
+            for thread_id, namespace, checkpoint_id in rows:
                 newest[thread_id, namespace] = max(checkpoint_id, newest.get((thread_id, namespace), ""))
-            doomed = [
-                (thread_id, namespace, checkpoint_id)
-                for thread_id, namespace, checkpoint_id in rows.tuples()
-                if checkpoint_id != newest[thread_id, namespace]
-            ]
+            doomed = [row for row in rows if row[2] != newest[row[0], row[1]]]
             return self._delete_checkpoints(doomed)
 
     @repository_call()
@@ -272,6 +280,10 @@ class CheckpointRepository(Repository):
             "value_bytes": int(size),
             "store_items": stored,
         }
+
+    def _lock_threads(self, thread_ids: list[str]) -> None:
+        """Hold these threads until the transaction ends: their writers take turns (SQLite: the whole file)."""
+        self.backend.lock_keys(_THREAD_LOCKS, thread_ids)
 
     def _idle(self, moment: datetime.datetime, among: list[str] | None = None) -> list[str]:
         """The threads (of `among`, if given) whose newest checkpoint was stored before `moment`, oldest first."""
@@ -375,9 +387,9 @@ class CheckpointRepository(Repository):
                 while key in bases and key not in kept:
                     kept.add(key)
                     key = (key[0], key[1], bases[key])
-            doomed = sorted(set(bases) - kept)
+            depths = _depths(bases)
             # The newest extensions first: a value goes only once nothing extends it.
-            doomed.sort(key=lambda key: _depth(bases, key), reverse=True)
+            doomed = sorted(set(bases) - kept, key=lambda key: depths[key], reverse=True)
             for start in range(0, len(doomed), _SEEDS_PER_QUERY):
                 batch = [(thread_id, *key) for key in doomed[start : start + _SEEDS_PER_QUERY]]
                 V.delete().where(Tuple(V.thread_id, V.checkpoint_ns, V.channel, V.version).in_(batch)).execute()
@@ -387,11 +399,22 @@ def _write_key(row: Mapping[str, Any]) -> tuple:
     return (row["checkpoint_ns"], row["checkpoint_id"], row["task_id"], row["idx"])
 
 
-def _depth(bases: dict[tuple, str | None], key: tuple) -> int:
-    depth = 0
-    while bases.get(key) is not None:
-        key, depth = (key[0], key[1], bases[key]), depth + 1
-    return depth
+def _depths(bases: dict[tuple, str | None]) -> dict[tuple, int]:
+    """How many links down its chain each value is (a whole value: 0); each link walked once."""
+    depths: dict[tuple, int] = {}
+    for start in bases:
+        chain, key = [], start
+        while key not in depths:
+            base = bases.get(key)
+            if base is None:  # a whole value
+                depths[key] = 0
+                break
+            chain.append(key)
+            key = (key[0], key[1], base)
+        for link in reversed(chain):
+            depths[link] = depths[key] + 1
+            key = link
+    return depths
 
 
 def _ids(ids: Iterable[str], name: str) -> list[str]:
