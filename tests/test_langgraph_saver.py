@@ -4,6 +4,7 @@ LangGraph's own suites run against them too: tests/upstream/ (tox -e langgraph).
 """
 
 import asyncio
+import datetime
 import json
 import operator
 import subprocess
@@ -181,7 +182,7 @@ def test_pending_writes_come_back_in_task_order_and_special_writes_replace(saver
 def test_list_filters_on_metadata_exactly(saver):
     metadata = [
         {"source": "input", "step": 1, "flag": True, "nested": {"a": [1, 2]}, "none": None},
-        {"source": "loop", "step": 2, "flag": 1, "nested": {"a": [1]}},
+        {"source": "loop", "step": 2, "flag": 1, "nested": {"a": [1]}, "order": {"b": 1, "a": 2}},
         {"source": "loop", "step": "2", "my-key.2": "x"},
     ]
     configs = [put(saver, thread(), {"v": i}, metadata=m) for i, m in enumerate(metadata)]
@@ -192,6 +193,8 @@ def test_list_filters_on_metadata_exactly(saver):
     ids = [config["configurable"]["checkpoint_id"] for config in configs]
     assert found(source="loop") == [ids[2], ids[1]]
     assert found(step=2) == [ids[1]]  # not "2"
+    assert found(step=2.0) == [ids[1]]  # a number is a number, on both backends
+    assert found(order={"a": 2, "b": 1}) == [ids[1]]  # an object's keys in any order
     assert found(flag=True) == [ids[0]]  # not 1
     assert found(nested={"a": [1, 2]}) == [ids[0]]
     assert found(none=None) == [ids[0]]  # a key that is absent is not None
@@ -295,14 +298,102 @@ def test_an_encrypting_serializer_is_used_for_everything_stored(storage, data_st
     assert not any(b"top secret" in bytes(value) for _, value in stored)
 
 
+@pytest.mark.parametrize(
+    "metadata",
+    [{"when": object()}, {"score": float("nan")}, {"note": {"text": "a\x00b"}}, {"notes": ["\ud800"]}],
+    ids=["not JSON", "NaN", "NUL", "lone surrogate"],
+)
+def test_metadata_that_would_break_a_filter_later_is_refused(saver, storage, metadata):
+    good = put(saver, thread(), {"v": 1}, metadata={"source": "input"})
+    with pytest.raises(ValidationError, match="metadata"):
+        put(saver, thread(), {"v": 2}, metadata=metadata, parent=good)
+    assert [c.config for c in saver.list(None, filter={"source": "input"})] == [good]
+    assert storage.checkpoints.stats()["checkpoints"] == 1
+
+
 def test_bad_input_is_refused_and_stores_nothing(saver, storage):
-    with pytest.raises(ValidationError):
-        saver.get_tuple({"configurable": {}})
-    with pytest.raises(ValidationError):
-        put(saver, thread(), {"v": 1}, metadata={"when": object()})
-    assert storage.checkpoints.stats()["checkpoints"] == 0
-    with pytest.raises(ValidationError):
-        saver.delete_for_runs("run-1")
+    config = put(saver, thread(), {"v": 1})
+    checkpoint = saver.get_tuple(config).checkpoint
+    refused = [
+        lambda: saver.get_tuple({"configurable": {}}),
+        lambda: saver.get_tuple(None),
+        lambda: saver.get_tuple(thread("a\x00b")),
+        lambda: saver.get_tuple(thread(checkpoint_ns="ns\x00")),
+        lambda: saver.put(thread(), {**checkpoint, "id": None}, {}, {}),
+        lambda: saver.put(thread(), {**checkpoint, "channel_versions": None}, {}, {}),
+        lambda: saver.put(thread(), checkpoint, None, {}),
+        lambda: saver.put_writes(thread(), [("x", 1)], task_id="t"),  # no checkpoint to write on
+        lambda: saver.put_writes(config, [("x", 1)], task_id=None),
+        lambda: saver.put_writes(config, [1], task_id="t"),
+        lambda: saver.put_writes(config, [(None, 1)], task_id="t"),
+        lambda: saver.delete_for_runs("run-1"),  # a run id, not a list of them
+        lambda: saver.copy_thread("thread-1", None),
+        lambda: saver.get_next_version("abc"),
+    ]
+    for call in refused:
+        with pytest.raises(ValidationError):
+            call()
+    assert storage.checkpoints.stats()["checkpoints"] == 1
+    assert saver.get_tuple(config).pending_writes == []
+
+
+def test_a_copy_of_a_forked_thread_is_the_same_and_new(saver, storage):
+    graph = note_taker().compile(checkpointer=saver)
+    for word in ("a", "b", "c"):
+        graph.invoke({"notes": [word]}, thread())
+    first = list(graph.get_state_history(thread()))[-2]
+    graph.invoke({"notes": ["fork"]}, first.config)  # its list extends one of a later version
+    C = storage.checkpoints.Checkpoint
+    C.update(created_at=C.created_at.db_value(datetime.datetime(2020, 1, 1, tzinfo=datetime.timezone.utc))).execute()
+
+    saver.copy_thread("thread-1", "copy")
+
+    def states(name):
+        return [(s.values, s.config["configurable"]["checkpoint_id"]) for s in graph.get_state_history(thread(name))]
+
+    assert states("copy") == states("thread-1")
+    a_year_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=365)
+    assert storage.checkpoints.threads_idle_since(a_year_ago) == ["thread-1"]  # the copy is new
+
+
+def test_puts_and_prunes_of_the_same_threads_at_once_lose_nothing(saver, data_store):
+    failures, stop = [], threading.Event()
+
+    def steps(name):
+        config, items = thread(name), []
+        try:
+            for step in range(30):
+                items = [*items, "%s-%d" % (name, step)]
+                parent = saver.get_tuple(config) if step else None
+                checkpoint = create_checkpoint(parent.checkpoint if parent else empty_checkpoint(), None, step)
+                versions = checkpoint["channel_versions"]
+                new_versions = {"items": saver.get_next_version(versions.get("items")), "step": str(step)}
+                checkpoint["channel_versions"] = {**versions, **new_versions}
+                checkpoint["channel_values"] = {"items": items, "step": step}
+                config = saver.put(config, checkpoint, {"step": step}, new_versions)
+                if saver.get_tuple(config).checkpoint["channel_values"] != {"items": items, "step": step}:
+                    failures.append((name, step, "another value came back"))
+        except Exception as error:  # pragma: no cover - what the test is about
+            failures.append((name, step, error))
+
+    def prunes(other):
+        while not stop.is_set():
+            try:
+                other.prune(["t0", "t1", "t2"])
+            except Exception as error:  # pragma: no cover - what the test is about
+                failures.append(("prune", error))
+
+    with LoomSaver.open(**data_store.location) as other:  # another process's
+        pruner = threading.Thread(target=prunes, args=(other,))
+        pruner.start()
+        workers = [threading.Thread(target=steps, args=("t%d" % i,)) for i in range(3)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        stop.set()
+        pruner.join()
+    assert failures == []
 
 
 def test_a_closed_storage_refuses(storage):

@@ -25,7 +25,7 @@ import contextlib
 import json
 import secrets
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple, TypeVar
 
 from langchain_core.runnables import RunnableConfig
@@ -45,6 +45,7 @@ from ... import aio
 from ...checkpoints import StoredCheckpoint
 from ...errors import ValidationError
 from ...storage import Storage, open_storage
+from ...validation import check_id, storable
 
 R = TypeVar("R")
 
@@ -86,7 +87,10 @@ class LoomSaver(BaseCheckpointSaver[str]):
     def get_next_version(self, current: str | int | float | None, channel: None = None) -> str:
         # The count orders versions; the random part keeps two forks of a thread from
         # giving one version of a channel two values (each version is stored once).
-        count = 0 if current is None else int(str(current).split(".")[0])
+        try:
+            count = 0 if current is None else int(str(current).split(".")[0])
+        except ValueError:
+            raise ValidationError({"current": ["Must be a channel version: a count, then '.' and more."]}) from None
         return "%032d.%016d" % (count + 1, secrets.randbelow(10**16))
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -113,6 +117,7 @@ class LoomSaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         thread_id, namespace = _thread_of(config)
+        _check_checkpoint(checkpoint, metadata, new_versions)
         rest = {key: value for key, value in checkpoint.items() if key != "channel_values"}
         type_, data = self.serde.dumps_typed(rest)
         stored_metadata = _json_metadata(get_checkpoint_metadata(config, metadata))
@@ -127,11 +132,10 @@ class LoomSaver(BaseCheckpointSaver[str]):
             "channel_versions": checkpoint["channel_versions"],
         }
         values, lists = self._value_rows(thread_id, namespace, checkpoint["channel_values"], new_versions)
-        gone = self._checkpoints.put(thread_id, row, values)
-        if gone:  # another process pruned what a list extended: store those whole
+        if self._checkpoints.put(thread_id, row, values):  # another process pruned what a list extended
             self._lists.forget(thread_id)
-            values, lists = self._value_rows(thread_id, namespace, checkpoint["channel_values"], new_versions)
-            self._checkpoints.put(thread_id, row, values)
+            values, lists = self._value_rows(thread_id, namespace, checkpoint["channel_values"], new_versions, False)
+            self._checkpoints.put(thread_id, row, values)  # each value whole: nothing it needs can be gone
         self._lists.remember(lists)
         return {"configurable": {"thread_id": thread_id, "checkpoint_ns": namespace, "checkpoint_id": checkpoint["id"]}}
 
@@ -139,7 +143,12 @@ class LoomSaver(BaseCheckpointSaver[str]):
         self, config: RunnableConfig, writes: Sequence[tuple[str, Any]], task_id: str, task_path: str = ""
     ) -> None:
         thread_id, namespace = _thread_of(config)
-        checkpoint_id = get_checkpoint_id(config)
+        checkpoint_id = check_id(get_checkpoint_id(config), "checkpoint_id")
+        check_id(task_id, "task_id")
+        if not isinstance(task_path, str) or not storable(task_path):
+            raise ValidationError({"task_path": ["Must be a string, without NUL or lone surrogates."]})
+        if isinstance(writes, (str, bytes, Mapping)) or not all(_is_write(write) for write in writes):
+            raise ValidationError({"writes": ["Must be a list of (channel, value) pairs, each channel a string."]})
         rows = []
         for idx, (channel, value) in enumerate(writes):
             type_, data = self.serde.dumps_typed(value)
@@ -229,9 +238,17 @@ class LoomSaver(BaseCheckpointSaver[str]):
         return value
 
     def _value_rows(
-        self, thread_id: str, namespace: str, values: dict[str, Any], new_versions: ChannelVersions
+        self,
+        thread_id: str,
+        namespace: str,
+        values: dict[str, Any],
+        new_versions: ChannelVersions,
+        grown: bool = True,
     ) -> tuple[builtins.list[dict], dict[tuple, _List]]:
-        """The rows of the channels' new versions, and the lists among them to remember."""
+        """The rows of the channels' new versions, and the lists among them to remember.
+
+        `grown`: a list that only grew since this saver stored it is stored as its new items.
+        """
         rows, lists = [], {}
         for channel, version in new_versions.items():
             row = {"channel": channel, "version": str(version), "base_version": None}
@@ -242,9 +259,9 @@ class LoomSaver(BaseCheckpointSaver[str]):
             if type(value) is list:
                 items = tuple(self.serde.dumps_typed(item) for item in value)
                 lists[key] = _List(str(version), items)
-                grown = self._lists.grown(key, items, str(version))
-                if grown is not None:
-                    base, count = grown
+                extended = self._lists.grown(key, items, str(version)) if grown else None
+                if extended is not None:
+                    base, count = extended
                     type_, data = self.serde.dumps_typed(value[count:])
                     rows.append({**row, "base_version": base, "type": type_, "value": data})
                     continue
@@ -416,11 +433,30 @@ class _RememberedLists:
 
 
 def _thread_of(config: RunnableConfig) -> tuple[str, str]:
-    configurable = config.get("configurable") or {}
-    thread_id = configurable.get("thread_id")
+    configurable = config.get("configurable") if isinstance(config, Mapping) else None
+    thread_id = (configurable or {}).get("thread_id")
     if thread_id is None:
         raise ValidationError({"thread_id": ["The config must name a thread: {'configurable': {'thread_id': ...}}."]})
-    return str(thread_id), configurable.get("checkpoint_ns") or ""
+    namespace = configurable.get("checkpoint_ns") or ""  # type: ignore[union-attr]
+    if not isinstance(namespace, str) or len(namespace) > 255 or not storable(namespace):
+        raise ValidationError({"checkpoint_ns": ["Must be a string of at most 255 characters, without NUL."]})
+    return check_id(str(thread_id), "thread_id"), namespace
+
+
+def _check_checkpoint(checkpoint: object, metadata: object, new_versions: object) -> None:
+    if not isinstance(checkpoint, Mapping) or not all(
+        isinstance(checkpoint.get(part), dict) for part in ("channel_values", "channel_versions")
+    ):
+        raise ValidationError({"checkpoint": ["Must be a LangGraph Checkpoint: channel_values, channel_versions..."]})
+    check_id(checkpoint.get("id"), "checkpoint.id")
+    if not isinstance(metadata, Mapping):
+        raise ValidationError({"metadata": ["Must be a dict."]})
+    if not isinstance(new_versions, Mapping):
+        raise ValidationError({"new_versions": ["Must be a dict of channels and their new versions."]})
+
+
+def _is_write(write: object) -> bool:
+    return isinstance(write, (tuple, list)) and len(write) == 2 and isinstance(write[0], str)
 
 
 def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfig:
@@ -428,11 +464,29 @@ def _config(thread_id: str, namespace: str, checkpoint_id: str) -> RunnableConfi
 
 
 def _json_metadata(metadata: CheckpointMetadata) -> dict:
-    """The metadata as JSON gives it back (a tuple a list), so that a filter finds what a read returns."""
+    """The metadata as JSON gives it back (a tuple a list, keys in order): a filter finds what a read returns.
+
+    Refused: what JSON has no value for (NaN, a datetime), and text that
+    PostgreSQL's JSON cannot hold (NUL, a lone surrogate): one such value
+    would break every filtered list() after it.
+    """
     try:
-        return json.loads(json.dumps(metadata))
+        decoded = json.loads(json.dumps(metadata, sort_keys=True, allow_nan=False))
     except (TypeError, ValueError) as error:
         raise ValidationError({"metadata": ["Must be JSON: %s." % error]}) from None
+    if not _all_storable(decoded):
+        raise ValidationError({"metadata": ["Its text must not contain NUL characters or lone surrogates."]})
+    return decoded
+
+
+def _all_storable(value: Any) -> bool:
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return all(storable(key) and _all_storable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_all_storable(item) for item in value)
+    return True
 
 
 def _refuse_on_a_loop(method: str) -> None:
