@@ -502,6 +502,16 @@ def test_the_sweeper_thread_sweeps_until_stopped(storage, items, data_store):
         assert store.stop_ttl_sweeper() is True  # safe twice
 
 
+def test_a_sweeper_ends_when_its_storage_closes(data_store):
+    storage = open_storage(**data_store.location, gc_interval=0)
+    store = LoomStore(storage, ttl={"sweep_interval_minutes": 0.001})
+    stopped = store.start_ttl_sweeper()
+    storage.close()  # before the store: its sweeper must not open the database again
+    assert stopped.result(timeout=30) is None
+    with pytest.raises(LoomStorageError, match="closed"):
+        store.get(("docs",), "k")
+
+
 def test_the_storages_collector_sweeps_the_items_of_its_stores(data_store):
     def expired_item(storage):
         items = StoreItemRepository(storage.checkpoints.database, storage.checkpoints.tracer)

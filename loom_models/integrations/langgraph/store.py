@@ -208,7 +208,8 @@ class LoomStore(_RefreshWhenAsked, BaseStore):
 
     def _sweep_every(self, seconds: float, stopped: concurrent.futures.Future[None]) -> None:
         try:
-            while not self._stop_sweeping.wait(seconds):
+            # Once the storage is closed, a sweep would only open its database again.
+            while not self._stop_sweeping.wait(seconds) and not self.storage.checkpoints.closed:
                 self._sweep_until_stopped()
         finally:
             if not stopped.done():
@@ -360,6 +361,8 @@ class AsyncLoomStore(_RefreshWhenAsked, AsyncBatchedBaseStore):
                 return
             except asyncio.TimeoutError:
                 pass
+            if self.storage._bridge.closed:  # the storage went: its calls would only fail
+                return
             try:
                 # A batch a call: the storage's threads serve other calls between them.
                 while not self._stop_sweeping.is_set() and await self._items.sweep_expired(batches=1) >= SWEEP_BATCH:
