@@ -2,9 +2,9 @@
 
     with open_storage("./loom-data") as storage:
         graphs = storage.checkpoints
-        graphs.put(checkpoint_row, value_rows)          # one transaction
-        stored = graphs.get("thread-1", "")              # the newest, with its values and writes
-        graphs.prune(["thread-1"])                       # keep only the newest per namespace
+        graphs.put("thread-1", checkpoint_row, value_rows)   # one transaction
+        stored = graphs.get("thread-1", "")                  # the newest, with its values and writes
+        graphs.prune(["thread-1"])                           # keep only the newest per namespace
 
 This is the store under integrations.langgraph's savers, which turn LangGraph's
 objects into these rows with their serializer; the repository never decodes
