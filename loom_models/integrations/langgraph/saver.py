@@ -179,6 +179,11 @@ class LoomSaver(BaseCheckpointSaver[str]):
         self._checkpoints.copy_thread(source_thread_id, target_thread_id)
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Keep each namespace's newest checkpoint, with the values it names ("keep_latest"), or nothing ("delete").
+
+        Not for a graph with LangGraph's DeltaChannel (beta): its state is
+        rebuilt from the writes of older checkpoints, which "keep_latest" deletes.
+        """
         if strategy not in ("keep_latest", "delete"):
             raise ValidationError({"strategy": ["Must be 'keep_latest' or 'delete'."]})
         self._checkpoints.prune(thread_ids, keep_latest=strategy == "keep_latest")
