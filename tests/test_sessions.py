@@ -712,3 +712,19 @@ def test_json_that_is_not_json_on_disk_is_corruption_not_garbage(sessions, backe
 
     with pytest.raises(DatabaseCorruptError, match="not JSON in sessions.context_json"):
         sessions.load_session("sess_1")
+
+
+def test_message_counts_of_many_sessions_in_one_read(sessions):
+    for session_id, count in (("sess_a", 3), ("sess_b", 1), ("sess_empty", 0)):
+        sessions.save_session(Session(id=session_id))
+        sessions.save_messages(session_id, [Message(role="user", content="m%d" % i) for i in range(count)])
+
+    assert sessions.message_counts(["sess_a", "sess_b", "sess_empty", "sess_missing"]) == {
+        "sess_a": 3,
+        "sess_b": 1,
+        "sess_empty": 0,
+        "sess_missing": 0,
+    }
+    assert sessions.message_counts([]) == {}
+    with pytest.raises(ValidationError):
+        sessions.message_counts("sess_a")

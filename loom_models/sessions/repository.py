@@ -18,13 +18,14 @@ in the transaction that inserts it, so they stay exact with many writers.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import peewee
-from peewee import Tuple
+from peewee import Tuple, fn
 
 from ..base import bind_models
 from ..calls import repository_call
@@ -52,6 +53,22 @@ _INSERT_BATCH = 500
 _UPDATABLE = ("name", "agent_id", "parent_session_id", "context")
 # What a child session sees of its parent's messages.
 _SHARED = ("coordinator", "shared")
+
+
+# How usage() sums messages: per UTC day, per agent, per session.
+USAGE_GROUPS = ("day", "agent", "session")
+_DAY_ONE = datetime.date(1970, 1, 1)
+_DAY_SECONDS = 86400
+
+
+@dataclasses.dataclass(frozen=True)
+class Usage:
+    """What usage() sums for one day (a date, UTC), agent (an id, or None) or session (an id)."""
+
+    key: datetime.date | str | None
+    tokens: int
+    cost_usd: float
+    messages: int
 
 
 # What each call's result tells its span (calls.repository_call).
@@ -329,6 +346,20 @@ class SessionRepository(Repository):
             return S.delete().where(S.updated_at < cutoff_time(cutoff)).execute()
 
     @repository_call()
+    def message_counts(self, session_ids: Iterable[str]) -> dict[str, int]:
+        """How many messages each of these sessions has, in one statement (0 for none, or no such session).
+
+        repo.message_counts(["sess_1", "sess_2"])   # {'sess_1': 12, 'sess_2': 0}
+        """
+        if isinstance(session_ids, str):
+            raise ValidationError({"session_ids": ["Must be a list of session ids."]})
+        ids = [check_id(session_id, "session_ids") for session_id in session_ids]
+        M = self.Message
+        query = M.select(M.session, fn.COUNT(M.id)).where(M.session.in_(ids)).group_by(M.session)
+        found = dict(query.tuples())
+        return {session_id: found.get(session_id, 0) for session_id in ids}
+
+    @repository_call()
     def get_stats(self) -> SessionStats:
         """Counts and totals, read in one statement (one consistent snapshot).
 
@@ -336,6 +367,36 @@ class SessionRepository(Repository):
         """
         ((sessions, messages, executions, cost, tokens),) = self._sql.stats.rows()
         return SessionStats(sessions, messages, executions, float(cost), int(tokens))
+
+    @repository_call()
+    def usage(self, *, by: str = "day", since: datetime.datetime | datetime.timedelta) -> list[Usage]:
+        """Messages' tokens and cost since `since`, summed per UTC day (oldest first), or agent or session
+        (costliest first).
+
+        [(u.key, u.tokens, u.cost_usd) for u in repo.usage(by="agent", since=timedelta(days=30))]
+
+        A message's agent is its session's; a day is a datetime.date, an agent None when the session has none.
+        """
+        S, M = self.Session, self.Message
+        if by not in USAGE_GROUPS:
+            raise ValidationError({"by": ["Must be one of %s, not %r." % (", ".join(USAGE_GROUPS), by)]})
+        # Times are whole seconds since 1970 in UTC on every backend, divided as integers by
+        # both: a day is plain arithmetic (toward zero: a message dated before 1970 would count
+        # on the next day).
+        day = M.timestamp / _DAY_SECONDS * _DAY_SECONDS
+        key = {"day": day, "agent": S.agent_id, "session": M.session}[by]
+        cost = fn.SUM(M.cost_usd)
+        query = (
+            M.select(key, fn.SUM(M.token_count), cost, fn.COUNT(peewee.SQL("*")))
+            .join(S, on=(M.session == S.id))
+            .where(M.timestamp >= cutoff_time(since))
+            .group_by(key)
+        )
+        query = query.order_by(key) if by == "day" else query.order_by(cost.desc(), key)
+        return [
+            Usage(_DAY_ONE + datetime.timedelta(days=k // _DAY_SECONDS) if by == "day" else k, int(t), float(c), n)
+            for k, t, c, n in query.tuples()
+        ]
 
     @repository_call(ids=("agent_id",))
     def load_agent_sessions(self, agent_id: str) -> list[Session]:
