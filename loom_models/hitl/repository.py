@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import peewee
-from peewee import SQL, fn
+from peewee import SQL, Case, fn
 
 from ..base import bind_models
 from ..calls import repository_call
@@ -35,13 +35,14 @@ from ..errors import (
     LoomStorageError,
     NotFoundError,
     RequestExpiredError,
+    ValidationError,
 )
 from ..repository import Repository
 from ..statements import Statement
 from ..validation import MAX_INT64, check_id, check_limit, check_seconds, check_time, cutoff_time, input_of, load
 from .models import EXPIRED_BY, PRIORITIES, STATUSES, HumanRequest
 from .schemas import HumanRequestSchema, ResponseSchema, wrong_answer
-from .statements import DECIDED, PENDING, HumanRequestStatements, decided_at
+from .statements import DECIDED, PENDING, RANK, HumanRequestStatements, decided_at
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -123,6 +124,33 @@ class HumanRequestRepository(Repository):
         if limit is not None:
             values["limit"] = check_limit(limit)
         return self._sql.pending(tuple(values)).models(**values)
+
+    @repository_call(ids=("agent_id",))
+    def list_requests(
+        self, *, status: str | None = None, agent_id: str | None = None, limit: int | None = None
+    ) -> tuple[list[HumanRequest], int]:
+        """A page of requests as a person reads them, and how many there are in all.
+
+            page, total = hitl.list_requests(status="approved", agent_id="billing", limit=20)
+
+        The pending ones first, as list_pending orders them; then the decided
+        ones, the latest decided first. A pending request past its deadline is
+        expired, as get_stats counts it.
+        """
+        H = self.HumanRequest
+        now = utc_now()
+        live = (H.status == "pending") & (H.expires_at > now)
+        overdue = (H.status == "pending") & (H.expires_at <= now)
+        query = H.select()
+        if status is not None:
+            query = query.where(_status_is(H, status, live, overdue))
+        if agent_id is not None:
+            query = query.where(H.agent_id == check_id(agent_id, "agent_id"))
+        decided = Case(None, [(overdue, H.expires_at)], decided_at())
+        order = (Case(None, [(live, 0)], 1), Case(None, [(live, RANK)], 0), Case(None, [(live, H.created_at)], 0))
+        with self.backend.snapshot():  # the page and the total from one moment
+            page = list(query.order_by(*order, decided.desc(), H.id).limit(check_limit(limit)))
+            return page, query.count()
 
     @repository_call(ids=("session_id",))
     def list_by_session(self, session_id: str) -> list[HumanRequest]:
@@ -308,6 +336,17 @@ class HumanRequestRepository(Repository):
 
     def _expire(self, statement: Statement, now: datetime.datetime, **values: str) -> int:
         return statement.execute(now=now, by=EXPIRED_BY, **values).rowcount
+
+
+def _status_is(
+    H: type[HumanRequest], status: str, live: peewee.Expression, overdue: peewee.Expression
+) -> peewee.Expression:
+    """The condition of list_requests(status=...): pending ones before, expired ones after their deadline."""
+    if status not in STATUSES:
+        raise ValidationError({"status": ["Must be one of: %s." % ", ".join(STATUSES)]})
+    if status == "pending":
+        return live
+    return (H.status == status) | overdue if status == "expired" else H.status == status
 
 
 def waiting_until(timeout: float | None, poll_interval: float) -> float | None:
