@@ -226,4 +226,4 @@ def main(ctx, data_dir, database_url, as_json):
 logging.getLogger("loom_models").addHandler(logging.NullHandler())
 
 # The commands join `main` as their modules are imported.
-from . import backups, records, schema, upkeep  # noqa: E402, F401
+from . import backups, records, refs, requests, schema, sessions, upkeep, usage  # noqa: E402, F401

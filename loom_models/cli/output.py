@@ -47,6 +47,33 @@ def _text(value) -> str:
     return "%.6f" % value if isinstance(value, float) else str(value)
 
 
+def examples(*commands: str) -> str:
+    """A command's epilog: its examples, the last thing its --help prints (\b: click keeps them as written)."""
+    return "\b\nExamples:\n" + "\n".join("  " + command for command in commands)
+
+
+def money(dollars: float) -> str:
+    """Dollars to the micro-dollar, without trailing zeros past the cents.
+
+    money(0.23950000000000002)   # '$0.2395'
+    money(1234.5)                # '$1,234.50'
+    """
+    text = f"{round(dollars, 6):,.6f}".rstrip("0")
+    return "$" + text + "0" * (2 - len(text.split(".")[1]))
+
+
+def dollars(cost_usd: float) -> float:
+    """A cost for a JSON document: rounded to the micro-dollar, never 0.23947499999999974."""
+    return round(cost_usd, 6)
+
+
+def on_the_point(amounts: list[str]) -> list[str]:
+    """Amounts padded so that their decimal points line up: $0.00045 under $0.000525 reads as the smaller."""
+    split = [amount.split(".") for amount in amounts]
+    whole, fraction = (max(len(part[i]) for part in split) for i in (0, 1))
+    return [w.rjust(whole) + "." + f.ljust(fraction) for w, f in split]
+
+
 def counted(count: int, noun: str) -> str:
     """counted(1, "session") is '1 session', counted(2, "session") '2 sessions'."""
     return "%d %s%s" % (count, noun, "" if count == 1 else "s")
