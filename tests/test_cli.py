@@ -15,10 +15,12 @@ import os
 import pathlib
 import pty
 import re
+import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -205,6 +207,18 @@ def test_a_locked_database_exits_7(sqlite_store, monkeypatch):
 
 
 # -- global options -----------------------------------------------------------------------
+
+
+def test_global_options_go_before_the_command_or_anywhere_after_it(store):
+    first = ok_json(*store.args, "--json", "stats")
+    where = [str(arg) for arg in store.args]
+    location = [where[0] + "=" + where[1]]  # --data-dir=DIR, --database-url=URL
+
+    assert ok_json("stats", "--json", *store.args) == first
+    assert ok_json("sessions", "list", *location, "--limit", "5", "--json") == {"sessions": [], "more": 0}
+    assert ok(run("stats", *store.args)).stdout == ok(store("stats")).stdout  # tables without --json
+    # After "--" nothing is an option of loom-db's.
+    assert fails(run(*store.args, "sessions", "show", "--", "--json"), 3).stderr.startswith("Error: session not found")
 
 
 def test_data_dir_comes_from_the_environment_then_the_working_directory(tmp_path, monkeypatch):
@@ -1121,3 +1135,43 @@ def test_migrate_reports_what_it_did_before_a_damaged_database_stopped_it(sqlite
 
     assert json.loads(result.stdout)["applied"] == {"sessions": ["0004_search_by_rowid"]}
     assert "hitl.db" in result.stderr
+
+
+def test_a_reader_that_stops_early_ends_it_quietly(sqlite_store):
+    with sqlite_store.storage() as storage:
+        storage.references.store(os.urandom(512 * 1024))  # a dump far larger than a pipe holds
+    child = subprocess.Popen(
+        [SCRIPT, *map(str, sqlite_store.args), "dump"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert child.stdout.readline() == b"-- sessions.db\n"
+    child.stdout.close()  # as `| head -1` does
+    assert child.wait(timeout=60) == 128 + signal.SIGPIPE  # as git's, under a shell's pipefail
+    assert child.stderr.read() == b""
+
+
+def test_ctrl_c_exits_130_saying_so(sqlite_store):
+    child = subprocess.Popen(
+        [SCRIPT, *map(str, sqlite_store.args), "demo", "--sessions", "10000"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while sqlite_store.count("sessions", "sessions") == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)  # until it is writing
+    child.send_signal(signal.SIGINT)
+    stdout, stderr = child.communicate(timeout=60)
+    assert (child.returncode, stdout, stderr) == (130, "", "Interrupted.\n")
+
+
+def test_a_loose_data_directory_is_one_line_of_warning(tmp_path):
+    data = tmp_path / "data"
+    assert script("--data-dir", data, "init", capture_output=True).returncode == 0
+    data.chmod(0o755)
+    for command in ("init", "stats"):
+        done = script("--data-dir", data, command, capture_output=True, text=True)
+        assert done.returncode == 0
+        assert done.stderr == "warning: data directory %s has mode 0755; others may read the store (chmod 700 %s)\n" % (
+            data,
+            data,
+        )

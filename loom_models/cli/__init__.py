@@ -13,10 +13,11 @@
     loom-db import records.json                   # sessions, requests, references (documents.py)
     loom-db --database-url postgresql://loom@127.0.0.1/loom --json stats
 
-Global options come before the command. Each command prints a table, or with
+Global options go before the command or anywhere after it. Each command prints a table, or with
 --json exactly one JSON document on stdout. An expected error prints one line on
 stderr and exits with the code of its class (EXIT_CODES); a usage error, one
-line and exit code 2.
+line and exit code 2; Ctrl-C exits 130, and a reader that stops early (`| head`)
+ends it quietly with 141.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ import datetime
 import logging
 import os
 import re
+import signal
+import sys
+import warnings
 
 import click
 
@@ -140,21 +144,71 @@ class Target:
                     raise NotFoundError("no database at %s (`loom-db init` creates one)" % self.path(domain))
 
 
+# The options of `main`, which any command takes too (`loom-db stats --json`); True: it takes a value.
+_GLOBAL_OPTIONS = {"--json": False, "--data-dir": True, "--database-url": True}
+
+
 class _Group(click.Group):
     """A click group that reports an expected error, or a usage error, in one line, with its exit code."""
 
-    def make_context(self, *args, **kwargs):
+    def make_context(self, info_name, args, *more, **kwargs):
         with _usage_in_one_line():
-            return super().make_context(*args, **kwargs)
+            return super().make_context(info_name, _global_options_first(args), *more, **kwargs)
 
     def invoke(self, ctx):
         try:
             with _usage_in_one_line():
-                return storage_call(super().invoke)(ctx)
+                return storage_call(self._invoke_reading_on)(ctx)
         except (LoomStorageError, NotImplementedError) as error:
             code, advice = exit_code(error)
             click.echo("Error: %s. %s" % (" ".join(str(error).split()).rstrip("."), advice), err=True)
             ctx.exit(code)
+        except _ReaderGone:
+            # `loom-db ... | head`: the reader has what it wanted. Quiet, and the
+            # status of a process that SIGPIPE ended, as git's.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+            ctx.exit(128 + signal.SIGPIPE)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(128 + signal.SIGINT)
+
+    def _invoke_reading_on(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            raise _ReaderGone() from None  # not an OSError: no storage error of it
+
+
+class _ReaderGone(Exception):
+    """The reader of stdout closed it."""
+
+
+def _global_options_first(args: list[str]) -> list[str]:
+    """`args` with the global options given after the command moved before it, as click wants them.
+
+    ["stats", "--json"] -> ["--json", "stats"]; whatever follows "--" is left as it is.
+    """
+    before: list[str] = []
+    rest = list(args)
+    while rest and rest[0].startswith("-") and rest[0] != "--":  # the options before the command
+        option = rest.pop(0)
+        before.append(option)
+        if _GLOBAL_OPTIONS.get(option) and rest:
+            before.append(rest.pop(0))
+    moved, kept = [], []
+    while rest:
+        token = rest.pop(0)
+        if token == "--":
+            kept += [token, *rest]
+            break
+        name = token.split("=", 1)[0]
+        if name in _GLOBAL_OPTIONS:
+            moved.append(token)
+            if _GLOBAL_OPTIONS[name] and "=" not in token and rest:
+                moved.append(rest.pop(0))
+        else:
+            kept.append(token)
+    return [*before, *moved, *kept]
 
 
 class _OneLineUsageError(click.UsageError):
@@ -219,6 +273,12 @@ def main(ctx, data_dir, database_url, as_json):
         # open_database would take it for a file name and create that file.
         raise click.BadParameter("must be a URL such as postgresql://user@host/db", param_hint="--database-url")
     ctx.obj = Target(data_dir, database_url, as_json)
+    warnings.showwarning = _one_line_warning
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as a person at a terminal reads it: one line, without the source line that raised it."""
+    click.echo("warning: %s" % str(message).removeprefix("loom_models: "), err=True)
 
 
 # What the library logs (a copy taken, a backup deleted) each command prints
