@@ -1023,6 +1023,31 @@ def test_import_from_a_file_into_the_suite_backend(store, tmp_path):
     assert store.count("sessions", "messages") == 2 and store.count("sessions", "tool_executions") == 1
 
 
+def test_import_of_a_session_the_store_holds_replaces_it_or_takes_another_id(store, tmp_path):
+    fill(store)
+    path = tmp_path / "sess_1.json"
+    path.write_text(ok(store("export", "sess_1")).stdout)
+    document = json.loads(path.read_text())
+    document["messages"] = document["messages"][:1]  # the exported copy, changed since
+    path.write_text(json.dumps(document))
+
+    assert ok_json(*store.args, "--json", "import", path, "--as", "sess_copy")["session_id"] == "sess_copy"
+    assert ok(store("import", path, "--replace")).stdout == "Imported session sess_1: 1 message, 1 tool execution.\n"
+
+    rows = store.sql("sessions", "SELECT id, total_tokens FROM sessions ORDER BY id")
+    assert [session_id for session_id, _ in rows] == ["sess_1", "sess_copy"]
+    assert store.sql("sessions", "SELECT COUNT(*) FROM messages WHERE session_id = 'sess_1'") == [(1,)]
+    assert rows[0][1] == rows[1][1] == document["messages"][0]["token_count"]  # totals of what was imported
+    assert fails(store("import", path, "--replace", "--as", "x"), 2)
+
+
+def test_import_of_a_file_without_a_session_names_it(store, tmp_path):
+    path = tmp_path / "empty.json"
+    path.write_text("{}")
+    assert str(path) in fails(store("import", path), 4).stderr
+    assert store.count("sessions", "sessions") == 0
+
+
 def test_export_of_a_missing_session_exits_3(store):
     assert "session not found: nope" in fails(store("export", "nope"), 3).stderr
 

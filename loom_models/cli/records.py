@@ -188,22 +188,34 @@ def export_command(target, session_id):
 
 @main.command(name="import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--replace", is_flag=True, help="A session the store holds already gives way to the imported one.")
+@click.option("--as", "new_id", metavar="NEW_ID", help="Import the session under this id instead.")
 @click.pass_obj
-def import_command(target, file):
+def import_command(target, file, replace, new_id):
     """Add a session exported by `loom-db export`, or a document of records (FILE, or - for stdin).
 
     A document holds sessions, requests and references (loom_models/documents.py);
-    all of it is checked before anything is written.
+    all of it is checked before anything is written. A session whose id the
+    store holds already is refused, unless --replace or --as NEW_ID.
     """
     document = _read_json(file)
-    importer = _import_document if documents.is_document(document) else _import_session
-    with target.storage() as storage:
-        summary, lines = importer(storage, document)
+    if documents.is_document(document):
+        if replace or new_id:
+            raise click.UsageError("--replace and --as are for one exported session, not a document of records")
+        with target.storage() as storage:
+            summary, lines = _import_document(storage, document)
+    else:
+        if replace and new_id:
+            raise click.UsageError("give --replace or --as, not both")
+        if not isinstance(document, dict) or "id" not in document:  # else it would be a blank new session
+            raise ValidationError({file: ["Holds no exported session (`loom-db export ID` writes one)."]})
+        with target.storage() as storage:
+            summary, lines = _import_session(storage, {**document, "id": new_id or document["id"]}, replace)
     emit(target, summary, lines)
 
 
-def _import_session(storage: Storage, document) -> tuple[dict, list[str]]:
-    session = storage.sessions.import_session(document)
+def _import_session(storage: Storage, document, replace: bool) -> tuple[dict, list[str]]:
+    session = storage.sessions.import_session(document, replace=replace)
     counts = {name: len(document.get(name) or []) for name in ("messages", "tool_executions")}
     line = "Imported session %s: %s, %s." % (
         session.id,

@@ -474,14 +474,15 @@ class SessionRepository(Repository):
         return _DOCUMENT.dump(session)
 
     @repository_call(tells=_session_ids)
-    def import_session(self, document: Mapping[str, Any]) -> Session:
+    def import_session(self, document: Mapping[str, Any], *, replace: bool = False) -> Session:
         """Write an exported session back, its times as exported, in one transaction.
 
             repo.import_session(json.load(open("sess_1.json")))
+            repo.import_session(document, replace=True)   # the stored one, and its messages, give way
 
         The store gives the messages and tool executions new ids, and the totals
         are the sum of the imported messages. An id the store holds already is a
-        ConflictError, and then nothing is written.
+        ConflictError, and then nothing is written, unless `replace`.
         """
         session = load(_DOCUMENT, document)
         messages, executions = session.pop("messages"), session.pop("tool_executions")
@@ -490,6 +491,8 @@ class SessionRepository(Repository):
         session["total_cost_usd"] = math.fsum(m["cost_usd"] for m in messages)
         S = self.Session
         with self.backend.write():
+            if replace:  # in this transaction: a failed import leaves the stored one as it was
+                self._sql.delete_session.execute(id=session["id"])
             if not S.insert(**session).on_conflict_ignore().as_rowcount().execute():
                 raise ConflictError("session already exists: %s" % session["id"])
             for model, rows in ((self.Message, messages), (self.ToolExecution, executions)):
