@@ -116,6 +116,14 @@ def a_store(tmp_path, sessions=1):
     return tmp_path / "data"
 
 
+def test_a_backup_into_the_data_directory_itself_is_refused(tmp_path):
+    data = a_store(tmp_path)
+    for inside in (data, data / "backups", data / "nested" / "..", data / "..dots"):
+        with pytest.raises(ValidationError, match="outside the data directory"):
+            backup.backup_set(data, inside)
+    assert sorted(os.listdir(data)) == sorted(backup.DATABASE_FILES)  # nothing made there
+
+
 def test_backup_set_writes_every_database_as_one_verified_set(tmp_path):
     data = a_store(tmp_path)
 

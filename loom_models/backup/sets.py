@@ -88,6 +88,10 @@ def backup_set(data_dir: Path, backup_dir: Path, keep_days: int = 7, progress: P
     """
     keep_days = _checked_keep_days(keep_days)
     data_dir, backup_dir = os.fspath(data_dir), os.fspath(backup_dir)
+    inside = os.path.relpath(os.path.realpath(backup_dir), os.path.realpath(data_dir))
+    if inside.split(os.sep)[0] != os.pardir:  # the data directory, or a directory in it
+        # A copy beside what it copies is lost with it, and the next backup would copy it again.
+        raise ValidationError({"backup_dir": ["Must be outside the data directory %s." % data_dir]})
     os.makedirs(backup_dir, mode=0o700, exist_ok=True)
     now = datetime.datetime.now(datetime.timezone.utc)
     stamp = now.strftime(copies.STAMP)
