@@ -29,6 +29,7 @@ from loom_models import DiskFullError, cli, db, migrator, open_storage
 from loom_models.backends import sqlite as sqlite_backend
 from loom_models.checkpoints import CheckpointRepository
 from loom_models.cli import EXIT_CODES, main
+from loom_models.cli.output import money, size
 from loom_models.hitl import HumanRequest
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
 from loom_models.storage import DATABASE_FILES, DOMAINS
@@ -420,13 +421,24 @@ def test_stats_of_an_empty_store_are_zero(store):
     }
 
 
+def test_stats_print_cost_as_money_and_sizes_for_people(store):
+    ok(store("demo", "--sessions", "6"))
+    document = ok_json(*store.args, "--json", "stats")
+    printed = dict(re.split(r"\s{2,}", line.strip()) for line in ok(store("stats")).stdout.splitlines())
+
+    assert printed["total cost"] == money(document["sessions"]["total_cost_usd"])
+    assert re.fullmatch(r"\$\d+\.\d{2,6}", printed["total cost"])
+    assert printed["reference size"] == size(document["references"]["bytes"])
+    assert re.fullmatch(r"\d+(\.\d)? (bytes|kB|MB)", printed["reference size"])
+
+
 def test_stats_count_langgraph_threads_as_a_table_and_as_json(store):
     fill(store)
     put_thread(store, "thread-1", checkpoints=3, namespaces=("", "child"))
     put_thread(store, "thread-2", checkpoints=1)
 
     document = ok_json(*store.args, "--json", "stats")
-    printed = dict(line.rsplit(None, 1) for line in ok(store("stats")).stdout.splitlines())
+    printed = dict(re.split(r"\s{2,}", line.strip()) for line in ok(store("stats")).stdout.splitlines())
 
     value_bytes = store.sql("checkpoints", "SELECT SUM(LENGTH(value)) FROM graph_channel_values")[0][0]
     tables = ("graph_checkpoints", "graph_writes", "graph_channel_values")
@@ -444,7 +456,7 @@ def test_stats_count_langgraph_threads_as_a_table_and_as_json(store):
         "checkpoints": "7",
         "checkpoint writes": "7",
         "channel values": "7",
-        "channel value bytes": str(value_bytes),
+        "channel value size": size(value_bytes),
         "graph store items": "0",
     }
     assert printed["sessions"] == "1" and printed["references"] == "0"
@@ -1137,19 +1149,31 @@ def test_the_console_script(tmp_path):
     assert missing.stderr.startswith("Error: session not found: nope") and "Traceback" not in missing.stderr
 
 
-def test_a_progress_bar_only_when_stdout_is_a_terminal(tmp_path):
+def test_a_progress_bar_on_stderr_only_when_stderr_is_a_terminal(tmp_path):
     data = ("--data-dir", tmp_path / "data")
-    ok(run(*data, "init"))
+    ok(run(*data, "demo", "--sessions", "30"))
     quiet = script(*data, "vacuum", capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == ""
 
+    shown, drawn = on_a_terminal_stderr(*data, "vacuum")
+    assert shown.returncode == 0 and "vacuum" in drawn and "4/4" in drawn and "database" in shown.stdout
+    shown, drawn = on_a_terminal_stderr(*data, "backup", tmp_path / "backups")
+    assert shown.returncode == 0 and "backup" in drawn and " kB" in drawn  # measured in bytes
+
+
+def on_a_terminal_stderr(*args) -> tuple[subprocess.CompletedProcess, str]:
+    """loom-db run with its stderr on a pseudo-terminal: its result, and what it drew there."""
     leader, follower = pty.openpty()
     try:
-        shown = script(*data, "vacuum", stdout=follower, stderr=subprocess.PIPE, text=True)
-    finally:
+        result = script(*args, stdout=subprocess.PIPE, stderr=follower, text=True)
         os.close(follower)
+        drawn = b""
+        with contextlib.suppress(OSError):  # EIO: the terminal has no writer left
+            while chunk := os.read(leader, 1 << 16):
+                drawn += chunk
+    finally:
         os.close(leader)
-    assert shown.returncode == 0 and "vacuum" in shown.stderr
+    return result, drawn.decode("utf-8", "replace")
 
 
 def test_migrate_reports_what_it_did_before_a_damaged_database_stopped_it(sqlite_store):

@@ -13,7 +13,7 @@ import re
 import pytest
 import test_cli
 
-from loom_models.cli.refs import size
+from loom_models.cli.output import size
 from loom_models.cli.usage import money
 from loom_models.references import ReferenceType
 from loom_models.sessions import Message, Session

@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
+import os
+import shutil
 import sys
 from typing import TYPE_CHECKING
 
 import click
+from rich import filesize
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
 
 from ..backends import backend_of
 
 if TYPE_CHECKING:
     from . import Target
+
+# The most rows one listing shows (--limit): rich draws some 1,300 rows a second,
+# and a longer listing is for a script, which pages through the Python API.
+MOST_LISTED = 1000
+# The width of a table in a pipe: wide enough that no row is ever wrapped.
+_UNBOUNDED = 1 << 20
 
 
 def emit(target: Target, document, lines: list[str]) -> None:
@@ -25,26 +39,30 @@ def emit(target: Target, document, lines: list[str]) -> None:
 
 
 def table(rows: list[tuple], headers: tuple = ()) -> list[str]:
-    """Rows as aligned columns, numbers to the right.
+    """Rows as aligned columns, numbers to the right, drawn by rich.
 
     table([("sessions", 3)], ("what", "count"))   # ['what      count', 'sessions      3']
+
+    On a terminal the table keeps within its width (rich wraps the widest cells
+    at their words); in a pipe a row is always one line, however long.
     """
-    rows = ([headers] if headers else []) + [tuple(row) for row in rows]
-    if not rows:
+    if not rows and not headers:
         return []
-    texts = [[_text(value) for value in row] for row in rows]
-    widths = [max(len(row[i]) for row in texts) for i in range(len(texts[0]))]
-    return [
-        "  ".join(
-            text.rjust(width) if _number(value) else text.ljust(width)
-            for value, text, width in zip(row, row_texts, widths, strict=True)
-        ).rstrip()
-        for row, row_texts in zip(rows, texts, strict=True)
-    ]
-
-
-def _text(value) -> str:
-    return "%.6f" % value if isinstance(value, float) else str(value)
+    drawn = Table(box=None, show_header=bool(headers), pad_edge=False, header_style="bold")
+    for index, header in enumerate(headers or rows[0]):
+        numbers = any(_number(row[index]) for row in rows)
+        drawn.add_column(str(header) if headers else "", justify="right" if numbers else "left")
+    for row in rows:
+        drawn.add_row(*(Text(str(value)) for value in row))  # Text: a "[" in a value is not markup
+    terminal = sys.stdout.isatty()
+    console = Console(
+        file=io.StringIO(),
+        width=shutil.get_terminal_size().columns if terminal else _UNBOUNDED,
+        force_terminal=terminal,
+        highlight=False,
+    )
+    console.print(drawn)
+    return [line.rstrip() for line in console.file.getvalue().splitlines()]
 
 
 def examples(*commands: str) -> str:
@@ -84,30 +102,53 @@ def _number(value) -> bool:
 
 
 @contextlib.contextmanager
-def progress(label: str, length: int | None):
-    """A function advance(n) moving a progress bar on stderr, shown only when stdout is a terminal.
+def progress(label: str, total: int | None, *, in_bytes: bool = False):
+    """A function advance(n) moving a progress bar on stderr, drawn only when stderr is a terminal.
 
         with progress("vacuum", 3) as advance: ... advance(1)
+        with progress("backup", 252862464, in_bytes=True) as advance: ... advance(4096)
 
-    The bar goes to stderr so that stdout stays one document even on a terminal.
+    On stderr, stdout stays one document; in a pipe or a log, nothing is drawn.
+    A total of None (a length unknown) draws a bar that only says it is moving.
     """
-    if length is None or not sys.stdout.isatty():
+    if not sys.stderr.isatty():
         yield lambda n: None
         return
-    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
-        yield bar.update
+    counts = (DownloadColumn(binary_units=False),) if in_bytes else (MofNCompleteColumn(),)
+    columns = (TextColumn("{task.description}"), BarColumn(), *counts, TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
 
 
-def copy_progress(advance):
-    """A backup progress callback (remaining, total pages) moving a bar 100 steps a database."""
-    done = [0]
+def copy_progress(advance, sizes: list[int]):
+    """A copy's progress callback (remaining, total pages) moving a bar in bytes.
+
+    The databases are copied in turn, of these sizes: each copy that ends
+    (no page remaining) moves the bar on to the next.
+    """
+    done = shown = 0
 
     def report(remaining: int, total: int) -> None:
-        percent = 100 - 100 * remaining // total if total else 100
-        advance(max(percent - done[0], 0))
-        done[0] = 0 if percent == 100 else percent  # the next database starts from 0
+        nonlocal done, shown
+        size = sizes[done] if done < len(sizes) else 0
+        now = sum(sizes[:done]) + (size * (total - remaining) // total if total else size)
+        advance(now - shown)
+        shown = now
+        if remaining == 0:
+            done += 1
 
     return report
+
+
+def file_sizes(*paths: str) -> list[int]:
+    """The bytes of each SQLite database, its write-ahead log included (a copy reads both); 0 if missing."""
+    return [sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p)) for path in paths]
+
+
+def size(count: int) -> str:
+    """A number of bytes as a person reads it: size(252862464) is '252.9 MB'."""
+    return filesize.decimal(count)
 
 
 def label(database) -> str:

@@ -19,14 +19,11 @@ import click
 from ..errors import ConflictError, NotFoundError, NotWritableError, ValidationError
 from ..references import Reference
 from . import main
-from .output import emit, examples, table
+from .output import MOST_LISTED, emit, examples, size, table
 
 # How much of an id a listing shows: a SHA-256's start tells it apart.
 SHORT_ID = 12
 _HEX = re.compile(r"[0-9a-f]{4,64}")
-_UNITS = ("bytes", "kB", "MB", "GB", "TB")
-# The most references one listing shows.
-_MOST = 10_000
 
 
 @main.group(
@@ -46,7 +43,9 @@ def refs():
         "loom-db refs list", "loom-db refs list --limit 500", "loom-db --json refs list | jq '.references[].id'"
     ),
 )
-@click.option("--limit", type=click.IntRange(1, _MOST), default=50, show_default=True, help="How many to list at most.")
+@click.option(
+    "--limit", type=click.IntRange(1, MOST_LISTED), default=50, show_default=True, help="How many to list at most."
+)
 @click.pass_obj
 def list_command(target, limit):
     """Live references, newest first: id, type, size, count of references, expiry."""
@@ -56,8 +55,10 @@ def list_command(target, limit):
     document = {"references": [_metadata(r) for r in page], "more": more}
     headers = ("id", "type", "size", "refs", "created", "expires")
     lines = table([_row(r) for r in page], headers) if page else ["No references."]
-    if more and limit < _MOST:
-        lines.append("... more than %d; `loom-db refs list --limit %d` lists more" % (limit, min(limit * 10, _MOST)))
+    if more and limit < MOST_LISTED:
+        lines.append(
+            "... more than %d; `loom-db refs list --limit %d` lists more" % (limit, min(limit * 10, MOST_LISTED))
+        )
     elif more:
         lines.append("... more than %d, the most one listing shows" % limit)
     emit(target, document, lines)
@@ -165,15 +166,3 @@ def _shown(reference: Reference) -> tuple:
 
 def _when(moment: datetime.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def size(count: int) -> str:
-    """A size for people, in powers of 1000: size(1_234_567) is '1.2 MB', size(512) '512 bytes'."""
-    if count < 1000:
-        return "1 byte" if count == 1 else "%d bytes" % count
-    value = float(count)
-    for unit in _UNITS[1:]:
-        value /= 1000
-        if value < 999.95 or unit == _UNITS[-1]:
-            return "%.1f %s" % (value, unit)
-    raise AssertionError("unreachable")

@@ -23,7 +23,7 @@ from ..errors import ConflictError
 from ..hitl.models import STATUSES, HumanRequest
 from ..hitl.schemas import HumanRequestSchema
 from . import main
-from .output import emit, examples, table
+from .output import MOST_LISTED, emit, examples, table
 
 _SCHEMA = HumanRequestSchema()
 # The width a listing fits when the terminal's is unknown (a pipe), and the least a question gets.
@@ -49,7 +49,7 @@ def requests_group():
 )
 @click.option("--status", type=click.Choice(STATUSES), help="Only the requests of this status.")
 @click.option("--agent", metavar="AGENT", help="Only the requests of this agent.")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True, help="How many to list.")
+@click.option("--limit", type=click.IntRange(1, MOST_LISTED), default=20, show_default=True, help="How many to list.")
 @click.pass_obj
 def list_command(target, status, agent, limit):
     """Pending requests first, the most urgent and then the oldest on top; then the decided ones, latest first.

@@ -22,12 +22,10 @@ import click
 from ..errors import NotFoundError
 from ..sessions import Message, Session
 from . import main
-from .output import counted, dollars, emit, examples, money, on_the_point, table
+from .output import MOST_LISTED, counted, dollars, emit, examples, money, on_the_point, table
 
 # The width a line of `show` and `search` keeps within.
 _WIDTH = 100
-# The most sessions one listing shows.
-_MOST = 10_000
 
 
 @main.group(
@@ -55,7 +53,7 @@ def sessions():
 @click.option("--agent", metavar="AGENT", help="Only the sessions of this agent.")
 @click.option(
     "--limit",
-    type=click.IntRange(1, _MOST),
+    type=click.IntRange(1, MOST_LISTED),
     default=20,
     show_default=True,
     help="How many sessions to show, the most recently updated first.",
@@ -109,7 +107,7 @@ def _list_lines(page: list[Session], counts: list[int], more: int, limit: int, a
     ]
     lines = table(rows, ("id", "agent", "messages", "tokens", "cost".rjust(len(costs[0])), "updated"))
     if more:
-        wider = min(limit + more, _MOST)
+        wider = min(limit + more, MOST_LISTED)
         how = "lists them all" if wider == limit + more else "lists more"
         lines.append("... and %d more (--limit %d %s)" % (more, wider, how))
     return lines
@@ -227,7 +225,7 @@ def _compact(value) -> str:
 )
 @click.argument("query")
 @click.option(
-    "--limit", type=click.IntRange(1, _MOST), default=20, show_default=True, help="How many messages to show."
+    "--limit", type=click.IntRange(1, MOST_LISTED), default=20, show_default=True, help="How many messages to show."
 )
 @click.pass_obj
 def search(target, query, limit):

@@ -6,7 +6,7 @@ import click
 
 from .. import maintenance
 from . import main
-from .output import emit, label, progress, table
+from .output import emit, label, money, progress, size, table
 
 # -- what is in the store ------------------------------------------------------------------
 
@@ -26,19 +26,19 @@ def stats_lines(document: dict) -> list[str]:
         ("sessions", sessions["session_count"]),
         ("messages", sessions["message_count"]),
         ("tool executions", sessions["tool_execution_count"]),
-        ("total cost (USD)", sessions["total_cost_usd"]),
+        ("total cost", money(sessions["total_cost_usd"])),
         ("total tokens", sessions["total_tokens"]),
     ]
     rows += [("requests %s" % status, n) for status, n in requests["by_status"].items()]
     rows += [("pending %s" % priority, n) for priority, n in requests["pending_by_priority"].items()]
-    rows += [("references", document["references"]["count"]), ("reference bytes", document["references"]["bytes"])]
+    rows += [("references", document["references"]["count"]), ("reference size", size(document["references"]["bytes"]))]
     graphs = document["checkpoints"]
     rows += [
         ("graph threads", graphs["threads"]),
         ("checkpoints", graphs["checkpoints"]),
         ("checkpoint writes", graphs["writes"]),
         ("channel values", graphs["values"]),
-        ("channel value bytes", graphs["value_bytes"]),
+        ("channel value size", size(graphs["value_bytes"])),
         ("graph store items", graphs["store_items"]),
     ]
     return table(rows)
@@ -76,9 +76,9 @@ def _check_lines(reports: list[dict]) -> list[str]:
 def _figures(report: dict) -> str:
     figures = []
     if "sizes" in report:
-        figures.append("%(database_bytes)d bytes" % report["sizes"])
+        figures.append(size(report["sizes"]["database_bytes"]))
     if "sizes" in report and report["backend"] == "sqlite":
-        figures.append("WAL %(wal_bytes)d bytes" % report["sizes"])
+        figures.append("WAL %s" % size(report["sizes"]["wal_bytes"]))
     if "fragmentation" in report:
         figures.append("%(freelist_count)d of %(page_count)d pages free" % report["fragmentation"])
     return "; ".join(figures)
@@ -96,7 +96,8 @@ def vacuum(target):
             rows.append((label(database), before, maintenance.sizes(database).database_bytes))
             advance(1)
     document = [dict(zip(("database", "bytes_before", "bytes_after"), row, strict=True)) for row in rows]
-    emit(target, {"databases": document}, table(rows, ("database", "bytes before", "bytes after")))
+    shown = [(name, size(before), size(after)) for name, before, after in rows]
+    emit(target, {"databases": document}, table(shown, ("database", "size before", "size after")))
 
 
 @main.command()
