@@ -99,13 +99,19 @@ def is_document(document: Any) -> bool:
     return isinstance(document, Mapping) and any(kind in document for kind in KINDS)
 
 
-def load_document(storage: Storage, source: str | os.PathLike | Mapping) -> LoadedDocument:
+def load_document(
+    storage: Storage, source: str | os.PathLike | Mapping, progress: Callable[[int, int], object] | None = None
+) -> LoadedDocument:
     """Check a document (a file's path, or the document), then write all of it or nothing.
 
     load_document(storage, "records.json").requests[0].status
+
+    `progress(rows, total)` follows the writing: called after each record with
+    the rows it wrote (a session's are itself, its messages and its tool
+    executions) and the rows of the whole document.
     """
     document = _read(source) if isinstance(source, (str, os.PathLike)) else source
-    return _write(storage, *_checked(document))
+    return _write(storage, *_checked(document), progress or (lambda rows, total: None))
 
 
 def store_request(
@@ -137,13 +143,23 @@ def _read(path: str | os.PathLike) -> Any:
 
 
 @storage_call
-def _write(storage: Storage, sessions: list, requests: list, references: list) -> LoadedDocument:
+def _write(
+    storage: Storage, sessions: list, requests: list, references: list, progress: Callable[[int, int], object]
+) -> LoadedDocument:
+    rows = [1 + len(s.get("messages") or []) + len(s.get("tool_executions") or []) for s in sessions]
+    total = sum(rows) + len(requests) + len(references)
+    loaded = LoadedDocument([], [], [])
     with _all_or_nothing(storage):
-        return LoadedDocument(
-            [storage.sessions.import_session(session) for session in sessions],
-            [store_request(storage.hitl, request, status, **answer) for request, status, answer in requests],
-            [storage.references.store(**reference) for reference in references],
-        )
+        for session, written in zip(sessions, rows, strict=True):
+            loaded.sessions.append(storage.sessions.import_session(session))
+            progress(written, total)
+        for request, status, answer in requests:
+            loaded.requests.append(store_request(storage.hitl, request, status, **answer))
+            progress(1, total)
+        for reference in references:
+            loaded.references.append(storage.references.store(**reference))
+            progress(1, total)
+    return loaded
 
 
 @contextlib.contextmanager

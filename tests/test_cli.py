@@ -1151,7 +1151,8 @@ def test_the_console_script(tmp_path):
 
 def test_a_progress_bar_on_stderr_only_when_stderr_is_a_terminal(tmp_path):
     data = ("--data-dir", tmp_path / "data")
-    ok(run(*data, "demo", "--sessions", "30"))
+    shown, drawn = on_a_terminal_stderr(*data, "demo", "--sessions", "30")
+    assert shown.returncode == 0 and "demo" in drawn and "30/30" in drawn
     quiet = script(*data, "vacuum", capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stderr == ""
 
@@ -1159,6 +1160,14 @@ def test_a_progress_bar_on_stderr_only_when_stderr_is_a_terminal(tmp_path):
     assert shown.returncode == 0 and "vacuum" in drawn and "4/4" in drawn and "database" in shown.stdout
     shown, drawn = on_a_terminal_stderr(*data, "backup", tmp_path / "backups")
     assert shown.returncode == 0 and "backup" in drawn and " kB" in drawn  # measured in bytes
+    shown, drawn = on_a_terminal_stderr(*data, "dump", tmp_path / "dump")
+    assert shown.returncode == 0 and "dump" in drawn and "4/4" in drawn
+
+    session = json.loads(script(*data, "sessions", "list", "--limit", "1", "--json", capture_output=True).stdout)
+    exported = tmp_path / "session.json"
+    exported.write_text(script(*data, "export", session["sessions"][0]["id"], capture_output=True, text=True).stdout)
+    shown, drawn = on_a_terminal_stderr(*data, "import", exported, "--as", "copied")
+    assert shown.returncode == 0 and "import" in drawn and "6/6" in drawn  # rows: the session, 4 messages, 1 call
 
 
 def on_a_terminal_stderr(*args) -> tuple[subprocess.CompletedProcess, str]:
@@ -1198,19 +1207,26 @@ def test_a_reader_that_stops_early_ends_it_quietly(sqlite_store):
     assert child.stderr.read() == b""
 
 
-def test_ctrl_c_exits_130_saying_so(sqlite_store):
+def test_ctrl_c_exits_130_saying_so_and_leaves_whole_demo_sessions_only(store):
     child = subprocess.Popen(
-        [SCRIPT, *map(str, sqlite_store.args), "demo", "--sessions", "10000"],
+        [SCRIPT, *map(str, store.args), "demo", "--sessions", "10000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     deadline = time.monotonic() + 60
-    while sqlite_store.count("sessions", "sessions") == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)  # until it is writing
+    while store.count("sessions", "sessions") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until it is writing
     child.send_signal(signal.SIGINT)
     stdout, stderr = child.communicate(timeout=60)
     assert (child.returncode, stdout, stderr) == (130, "", "Interrupted.\n")
+
+    added = store.count("sessions", "sessions")
+    assert 3 <= added < 10000
+    assert store.count("sessions", "messages") == 4 * added  # each with its four messages,
+    assert store.count("sessions", "tool_executions") == added  # its tool execution,
+    assert store.count("hitl", "human_requests") == added  # its request to a person
+    assert store.count("references", "reference_store") == added  # and its reference
 
 
 def test_a_loose_data_directory_is_one_line_of_warning(tmp_path):

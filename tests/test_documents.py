@@ -15,7 +15,7 @@ import pathlib
 import pytest
 
 from loom_models import ConflictError, ValidationError, open_storage
-from loom_models.documents import is_document
+from loom_models.documents import is_document, load_document
 from loom_models.hitl import HumanRequestSchema
 from loom_models.references import ReferenceType
 from loom_models.testing import SessionFactory, load_fixture
@@ -80,6 +80,26 @@ def test_a_fixture_loads_every_kind(loom_storage):
     assert sql(
         loom_storage, "references", "SELECT type FROM reference_store WHERE id = ?", loaded.references[1].id
     ) == [(4,)]
+
+
+def test_progress_is_told_the_rows_each_record_wrote_and_the_whole(loom_storage):
+    told = []
+    load_document(loom_storage, copy.deepcopy(SAMPLE), progress=lambda rows, total: told.append((rows, total)))
+
+    written = sum(row_counts(loom_storage).values())
+    assert [total for _, total in told] == [written] * len(told)
+    assert sum(rows for rows, _ in told) == written
+    assert len(told) == sum(len(SAMPLE.get(kind, [])) for kind in ("sessions", "requests", "references"))
+
+
+def test_import_session_tells_progress_the_rows_a_batch_at_a_time(loom_storage):
+    session = SessionFactory.create(storage=loom_storage, messages=1200, tool_executions=3)
+    document = loom_storage.sessions.export_session(session.id)
+    told = []
+
+    loom_storage.sessions.import_session({**document, "id": "copy"}, progress=told.append)
+
+    assert sum(told) == 1 + 1200 + 3 and told[0] == 1 and len(told) > 3  # the messages in more than one batch
 
 
 def test_what_was_loaded_reads_back_as_given(loom_storage):

@@ -102,7 +102,11 @@ def dump(target, directory):
         databases = {domain: getattr(storage, domain).database for domain in DOMAINS}
         if directory is not None:
             os.makedirs(directory, mode=0o700, exist_ok=True)
-            paths = [backups.dump_sql(db, os.path.join(directory, "%s.sql" % d)) for d, db in databases.items()]
+            with progress("dump", len(databases)) as advance:
+                paths = []
+                for domain, database in databases.items():
+                    paths.append(backups.dump_sql(database, os.path.join(directory, "%s.sql" % domain)))
+                    advance(1)
             emit(target, {"written": paths}, ["Wrote %s" % path for path in paths])
         elif target.json:
             _stream_json({domain: backups.iter_dump(database) for domain, database in databases.items()})

@@ -55,14 +55,15 @@ def table(rows: list[tuple], headers: tuple = ()) -> list[str]:
     for row in rows:
         drawn.add_row(*(Text(str(value)) for value in row))  # Text: a "[" in a value is not markup
     terminal = sys.stdout.isatty()
+    drawing = io.StringIO()
     console = Console(
-        file=io.StringIO(),
+        file=drawing,
         width=shutil.get_terminal_size().columns if terminal else _UNBOUNDED,
         force_terminal=terminal,
         highlight=False,
     )
     console.print(drawn)
-    return [line.rstrip() for line in console.file.getvalue().splitlines()]
+    return [line.rstrip() for line in drawing.getvalue().splitlines()]
 
 
 def examples(*commands: str) -> str:
@@ -103,22 +104,23 @@ def _number(value) -> bool:
 
 @contextlib.contextmanager
 def progress(label: str, total: int | None, *, in_bytes: bool = False):
-    """A function advance(n) moving a progress bar on stderr, drawn only when stderr is a terminal.
+    """A function advance(n, total=None) moving a progress bar on stderr, drawn only when stderr is a terminal.
 
         with progress("vacuum", 3) as advance: ... advance(1)
         with progress("backup", 252862464, in_bytes=True) as advance: ... advance(4096)
+        with progress("import", None) as advance: ... advance(500, total=12000)   # the total once known
 
     On stderr, stdout stays one document; in a pipe or a log, nothing is drawn.
-    A total of None (a length unknown) draws a bar that only says it is moving.
+    While the total is None, the bar only says that it is moving.
     """
     if not sys.stderr.isatty():
-        yield lambda n: None
+        yield lambda n, total=None: None
         return
     counts = (DownloadColumn(binary_units=False),) if in_bytes else (MofNCompleteColumn(),)
     columns = (TextColumn("{task.description}"), BarColumn(), *counts, TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+        yield lambda n, total=None: bar.update(task, advance=n, total=total)
 
 
 def copy_progress(advance, sizes: list[int]):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import os
+import signal
+from collections.abc import Iterator
 
 import click
 
@@ -202,8 +205,8 @@ def import_command(target, file, replace, new_id):
     if documents.is_document(document):
         if replace or new_id:
             raise click.UsageError("--replace and --as are for one exported session, not a document of records")
-        with target.storage() as storage:
-            summary, lines = _import_document(storage, document)
+        with target.storage() as storage, progress("import", None) as advance:
+            summary, lines = _import_document(storage, document, advance)
     else:
         if replace and new_id:
             raise click.UsageError("give --replace or --as, not both")
@@ -215,8 +218,10 @@ def import_command(target, file, replace, new_id):
 
 
 def _import_session(storage: Storage, document, replace: bool) -> tuple[dict, list[str]]:
-    session = storage.sessions.import_session(document, replace=replace)
-    counts = {name: len(document.get(name) or []) for name in ("messages", "tool_executions")}
+    # Counted before import_session checks them: a list is what it will accept.
+    counts = {name: _length(document.get(name)) for name in ("messages", "tool_executions")}
+    with progress("import", 1 + sum(counts.values())) as advance:
+        session = storage.sessions.import_session(document, replace=replace, progress=advance)
     line = "Imported session %s: %s, %s." % (
         session.id,
         counted(counts["messages"], "message"),
@@ -225,8 +230,12 @@ def _import_session(storage: Storage, document, replace: bool) -> tuple[dict, li
     return {"session_id": session.id, **counts}, [line]
 
 
-def _import_document(storage: Storage, document) -> tuple[dict, list[str]]:
-    loaded = documents.load_document(storage, document)
+def _length(items) -> int:
+    return len(items) if isinstance(items, list) else 0
+
+
+def _import_document(storage: Storage, document, advance) -> tuple[dict, list[str]]:
+    loaded = documents.load_document(storage, document, progress=advance)
     ids = {kind: [item.id for item in getattr(loaded, kind)] for kind in documents.KINDS}
     counts = [counted(len(ids[kind]), kind[:-1]) for kind in documents.KINDS]  # kinds are plurals: sessions
     return ids, ["Imported %s." % ", ".join(counts)]
@@ -281,11 +290,23 @@ def demo(target, count):
             "loom-db demo makes its sample data with factory_boy and Faker, which are not installed here:"
             " pip install 'loom-models[testing]'"
         ) from error
-    with target.storage(create=True) as storage:
+    with target.storage(create=True) as storage, progress("demo", count) as advance:
         for index in range(count):
-            session = factories.SessionFactory.create(storage=storage, messages=4, tool_executions=1)
-            state = _DEMO_REQUESTS[index % len(_DEMO_REQUESTS)]
-            factories.HumanRequestFactory.create(storage=storage, session=session, **state)
-            factories.ReferenceFactory.create(storage=storage, expiring=index % 2 == 1)
+            with _uninterrupted():  # Ctrl-C: whole sample sessions only, each with its request and reference
+                session = factories.SessionFactory.create(storage=storage, messages=4, tool_executions=1)
+                state = _DEMO_REQUESTS[index % len(_DEMO_REQUESTS)]
+                factories.HumanRequestFactory.create(storage=storage, session=session, **state)
+                factories.ReferenceFactory.create(storage=storage, expiring=index % 2 == 1)
+            advance(1)
         document = storage.stats()
     emit(target, document, ["Added %d sample sessions to %s" % (count, target.where()), *stats_lines(document)])
+
+
+@contextlib.contextmanager
+def _uninterrupted() -> Iterator[None]:
+    """Hold back SIGINT until the block is done: a Ctrl-C then interrupts at its end, not in its middle."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back is raised here

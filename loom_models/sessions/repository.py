@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import peewee
@@ -474,7 +474,13 @@ class SessionRepository(Repository):
         return _DOCUMENT.dump(session)
 
     @repository_call(tells=_session_ids)
-    def import_session(self, document: Mapping[str, Any], *, replace: bool = False) -> Session:
+    def import_session(
+        self,
+        document: Mapping[str, Any],
+        *,
+        replace: bool = False,
+        progress: Callable[[int], object] | None = None,
+    ) -> Session:
         """Write an exported session back, its times as exported, in one transaction.
 
             repo.import_session(json.load(open("sess_1.json")))
@@ -483,6 +489,8 @@ class SessionRepository(Repository):
         The store gives the messages and tool executions new ids, and the totals
         are the sum of the imported messages. An id the store holds already is a
         ConflictError, and then nothing is written, unless `replace`.
+        `progress(rows)` is told the rows written as they are: the session, then
+        its messages and tool executions a batch at a time.
         """
         session = load(_DOCUMENT, document)
         messages, executions = session.pop("messages"), session.pop("tool_executions")
@@ -495,10 +503,13 @@ class SessionRepository(Repository):
                 self._sql.delete_session.execute(id=session["id"])
             if not S.insert(**session).on_conflict_ignore().as_rowcount().execute():
                 raise ConflictError("session already exists: %s" % session["id"])
+            written = progress or (lambda rows: None)
+            written(1)
             for model, rows in ((self.Message, messages), (self.ToolExecution, executions)):
                 for start in range(0, len(rows), _INSERT_BATCH):
                     batch = [{**row, "session": session["id"]} for row in rows[start : start + _INSERT_BATCH]]
                     model.insert_many(batch).execute()
+                    written(len(batch))
             return S.get(S.id == session["id"])
 
     def _add_to_totals(self, session_id: str, rows: list[dict]) -> datetime.datetime:
