@@ -10,9 +10,12 @@ import hashlib
 import json
 import re
 
+import click
 import pytest
 import test_cli
+from click.testing import CliRunner
 
+from loom_models.cli import main
 from loom_models.cli.output import size
 from loom_models.cli.usage import money
 from loom_models.references import ReferenceType
@@ -248,11 +251,40 @@ def test_refs_show_of_a_missing_reference_or_directory_exits_3(stored, tmp_path)
     assert "Error: " in loom(store, "refs", "show", "not-an-id", code=4).stderr
 
 
-def test_help_ends_with_examples(store):
-    for command in (["usage"], ["refs", "list"], ["refs", "show"], ["refs"]):
-        text = script(*command, "--help", capture_output=True, text=True).stdout
-        examples = text.split("Examples:")[1].split("Options:")[0].strip().splitlines()
-        assert 2 <= len(examples) <= 3 and all(line.strip().startswith("loom-db ") for line in examples), text
+def every_command(group=main, path=()):
+    """The path of every command and group under `group`: ("sessions",), ("sessions", "list"), ..."""
+    for name, command in group.commands.items():
+        yield (*path, name)
+        if isinstance(command, click.Group):
+            yield from every_command(command, (*path, name))
+
+
+def help_of(*path: str) -> str:
+    done = CliRunner(env={"COLUMNS": "80"}).invoke(main, [*path, "--help"])
+    assert done.exit_code == 0, done.output
+    return done.output
+
+
+def test_the_help_of_every_command_ends_with_two_or_three_examples():
+    paths = list(every_command())
+    assert len(paths) > 30 and ("requests", "approve") in paths
+    for path in paths:
+        text = help_of(*path)
+        examples = text.rsplit("Examples:", 1)[-1].strip().splitlines()
+        assert "Examples:" in text and 2 <= len(examples) <= 3, text
+        assert all(line.strip().startswith("loom-db ") for line in examples), text
+        assert max(map(len, text.splitlines())) <= 80, text
+
+
+def test_the_top_level_help_lists_every_command_once_by_group():
+    text = help_of()
+    sections = re.findall(r"\n(\S[^\n]*):\n((?:  \S[^\n]*\n)+)", text)
+    listed = {title: [line.split()[0] for line in body.splitlines()] for title, body in sections}
+
+    assert list(listed)[1:] == ["Look at the store", "Act on it", "Look after the files"]  # after Options
+    commands = [name for title, names in listed.items() if title != "Options" for name in names]
+    assert sorted(commands) == sorted(main.commands)  # each once, none left to "Other commands"
+    assert "..." not in text.split("\n", 1)[1]  # a summary cut short reads as a fault (the usage line has one)
 
 
 def test_sizes_for_people():

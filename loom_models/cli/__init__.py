@@ -148,8 +148,44 @@ class Target:
 _GLOBAL_OPTIONS = {"--json": False, "--data-dir": True, "--database-url": True}
 
 
+# The top-level help lists the commands in these groups, in this order.
+_SECTIONS = {
+    "Look at the store": ("stats", "usage", "sessions", "refs", "export"),
+    "Act on it": ("requests", "import", "demo", "prune", "expire", "gc"),
+    "Look after the files": (
+        "init",
+        "migrate",
+        "check",
+        "backup",
+        "restore",
+        "dump",
+        "vacuum",
+        "analyze",
+        "checkpoint",
+    ),
+}
+
+
 class _Group(click.Group):
-    """A click group that reports an expected error, or a usage error, in one line, with its exit code."""
+    """A click group that reports an expected error, or a usage error, in one line, with its exit code.
+
+    Its help lists the commands by _SECTIONS; one left out of them is listed last, never hidden.
+    """
+
+    def format_commands(self, ctx, formatter):
+        names = self.list_commands(ctx)
+        width = max(map(len, names))
+        listed = [name for section in _SECTIONS.values() for name in section]
+        sections = [*_SECTIONS.items(), ("Other commands", [name for name in names if name not in listed])]
+        for title, section in sections:
+            rows = []
+            for name in section:
+                command = self.get_command(ctx, name)
+                if command is not None and not command.hidden:
+                    rows.append((name.ljust(width), command.get_short_help_str(formatter.width - 6 - width)))
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
     def make_context(self, info_name, args, *more, **kwargs):
         with _usage_in_one_line():
@@ -266,7 +302,7 @@ class Duration(click.ParamType):
 @click.version_option(package_name="loom-models")
 @click.pass_context
 def main(ctx, data_dir, database_url, as_json):
-    """Look after a Loom store: migrate, check, back up, restore, prune, export."""
+    """Look at a Loom store, act on what it holds, and look after its files."""
     if database_url is not None and ctx.get_parameter_source("data_dir") == click.core.ParameterSource.COMMANDLINE:
         raise click.UsageError("give --data-dir or --database-url, not both")
     if database_url is not None and "://" not in database_url:

@@ -10,12 +10,20 @@ import click
 from .. import backup as backups
 from ..storage import DOMAINS
 from . import main
-from .output import copy_progress, emit, file_sizes, progress
+from .output import copy_progress, emit, examples, file_sizes, progress
 
 # -- backups -------------------------------------------------------------------------------
 
 
-@main.command(name="backup")
+@main.command(
+    name="backup",
+    short_help="Back up every database as one verified set.",
+    epilog=examples(
+        "loom-db backup /srv/backups",
+        "loom-db backup /srv/backups --keep-days 14",
+        "loom-db --json backup /srv/backups | jq .written",
+    ),
+)
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option(
     "--keep-days",
@@ -47,7 +55,13 @@ def backup_command(target, directory, keep_days):
         raise error
 
 
-@main.command()
+@main.command(
+    short_help="Put a backup set, or one database of it, back.",
+    epilog=examples(
+        "loom-db restore /srv/backups/loom-20261126T120000Z",
+        "loom-db restore /srv/backups/loom-20261126T120000Z/hitl.db",
+    ),
+)
 @click.argument("backup", metavar="FILE|SET", type=click.Path(exists=True))
 @click.option(
     "--database",
@@ -89,7 +103,10 @@ def _domain_of(backup_file: str) -> str:
     return found[0]
 
 
-@main.command()
+@main.command(
+    short_help="Write each database as SQL.",
+    epilog=examples("loom-db dump > store.sql", "loom-db dump /srv/dumps", "loom-db --json dump | jq -r .sessions"),
+)
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 @click.pass_obj
 def dump(target, directory):

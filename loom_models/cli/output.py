@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import io
 import json
 import os
@@ -91,6 +92,13 @@ def on_the_point(amounts: list[str]) -> list[str]:
     split = [amount.split(".") for amount in amounts]
     whole, fraction = (max(len(part[i]) for part in split) for i in (0, 1))
     return [w.rjust(whole) + "." + f.ljust(fraction) for w, f in split]
+
+
+def at(moment: datetime.datetime, *, seconds: bool = False) -> str:
+    """A time in UTC, saying so: at(moment) is '2026-12-07 09:30 UTC' (a naive time is taken as UTC)."""
+    utc = datetime.timezone.utc
+    moment = moment.replace(tzinfo=utc) if moment.tzinfo is None else moment.astimezone(utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
 
 
 def counted(count: int, noun: str) -> str:

@@ -16,7 +16,7 @@ from .. import documents
 from ..errors import ValidationError
 from ..storage import Storage
 from . import Duration, main
-from .output import counted, emit, progress, table
+from .output import at, counted, emit, examples, progress, table
 from .upkeep import stats_lines
 
 # A file read for import, a chunk at a time (for the progress bar).
@@ -30,7 +30,7 @@ _END_OF_TIME = datetime.datetime.max.replace(tzinfo=datetime.timezone.utc)
 # -- retention -----------------------------------------------------------------------------
 
 
-@main.command()
+@main.command(epilog=examples("loom-db gc", "loom-db --json gc"))
 @click.pass_obj
 def gc(target):
     """Remove expired and unreferenced references."""
@@ -39,7 +39,7 @@ def gc(target):
     emit(target, {"removed": removed}, ["Removed %s." % counted(removed, "reference")])
 
 
-@main.command()
+@main.command(epilog=examples("loom-db expire", "loom-db --json expire"))
 @click.pass_obj
 def expire(target):
     """Mark pending requests past their deadline expired."""
@@ -48,7 +48,14 @@ def expire(target):
     emit(target, {"expired": expired}, ["Expired %s." % counted(expired, "request")])
 
 
-@main.command()
+@main.command(
+    short_help="Delete old sessions, decided requests and idle threads.",
+    epilog=examples(
+        "loom-db prune --older-than 30d --dry-run",
+        "loom-db prune --older-than 90d",
+        "loom-db prune --threads-older-than 30d --keep-latest",
+    ),
+)
 @click.option(
     "--older-than",
     type=Duration(),
@@ -108,17 +115,15 @@ def _prune_records(storage: Storage, cutoff: datetime.datetime, dry_run: bool) -
         counts = storage.sessions.delete_sessions_older_than(cutoff), storage.hitl.delete_older_than(cutoff)
     what = "%s not updated since %s (with their messages and tool executions) and %s decided before then." % (
         counted(counts[0], "session"),
-        _at(cutoff),
+        at(cutoff),
         counted(counts[1], "request"),
     )
     document = {"cutoff": cutoff.isoformat(), "sessions": counts[0], "requests": counts[1]}
     if not dry_run:
         return _Pruned(document, "Deleted " + what)
     document.update(session_ids=[s.id for s in sessions], request_ids=[r.id for r in requests])
-    rows = [("session", s.id, s.agent_id or "", "updated %s" % _when(s.updated_at)) for s in sessions]
-    rows += [
-        ("request", r.id, r.agent_id, "%s %s" % (r.status, _when(r.responded_at or r.created_at))) for r in requests
-    ]
+    rows = [("session", s.id, s.agent_id or "", "updated %s" % at(s.updated_at)) for s in sessions]
+    rows += [("request", r.id, r.agent_id, "%s %s" % (r.status, at(r.responded_at or r.created_at))) for r in requests]
     return _Pruned(document, "Would delete " + what, rows)
 
 
@@ -127,7 +132,7 @@ def _prune_threads(storage: Storage, cutoff: datetime.datetime | None, keep_late
     thread_ids = storage.checkpoints.threads_idle_since(_END_OF_TIME if cutoff is None else cutoff)
     threads = counted(len(thread_ids), "thread")
     if cutoff is not None:
-        threads += " with no checkpoint since %s" % _at(cutoff)
+        threads += " with no checkpoint since %s" % at(cutoff)
     document: dict = {
         "threads_cutoff": None if cutoff is None else cutoff.isoformat(),
         "keep_latest": keep_latest,
@@ -168,18 +173,13 @@ def _more(hidden: int) -> list[str]:
     return ["... and %d more (--json lists them all)" % hidden] if hidden > 0 else []
 
 
-def _when(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
-
-
-def _at(cutoff: datetime.datetime) -> str:
-    return cutoff.strftime("%Y-%m-%d %H:%M UTC")
-
-
 # -- sessions as JSON ----------------------------------------------------------------------
 
 
-@main.command(name="export")
+@main.command(
+    name="export",
+    epilog=examples("loom-db export sess_1 > sess_1.json", "loom-db export sess_1 | jq '.messages | length'"),
+)
 @click.argument("session_id")
 @click.pass_obj
 def export_command(target, session_id):
@@ -189,7 +189,13 @@ def export_command(target, session_id):
     click.echo(json.dumps(document, indent=2))
 
 
-@main.command(name="import")
+@main.command(
+    name="import",
+    short_help="Add an exported session, or a document of records.",
+    epilog=examples(
+        "loom-db import sess_1.json", "loom-db import sess_1.json --as sess_1_copy", "loom-db import records.json"
+    ),
+)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
 @click.option("--replace", is_flag=True, help="A session the store holds already gives way to the imported one.")
 @click.option("--as", "new_id", metavar="NEW_ID", help="Import the session under this id instead.")
@@ -267,7 +273,10 @@ _DEMO_REQUESTS: tuple[dict[str, bool], ...] = (
 )
 
 
-@main.command()
+@main.command(
+    short_help="Fill the store with sample data.",
+    epilog=examples("loom-db demo", "loom-db --data-dir /tmp/try demo --sessions 100"),
+)
 @click.option(
     "--sessions",
     "count",

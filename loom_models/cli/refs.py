@@ -9,7 +9,6 @@ Only live references show: an expired or released one is gone, as the library sa
 
 from __future__ import annotations
 
-import datetime
 import os
 import re
 import tempfile
@@ -19,7 +18,7 @@ import click
 from ..errors import ConflictError, NotFoundError, NotWritableError, ValidationError
 from ..references import Reference
 from . import main
-from .output import MOST_LISTED, emit, examples, size, table
+from .output import MOST_LISTED, at, emit, examples, size, table
 
 # How much of an id a listing shows: a SHA-256's start tells it apart.
 SHORT_ID = 12
@@ -27,11 +26,12 @@ _HEX = re.compile(r"[0-9a-f]{4,64}")
 
 
 @main.group(
+    short_help="List references; show one, or write out its bytes.",
     epilog=examples(
         "loom-db refs list --limit 20",
         "loom-db refs show 3f2a9c1e0b7d",
         "loom-db refs show 3f2a9c1e0b7d --output report.bin",
-    )
+    ),
 )
 def refs():
     """Look at the references: large content stored once by its SHA-256."""
@@ -159,10 +159,6 @@ def _shown(reference: Reference) -> tuple:
         kind.name.lower() if hasattr(kind, "name") else str(kind),
         size(reference.size_bytes),
         reference.ref_count,
-        _when(reference.created_at),
-        "never" if reference.expires_at is None else _when(reference.expires_at),
+        at(reference.created_at),
+        "never" if reference.expires_at is None else at(reference.expires_at),
     )
-
-
-def _when(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M UTC")

@@ -23,7 +23,7 @@ from ..errors import ConflictError
 from ..hitl.models import STATUSES, HumanRequest
 from ..hitl.schemas import HumanRequestSchema
 from . import main
-from .output import MOST_LISTED, emit, examples, table
+from .output import MOST_LISTED, at, emit, examples, table
 
 _SCHEMA = HumanRequestSchema()
 # The width a listing fits when the terminal's is unknown (a pipe), and the least a question gets.
@@ -31,7 +31,14 @@ _WIDTH = 100
 _QUESTION_MIN = 20
 
 
-@main.group(name="requests")
+@main.group(
+    name="requests",
+    epilog=examples(
+        "loom-db requests list",
+        "loom-db requests show req_1",
+        'loom-db requests approve req_1 --by alice --note "Go ahead"',
+    ),
+)
 def requests_group():
     """See the requests waiting for a person, and decide them."""
 
@@ -187,9 +194,9 @@ def _shown(request: HumanRequest) -> list[str]:
         rows.append(("options", _json(context["options"])))
     rows += [
         ("context", "-" if context is None else _json(context)),
-        ("created", _at(request.created_at)),
-        ("deadline", _at(request.expires_at)),
-        ("decided", "-" if request.responded_at is None else _at(request.responded_at)),
+        ("created", at(request.created_at, seconds=True)),
+        ("deadline", at(request.expires_at, seconds=True)),
+        ("decided", "-" if request.responded_at is None else at(request.responded_at, seconds=True)),
         ("decided by", request.responded_by or "-"),
         ("response", request.response or "-"),
     ]
@@ -234,7 +241,3 @@ def _shortened(text: str, room: int) -> str:
 
 def _json(value) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
-
-
-def _at(moment: datetime.datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")

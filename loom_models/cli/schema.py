@@ -8,12 +8,19 @@ from .. import migrator
 from ..errors import LoomStorageError
 from ..storage import DOMAINS, Storage
 from . import Target, main
-from .output import emit, table
+from .output import at, emit, examples, table
 
 # -- schema ------------------------------------------------------------------------------
 
 
-@main.command()
+@main.command(
+    short_help="Create the data directory and its databases.",
+    epilog=examples(
+        "loom-db init",
+        "loom-db --data-dir /srv/loom init",
+        "loom-db --database-url postgresql://loom@127.0.0.1/loom init",
+    ),
+)
 @click.pass_obj
 def init(target):
     """Create the data directory and databases, and apply every migration."""
@@ -23,7 +30,13 @@ def init(target):
     emit(target, {"target": target.where(), **document}, ["Store ready at %s" % target.where(), *lines])
 
 
-@main.group(invoke_without_command=True)
+@main.group(
+    invoke_without_command=True,
+    short_help="Apply pending migrations; `migrate status` lists them.",
+    epilog=examples(
+        "loom-db migrate --dry-run", "loom-db migrate", "loom-db migrate --to 0003_search --database sessions"
+    ),
+)
 @click.option("--dry-run", is_flag=True, help="List what would be applied or reverted, and change nothing.")
 @click.option("--to", "to", metavar="NAME", help="Go to this migration: up, or down through each later one's down().")
 @click.option(
@@ -101,7 +114,7 @@ def _migration_report(target: Target, runs: dict) -> tuple[dict, list[str]]:
     return document, lines + (table(rows, ("database", "migration", "done")) if rows else ["No migration to run."])
 
 
-@migrate.command()
+@migrate.command(epilog=examples("loom-db migrate status", "loom-db --json migrate status"))
 @click.pass_obj
 def status(target):
     """Applied and pending migrations of every database."""
@@ -124,4 +137,4 @@ def _history(steps) -> dict:
 def _state(step) -> str:
     if step.path is None:
         return "applied by a newer version"
-    return "applied %s" % step.applied.strftime("%Y-%m-%d %H:%M:%S") if step.applied else "pending"
+    return "applied %s" % at(step.applied, seconds=True) if step.applied else "pending"

@@ -12,7 +12,6 @@ Times print in UTC, with their zone; costs print as money ($0.2395).
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import sys
 import textwrap
@@ -22,18 +21,19 @@ import click
 from ..errors import NotFoundError
 from ..sessions import Message, Session
 from . import main
-from .output import MOST_LISTED, counted, dollars, emit, examples, money, on_the_point, table
+from .output import MOST_LISTED, at, counted, dollars, emit, examples, money, on_the_point, table
 
 # The width a line of `show` and `search` keeps within.
 _WIDTH = 100
 
 
 @main.group(
+    short_help="List, show, search and delete sessions.",
     epilog=examples(
         "loom-db sessions list --agent support",
         "loom-db sessions show sess_1",
         'loom-db sessions search "refund policy"',
-    )
+    ),
 )
 def sessions():
     """Look at the sessions: list them, show one, search their messages; delete one."""
@@ -102,7 +102,7 @@ def _list_lines(page: list[Session], counts: list[int], more: int, limit: int, a
         return ["No sessions%s." % ("" if agent is None else " of agent %s" % agent)]
     costs = on_the_point([money(session.total_cost_usd) for session in page])
     rows = [
-        (s.id, s.agent_id or "", n, s.total_tokens, cost, _minute(s.updated_at))
+        (s.id, s.agent_id or "", n, s.total_tokens, cost, at(s.updated_at))
         for s, n, cost in zip(page, counts, costs, strict=True)
     ]
     lines = table(rows, ("id", "agent", "messages", "tokens", "cost".rjust(len(costs[0])), "updated"))
@@ -159,7 +159,7 @@ def _show_lines(session: Session, messages: list[Message]) -> list[str]:
     about += ['"%s"' % session.name] if session.name else []
     lines = [
         " ".join(["Session %s" % session.id, *(["(%s)" % ", ".join(about)] if about else [])]),
-        "Created %s, updated %s." % (_minute(session.created_at), _minute(session.updated_at)),
+        "Created %s, updated %s." % (at(session.created_at), at(session.updated_at)),
     ]
     day = None
     for message in messages:
@@ -244,7 +244,7 @@ def search(target, query, limit):
 def _search_lines(query: str, hits: list[Message]) -> list[str]:
     if not hits:
         return ["No message matches %s." % json.dumps(query, ensure_ascii=False)]
-    heads = table([(_session_of(hit), hit.role, _minute(hit.timestamp)) for hit in hits], ("session", "role", "time"))
+    heads = table([(_session_of(hit), hit.role, at(hit.timestamp)) for hit in hits], ("session", "role", "time"))
     width = max(len(head) for head in heads)
     lines = [heads[0].ljust(width) + "  message"]
     for head, hit in zip(heads[1:], hits, strict=True):
@@ -297,10 +297,6 @@ def _confirm(session: Session, messages: int) -> None:
 
 def _session_of(message: Message) -> str:
     return message.__data__["session"]  # the id: `message.session` would read the session
-
-
-def _minute(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _shortened(text: str, width: int) -> str:

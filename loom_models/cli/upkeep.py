@@ -6,12 +6,15 @@ import click
 
 from .. import maintenance
 from . import main
-from .output import emit, label, money, progress, size, table
+from .output import emit, examples, label, money, progress, size, table
 
 # -- what is in the store ------------------------------------------------------------------
 
 
-@main.command()
+@main.command(
+    short_help="What the store holds: sessions, cost, requests, threads.",
+    epilog=examples("loom-db stats", "loom-db stats --json | jq .sessions.total_cost_usd"),
+)
 @click.pass_obj
 def stats(target):
     """Sessions, messages, cost and tokens; requests by status and priority; references; LangGraph checkpoints."""
@@ -47,7 +50,10 @@ def stats_lines(document: dict) -> list[str]:
 # -- maintenance ---------------------------------------------------------------------------
 
 
-@main.command()
+@main.command(
+    short_help="Integrity, permissions, pragmas and schema of each database.",
+    epilog=examples("loom-db check", "loom-db check && loom-db backup /srv/backups", "loom-db --json check | jq .ok"),
+)
 @click.pass_obj
 def check(target):
     """Integrity, permissions, pragmas in force, fragmentation, schema version and copies left, of every database.
@@ -84,7 +90,7 @@ def _figures(report: dict) -> str:
     return "; ".join(figures)
 
 
-@main.command()
+@main.command(short_help="Rewrite each database compactly.", epilog=examples("loom-db vacuum", "loom-db --json vacuum"))
 @click.pass_obj
 def vacuum(target):
     """Rewrite each database compactly (SQLite) or reclaim dead rows (PostgreSQL)."""
@@ -100,7 +106,7 @@ def vacuum(target):
     emit(target, {"databases": document}, table(shown, ("database", "size before", "size after")))
 
 
-@main.command()
+@main.command(epilog=examples("loom-db analyze", "loom-db --json analyze"))
 @click.pass_obj
 def analyze(target):
     """Refresh the query planner's statistics of each database."""
@@ -112,7 +118,10 @@ def analyze(target):
     emit(target, {"analyzed": names}, ["Analyzed %s." % name for name in names])
 
 
-@main.command()
+@main.command(
+    short_help="Fold each SQLite write-ahead log into its database.",
+    epilog=examples("loom-db checkpoint", "loom-db --json checkpoint"),
+)
 @click.pass_obj
 def checkpoint(target):
     """Copy each SQLite database's write-ahead log into it and truncate the log."""

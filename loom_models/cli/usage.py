@@ -17,7 +17,7 @@ import click
 
 from ..sessions.repository import USAGE_GROUPS, Usage
 from . import Duration, main
-from .output import dollars, emit, examples, money, on_the_point
+from .output import at, dollars, emit, examples, money, on_the_point
 
 # The bar's eighths of a character, and the width the whole row keeps within.
 _BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -27,11 +27,12 @@ _NO_AGENT = "(no agent)"
 
 
 @main.command(
+    short_help="Tokens and cost per day, agent or session, as bars.",
     epilog=examples(
         "loom-db usage                           # per day, the last 30 days",
         "loom-db usage --by agent --since 7d",
         "loom-db --json usage --by session       # the numbers, to a script",
-    )
+    ),
 )
 @click.option("--by", type=click.Choice(USAGE_GROUPS), default="day", show_default=True, help="How to group.")
 @click.option(
@@ -60,7 +61,7 @@ def usage(target, by, since):
         "total": _numbers(total),
     }
     per = "day (UTC)" if by == "day" else by
-    header = "Usage per %s since %s" % (per, cutoff.strftime("%Y-%m-%d %H:%M UTC"))
+    header = "Usage per %s since %s" % (per, at(cutoff))
     if not rows:
         emit(target, document, [header, "No messages."])
         return
