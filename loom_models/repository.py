@@ -16,11 +16,13 @@ import os
 from typing import TYPE_CHECKING, TypeVar
 
 import peewee
+from peewee import fn
 
 from . import migrator
 from .backends import backend_of
 from .calls import repository_call, storage_call
 from .db import open_database
+from .validation import check_id, check_limit
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer  # the tracing extra; only a caller with a tracer has it
@@ -89,6 +91,15 @@ class Repository:
         repo.check_schema()   # before serving from a database migrated elsewhere
         """
         migrator.check_current(self.database, self.domain)
+
+    def _ids_starting(self, id_field: peewee.Field, prefix: str, limit: int) -> list[str]:
+        """The ids of `id_field` that start with `prefix`, in order, at most `limit`; compared exactly.
+
+        (LIKE would be case-insensitive on SQLite, and needs its wildcards escaped.)
+        """
+        start = fn.SUBSTR(id_field, 1, len(check_id(prefix, "prefix")))
+        query = id_field.model.select(id_field).where(start == prefix).order_by(id_field).limit(check_limit(limit))
+        return [getattr(row, id_field.name) for row in query]
 
     def close(self) -> None:
         """Refuse every call from now on, and close the database if this repository opened it.

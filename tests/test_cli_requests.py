@@ -124,6 +124,21 @@ def test_list_shortens_long_questions_at_a_word_to_fit_100_columns(store):
     assert len(line) <= 100 and "word…" in line and "end" not in line
 
 
+def test_list_shows_the_start_of_each_id_which_the_commands_take(store):
+    first = put(store, "Refund order 1?", id="req_0bc286e6a5c4464e8161ef6e3b1c2a6a")
+    put(store, "Refund order 2?", id="req_0bc286e6a5c4ffff", minutes_ago=1)
+
+    rows = ok(loom(store, "requests", "list")).stdout.splitlines()[1:]
+    assert [row.split()[0] for row in rows] == ["req_0bc286e6a5c4f", "req_0bc286e6a5c44"]  # long enough to differ
+    ambiguous = fails(loom(store, "requests", "approve", "req_0bc286e6a5c4", "--by", "alice"), 4)
+    assert "starts more than one request's id" in ambiguous
+
+    ok(loom(store, "requests", "approve", "req_0bc286e6a5c44", "--by", "alice"))
+    with store.storage() as storage:
+        assert storage.hitl.get(first).status == "approved"
+    assert ok_json(store, "requests", "show", "req_0bc286e6a5c4f")["status"] == "pending"
+
+
 # -- show --------------------------------------------------------------------------------------
 
 

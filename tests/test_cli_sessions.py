@@ -119,9 +119,29 @@ def test_an_empty_store_lists_no_sessions(store):
     assert ok_json_of(store, "sessions", "list") == {"sessions": [], "more": 0}
 
 
-@pytest.mark.parametrize("limit", ["0", "-1", "10001", "many"])
+@pytest.mark.parametrize("limit", ["0", "-1", "1001", "many"])
 def test_a_limit_out_of_bounds_is_a_usage_error(store, limit):
     fails(store("sessions", "list", "--limit", limit), 2)
+
+
+def test_list_shows_the_start_of_a_long_id_which_show_export_and_delete_take(store):
+    long_id = "sess_fd62ed538a6a4a51a1c2c4a3b0f1d2e3"
+    put(store, long_id, "support", [0.1])
+    put(store, "sess_fd6", "support", [0.2], updated_at=T0 - 60)  # starts like it, but is shorter
+
+    listed = [line.split()[0] for line in ok(store("sessions", "list")).stdout.splitlines()[1:]]
+    assert listed == ["sess_fd62ed538a6", "sess_fd6"]
+    assert ok_json_of(store, "sessions", "list")["sessions"][0]["id"] == long_id  # JSON: whole ids
+
+    assert ok_json_of(store, "sessions", "show", "sess_fd62ed538a6")["id"] == long_id
+    assert ok_json_of(store, "sessions", "show", "sess_fd6")["id"] == "sess_fd6"  # an id is itself first
+    assert json.loads(ok(store("export", "sess_fd62")).stdout)["id"] == long_id
+    ambiguous = fails(store("sessions", "show", "sess_f"), 4)
+    assert "sess_f starts more than one session's id: give more of it" in ambiguous.stderr
+    assert ok(store("sessions", "delete", "sess_fd62ed", "--yes")).stdout == "Deleted session %s with 1 message.\n" % (
+        long_id
+    )
+    assert session_ids(store) == ["sess_fd6"]
 
 
 # -- show ---------------------------------------------------------------------------------

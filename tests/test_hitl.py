@@ -583,3 +583,14 @@ def test_schema_dumps_json(hitl):
     assert dumped["created_at"] == "2030-01-01T00:00:00+00:00"
     assert dumped["expires_at"] == "2030-01-01T00:00:01+00:00"
     assert (dumped["status"], dumped["responded_at"]) == ("pending", None)
+
+
+def test_ids_starting_finds_request_ids_by_their_exact_start(hitl):
+    stored = [
+        hitl.store(HumanRequest(id=i, question="q", agent_id="a", session_id="s")).id
+        for i in ("req_ab1", "req_ab2", "req_c")
+    ]
+    assert stored == ["req_ab1", "req_ab2", "req_c"]
+    assert hitl.ids_starting("req_ab") == ["req_ab1", "req_ab2"]
+    assert hitl.ids_starting("req_c") == ["req_c"]
+    assert hitl.ids_starting("REQ_C") == hitl.ids_starting("req_a_") == []

@@ -728,3 +728,31 @@ def test_message_counts_of_many_sessions_in_one_read(sessions):
     assert sessions.message_counts([]) == {}
     with pytest.raises(ValidationError):
         sessions.message_counts("sess_a")
+
+
+# -- ids by their start ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "found"),
+    [
+        ("sess_ab", ["sess_ab", "sess_abc1", "sess_abc2"]),  # the id itself sorts first
+        ("sess_abc", ["sess_abc1", "sess_abc2"]),
+        ("sess_abc2", ["sess_abc2"]),
+        ("SESS_AB", []),  # compared exactly, not as SQLite's LIKE would
+        ("sess_a%", []),  # neither is a wildcard
+        ("sess__", []),
+        ("nothing", []),
+    ],
+)
+def test_ids_starting_finds_ids_by_their_exact_start(sessions, given, found):
+    for session_id in ("sess_abc2", "sess_ab", "sess_abc1", "sess_b"):
+        sessions.save_session(Session(id=session_id))
+    assert sessions.ids_starting(given, limit=10) == found
+    assert sessions.ids_starting(given) == found[:2]
+
+
+@pytest.mark.parametrize("bad", [("",), ("x" * 256,), ("sess", 0), (None,)])
+def test_ids_starting_refuses_what_is_no_id_or_no_limit(sessions, bad):
+    with pytest.raises(ValidationError):
+        sessions.ids_starting(bad[0], limit=bad[1] if len(bad) > 1 else 2)

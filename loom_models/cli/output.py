@@ -52,7 +52,8 @@ def table(rows: list[tuple], headers: tuple = ()) -> list[str]:
     drawn = Table(box=None, show_header=bool(headers), pad_edge=False, header_style="bold")
     for index, header in enumerate(headers or rows[0]):
         numbers = any(_number(row[index]) for row in rows)
-        drawn.add_column(str(header) if headers else "", justify="right" if numbers else "left")
+        # fold: a cell too wide wraps within its column, at its words, rather than lose its end to an ellipsis.
+        drawn.add_column(str(header) if headers else "", justify="right" if numbers else "left", overflow="fold")
     for row in rows:
         drawn.add_row(*(Text(str(value)) for value in row))  # Text: a "[" in a value is not markup
     terminal = sys.stdout.isatty()
@@ -94,11 +95,22 @@ def on_the_point(amounts: list[str]) -> list[str]:
     return [w.rjust(whole) + "." + f.ljust(fraction) for w, f in split]
 
 
-def at(moment: datetime.datetime, *, seconds: bool = False) -> str:
-    """A time in UTC, saying so: at(moment) is '2026-12-07 09:30 UTC' (a naive time is taken as UTC)."""
+def at(moment: datetime.datetime, *, seconds: bool = False, zone: bool = True) -> str:
+    """A time in UTC, saying so: at(moment) is '2026-12-07 09:30 UTC' (a naive time is taken as UTC).
+
+    zone=False leaves " UTC" off, for a column whose heading says it.
+    """
     utc = datetime.timezone.utc
     moment = moment.replace(tzinfo=utc) if moment.tzinfo is None else moment.astimezone(utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+    return moment.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "") + (" UTC" if zone else ""))
+
+
+def span(seconds: float) -> str:
+    """A time left, as a person says it at a glance: 45s, 12m, 3h, 2d (whole units, rounded down)."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= 2 * size or (unit == "m" and seconds >= size):
+            return "%d%s" % (seconds // size, unit)
+    return "%ds" % seconds
 
 
 def counted(count: int, noun: str) -> str:

@@ -16,6 +16,7 @@ from .. import documents
 from ..errors import ValidationError
 from ..storage import Storage
 from . import Duration, main
+from .ids import full_id
 from .output import at, counted, emit, examples, progress, table
 from .upkeep import stats_lines
 
@@ -185,7 +186,7 @@ def _more(hidden: int) -> list[str]:
 def export_command(target, session_id):
     """Print a session with its messages and tool executions as JSON."""
     with target.storage() as storage:
-        document = storage.sessions.export_session(session_id)
+        document = storage.sessions.export_session(full_id(storage.sessions, session_id, "session"))
     click.echo(json.dumps(document, indent=2))
 
 

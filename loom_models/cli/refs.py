@@ -9,16 +9,18 @@ Only live references show: an expired or released one is gone, as the library sa
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import tempfile
 
 import click
 
+from ..columns import utc_now
 from ..errors import ConflictError, NotFoundError, NotWritableError, ValidationError
 from ..references import Reference
 from . import main
-from .output import MOST_LISTED, at, emit, examples, size, table
+from .output import MOST_LISTED, at, emit, examples, size, span, table
 
 # How much of an id a listing shows: a SHA-256's start tells it apart.
 SHORT_ID = 12
@@ -53,8 +55,9 @@ def list_command(target, limit):
         found = references.list(limit=limit + 1)  # one more: are there more?
     page, more = found[:limit], len(found) > limit
     document = {"references": [_metadata(r) for r in page], "more": more}
-    headers = ("id", "type", "size", "refs", "created", "expires")
-    lines = table([_row(r) for r in page], headers) if page else ["No references."]
+    headers = ("id", "type", "size", "refs", "created (UTC)", "expires")
+    now = utc_now()
+    lines = table([_row(r, now) for r in page], headers) if page else ["No references."]
     if more and limit < MOST_LISTED:
         lines.append(
             "... more than %d; `loom-db refs list --limit %d` lists more" % (limit, min(limit * 10, MOST_LISTED))
@@ -148,8 +151,11 @@ def _metadata(reference: Reference) -> dict:
     }
 
 
-def _row(reference: Reference) -> tuple:
-    return (reference.id[:SHORT_ID], *_shown(reference)[1:])
+def _row(reference: Reference, now: datetime.datetime) -> tuple:
+    """A listing's row: narrower than _shown, to fit 80 columns (its time left, not its expiry)."""
+    kind, shown_size, count = _shown(reference)[1:4]
+    left = "never" if reference.expires_at is None else "in " + span((reference.expires_at - now).total_seconds())
+    return (reference.id[:SHORT_ID], kind, shown_size, count, at(reference.created_at, zone=False), left)
 
 
 def _shown(reference: Reference) -> tuple:

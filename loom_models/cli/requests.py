@@ -23,7 +23,8 @@ from ..errors import ConflictError
 from ..hitl.models import STATUSES, HumanRequest
 from ..hitl.schemas import HumanRequestSchema
 from . import main
-from .output import MOST_LISTED, at, emit, examples, table
+from .ids import full_id, short_ids
+from .output import MOST_LISTED, at, emit, examples, span, table
 
 _SCHEMA = HumanRequestSchema()
 # The width a listing fits when the terminal's is unknown (a pipe), and the least a question gets.
@@ -40,7 +41,10 @@ _QUESTION_MIN = 20
     ),
 )
 def requests_group():
-    """See the requests waiting for a person, and decide them."""
+    """See the requests waiting for a person, and decide them.
+
+    An ID may be given by its start, as `requests list` shows it, when no other request's id starts so.
+    """
 
 
 # -- looking ---------------------------------------------------------------------------------
@@ -66,7 +70,8 @@ def list_command(target, status, agent, limit):
     with target.repository("hitl") as hitl:
         page, total = hitl.list_requests(status=status, agent_id=agent, limit=limit)
     now = utc_now()
-    rows = [(r.id, r.agent_id, r.question, r.priority, _left(r, now)) for r in page]
+    ids = short_ids([r.id for r in page])
+    rows = [(i, r.agent_id, r.question, r.priority, _left(r, now)) for i, r in zip(ids, page, strict=True)]
     lines = _fitted(rows, ("id", "agent", "question", "priority", "left")) if rows else ["No requests."]
     if total > len(page):
         lines.append("... and %d more (--limit %d lists them all)" % (total - len(page), total))
@@ -76,12 +81,12 @@ def list_command(target, status, agent, limit):
 @requests_group.command(
     name="show", epilog=examples("loom-db requests show req_1", "loom-db --json requests show req_1")
 )
-@click.argument("request_id")
+@click.argument("request_id", metavar="ID")
 @click.pass_obj
 def show_command(target, request_id):
     """Everything about one request: the question, its context, its decision and who made it."""
     with target.repository("hitl") as hitl:
-        request = hitl.get(request_id)
+        request = hitl.get(full_id(hitl, request_id, "request"))
     emit(target, _document(request), _shown(request))
 
 
@@ -95,7 +100,7 @@ def show_command(target, request_id):
         'loom-db requests approve req_1 --by alice --note "Go ahead"',
     ),
 )
-@click.argument("request_id")
+@click.argument("request_id", metavar="ID")
 @click.option("--by", required=True, metavar="NAME", help="Who approves it.")
 @click.option("--note", default="", help="A word for the agent.")
 @click.pass_obj
@@ -111,7 +116,7 @@ def approve_command(target, request_id, by, note):
         'loom-db requests reject req_1 --by alice --note "Not before Monday"',
     ),
 )
-@click.argument("request_id")
+@click.argument("request_id", metavar="ID")
 @click.option("--by", required=True, metavar="NAME", help="Who rejects it.")
 @click.option("--note", default="", help="Why, for the agent.")
 @click.pass_obj
@@ -127,7 +132,7 @@ def reject_command(target, request_id, by, note):
         "loom-db --json requests respond req_1 blue --by bob",
     ),
 )
-@click.argument("request_id")
+@click.argument("request_id", metavar="ID")
 @click.argument("text")
 @click.option("--by", required=True, metavar="NAME", help="Who answers.")
 @click.pass_obj
@@ -139,19 +144,19 @@ def respond_command(target, request_id, text, by):
 @requests_group.command(
     name="cancel", epilog=examples("loom-db requests cancel req_1", "loom-db requests cancel req_1 --by alice")
 )
-@click.argument("request_id")
+@click.argument("request_id", metavar="ID")
 @click.option("--by", default="loom-db", show_default=True, metavar="NAME", help="Who withdraws it.")
 @click.pass_obj
 def cancel_command(target, request_id, by):
     """Withdraw a pending request: it becomes expired, and its agent stops waiting."""
     with target.repository("hitl") as hitl, _told_how_decided(request_id):
-        request = hitl.cancel(request_id, cancelled_by=by)
+        request = hitl.cancel(full_id(hitl, request_id, "request"), cancelled_by=by)
     emit(target, _document(request), ["Cancelled request %s (now expired, by %s)." % (request.id, by)])
 
 
 def _decide(target, request_id: str, status: str, response: str, by: str) -> None:
     with target.repository("hitl") as hitl, _told_how_decided(request_id):
-        request = hitl.respond_to_request(request_id, status, response, responded_by=by)
+        request = hitl.respond_to_request(full_id(hitl, request_id, "request"), status, response, responded_by=by)
     verb = {"approved": "Approved", "rejected": "Rejected", "responded": "Answered"}[status]
     emit(target, _document(request), ["%s request %s (by %s)." % (verb, request.id, by)])
 
@@ -212,12 +217,7 @@ def _left(request: HumanRequest, now: datetime.datetime) -> str:
     if request.timeout_ms <= 0:
         return "-"
     seconds = (request.expires_at - now).total_seconds()
-    if seconds <= 0:
-        return "expired"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= 2 * size or (unit == "m" and seconds >= size):
-            return "%d%s" % (seconds // size, unit)
-    return "%ds" % seconds
+    return "expired" if seconds <= 0 else span(seconds)
 
 
 def _fitted(rows: list[tuple], headers: tuple) -> list[str]:

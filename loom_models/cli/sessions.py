@@ -21,6 +21,7 @@ import click
 from ..errors import NotFoundError
 from ..sessions import Message, Session
 from . import main
+from .ids import full_id, short_ids
 from .output import MOST_LISTED, at, counted, dollars, emit, examples, money, on_the_point, table
 
 # The width a line of `show` and `search` keeps within.
@@ -36,7 +37,10 @@ _WIDTH = 100
     ),
 )
 def sessions():
-    """Look at the sessions: list them, show one, search their messages; delete one."""
+    """Look at the sessions: list them, show one, search their messages; delete one.
+
+    An ID may be given by its start, as `sessions list` shows it, when no other session's id starts so.
+    """
 
 
 # -- list ----------------------------------------------------------------------------------
@@ -101,9 +105,10 @@ def _list_lines(page: list[Session], counts: list[int], more: int, limit: int, a
     if not page:
         return ["No sessions%s." % ("" if agent is None else " of agent %s" % agent)]
     costs = on_the_point([money(session.total_cost_usd) for session in page])
+    ids = short_ids([s.id for s in page])
     rows = [
-        (s.id, s.agent_id or "", n, s.total_tokens, cost, at(s.updated_at))
-        for s, n, cost in zip(page, counts, costs, strict=True)
+        (i, s.agent_id or "", n, s.total_tokens, cost, at(s.updated_at))
+        for i, s, n, cost in zip(ids, page, counts, costs, strict=True)
     ]
     lines = table(rows, ("id", "agent", "messages", "tokens", "cost".rjust(len(costs[0])), "updated"))
     if more:
@@ -123,7 +128,7 @@ def _list_lines(page: list[Session], counts: list[int], more: int, limit: int, a
         "loom-db --json sessions show sess_1 > sess_1.json",
     )
 )
-@click.argument("session_id")
+@click.argument("session_id", metavar="ID")
 @click.pass_obj
 def show(target, session_id):
     """Show a session's conversation and totals.
@@ -132,7 +137,7 @@ def show(target, session_id):
     messages, tokens and cost.
     """
     with target.repository("sessions") as repository:
-        session = repository.load_session(session_id)
+        session = repository.load_session(full_id(repository, session_id, "session"))
     messages = session.messages or []
     document = {
         **_listed(session, len(messages)),
@@ -244,7 +249,9 @@ def search(target, query, limit):
 def _search_lines(query: str, hits: list[Message]) -> list[str]:
     if not hits:
         return ["No message matches %s." % json.dumps(query, ensure_ascii=False)]
-    heads = table([(_session_of(hit), hit.role, at(hit.timestamp)) for hit in hits], ("session", "role", "time"))
+    ids = short_ids([_session_of(hit) for hit in hits])
+    rows = [(i, hit.role, at(hit.timestamp)) for i, hit in zip(ids, hits, strict=True)]
+    heads = table(rows, ("session", "role", "time"))
     width = max(len(head) for head in heads)
     lines = [heads[0].ljust(width) + "  message"]
     for head, hit in zip(heads[1:], hits, strict=True):
@@ -256,7 +263,7 @@ def _search_lines(query: str, hits: list[Message]) -> list[str]:
 
 
 @sessions.command(epilog=examples("loom-db sessions delete sess_1", "loom-db sessions delete sess_1 --yes"))
-@click.argument("session_id")
+@click.argument("session_id", metavar="ID")
 @click.option("--yes", "-y", is_flag=True, help="Delete without asking first.")
 @click.pass_obj
 def delete(target, session_id, yes):
@@ -267,14 +274,14 @@ def delete(target, session_id, yes):
     Without a terminal to ask on (a script, a pipe), give --yes.
     """
     with target.repository("sessions") as repository:
-        session = repository.load_session(session_id)
+        session = repository.load_session(full_id(repository, session_id, "session"))
         messages = len(session.messages or [])
         if not yes:
             _confirm(session, messages)
-        if not repository.delete_session(session_id):  # deleted by another since it was read
-            raise NotFoundError("session not found: %s" % session_id)
-    what = "session %s with %s" % (session_id, counted(messages, "message"))
-    emit(target, {"deleted": session_id, "messages": messages}, ["Deleted %s." % what])
+        if not repository.delete_session(session.id):  # deleted by another since it was read
+            raise NotFoundError("session not found: %s" % session.id)
+    what = "session %s with %s" % (session.id, counted(messages, "message"))
+    emit(target, {"deleted": session.id, "messages": messages}, ["Deleted %s." % what])
 
 
 def _confirm(session: Session, messages: int) -> None:

@@ -108,6 +108,15 @@ class HumanRequestRepository(Repository):
             raise NotFoundError("request not found: %s" % request_id)
         return found
 
+    @repository_call()
+    def ids_starting(self, prefix: str, *, limit: int = 2) -> list[str]:
+        """The ids that start with `prefix`, in order, at most `limit`: an id told from its start, as git's.
+
+        hitl.ids_starting("req_0bc2")   # ['req_0bc286e6a5c4464e8161ef6e3b1c2a6a']
+
+        """
+        return self._ids_starting(self.HumanRequest.id, prefix, limit)
+
     @repository_call(ids=("agent_id", "session_id"))
     def list_pending(
         self, *, agent_id: str | None = None, session_id: str | None = None, limit: int | None = None

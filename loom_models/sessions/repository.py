@@ -114,6 +114,14 @@ class SessionRepository(Repository):
         with self.backend.write():
             return self._sql.save_session(changed).models(**row)[0]
 
+    @repository_call()
+    def ids_starting(self, prefix: str, *, limit: int = 2) -> list[str]:
+        """The session ids that start with `prefix`, in order, at most `limit`: an id told from its start.
+
+        repo.ids_starting("sess_fd62")   # ['sess_fd62ed538a6a4a51a1c2c4a3b0f1d2e3']
+        """
+        return self._ids_starting(self.Session.id, prefix, limit)
+
     @repository_call(ids=("session_id",))
     def load_session(self, session_id: str, *, with_messages: bool = True) -> Session:
         """The session, with `.messages` in order unless `with_messages=False`.
