@@ -26,8 +26,15 @@ if TYPE_CHECKING:
 # The most rows one listing shows (--limit): rich draws some 1,300 rows a second,
 # and a longer listing is for a script, which pages through the Python API.
 MOST_LISTED = 1000
+# The width of text wrapped for people (a conversation, a question) in a pipe.
+_PIPE_WIDTH = 100
 # The width of a table in a pipe: wide enough that no row is ever wrapped.
 _UNBOUNDED = 1 << 20
+
+
+def line_width() -> int:
+    """The width a line keeps within: the terminal's, else _PIPE_WIDTH (a pipe, a file)."""
+    return shutil.get_terminal_size((_PIPE_WIDTH, 24)).columns
 
 
 def emit(target: Target, document, lines: list[str]) -> None:

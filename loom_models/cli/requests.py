@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
-import shutil
 
 import click
 
@@ -24,11 +23,9 @@ from ..hitl.models import STATUSES, HumanRequest
 from ..hitl.schemas import HumanRequestSchema
 from . import main
 from .ids import full_id, short_ids
-from .output import MOST_LISTED, at, emit, examples, span, table
+from .output import MOST_LISTED, at, emit, examples, line_width, span, table
 
 _SCHEMA = HumanRequestSchema()
-# The width a listing fits when the terminal's is unknown (a pipe), and the least a question gets.
-_WIDTH = 100
 _QUESTION_MIN = 20
 
 
@@ -222,7 +219,7 @@ def _left(request: HumanRequest, now: datetime.datetime) -> str:
 
 def _fitted(rows: list[tuple], headers: tuple) -> list[str]:
     """The table, its questions (third column) shortened so that a line fits the terminal."""
-    width = shutil.get_terminal_size((_WIDTH, 24)).columns
+    width = line_width()
     others = sum(max(len(str(row[i])) for row in [headers, *rows]) + 2 for i in (0, 1, 3, 4))
     room = max(width - others - 1, _QUESTION_MIN)
     return table([(*row[:2], _shortened(row[2], room), *row[3:]) for row in rows], headers)

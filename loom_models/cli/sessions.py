@@ -22,10 +22,7 @@ from ..errors import NotFoundError
 from ..sessions import Message, Session
 from . import main
 from .ids import full_id, short_ids
-from .output import MOST_LISTED, at, counted, dollars, emit, examples, money, on_the_point, table
-
-# The width a line of `show` and `search` keeps within.
-_WIDTH = 100
+from .output import MOST_LISTED, at, counted, dollars, emit, examples, line_width, money, on_the_point, table
 
 
 @main.group(
@@ -177,11 +174,11 @@ def _show_lines(session: Session, messages: list[Message]) -> list[str]:
 
 
 def _turn(message: Message) -> list[str]:
-    """A message's lines: its time and role, then its content and its tool calls, wrapped within _WIDTH."""
+    """A message's lines: its time and role, then its content and its tool calls, wrapped within the line's width."""
     head = "%s  %-9s  " % (message.timestamp.strftime("%H:%M:%S"), message.role)
     indent = " " * len(head)
-    body = _wrapped(message.content, _WIDTH - len(head))
-    body += [_shortened("-> " + _call(call), _WIDTH - len(head)) for call in _calls(message.tool_calls)]
+    body = _wrapped(message.content, line_width() - len(head))
+    body += [_shortened("-> " + _call(call), line_width() - len(head)) for call in _calls(message.tool_calls)]
     return [(head if i == 0 else indent) + line for i, line in enumerate(body or [""])]
 
 
@@ -255,7 +252,7 @@ def _search_lines(query: str, hits: list[Message]) -> list[str]:
     width = max(len(head) for head in heads)
     lines = [heads[0].ljust(width) + "  message"]
     for head, hit in zip(heads[1:], hits, strict=True):
-        lines.append(head.ljust(width) + "  " + _shortened(hit.content, _WIDTH - width - 2))
+        lines.append(head.ljust(width) + "  " + _shortened(hit.content, line_width() - width - 2))
     return lines
 
 

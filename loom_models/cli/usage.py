@@ -17,9 +17,9 @@ import click
 
 from ..sessions.repository import USAGE_GROUPS, Usage
 from . import Duration, main
-from .output import at, dollars, emit, examples, money, on_the_point
+from .output import at, dollars, emit, examples, line_width, money, on_the_point
 
-# The bar's eighths of a character, and the width the whole row keeps within.
+# The bar's eighths of a character, and the width the whole row keeps within (less on a narrower terminal).
 _BLOCKS = " ▏▎▍▌▋▊▉█"
 _WIDTH = 80
 _NARROWEST_BAR = 10
@@ -97,7 +97,7 @@ def _lines(by: str, keys: list[str], rows: list[Usage], total: Usage) -> list[st
     total_cells = ("total", f"{total.messages:,}", f"{total.tokens:,}", costs[-1])
     headers = (by, "messages", "tokens", "cost")
     widths = [max(len(cell[i]) for cell in [headers, *cells, total_cells]) for i in range(4)]
-    bar_width = max(_WIDTH - 1 - sum(widths) - 2 * len(widths), _NARROWEST_BAR)
+    bar_width = max(min(line_width(), _WIDTH) - 1 - sum(widths) - 2 * len(widths), _NARROWEST_BAR)
     largest = max(r.cost_usd for r in rows)
 
     def line(cell: tuple, bar: str = "") -> str:
