@@ -16,7 +16,7 @@ import test_cli
 from click.testing import CliRunner
 
 from loom_models.cli import main
-from loom_models.cli.output import size
+from loom_models.cli.output import size, span
 from loom_models.cli.usage import money
 from loom_models.references import ReferenceType
 from loom_models.sessions import Message, Session
@@ -296,4 +296,37 @@ def test_sizes_for_people():
         "1.2 MB",
         "252.9 MB",
         "10.0 TB",
+    ]
+
+
+def test_spans_of_time_at_a_glance_as_kubectl_prints_ages():
+    seconds = [
+        0,
+        45,
+        120,
+        200,
+        600,
+        3599,
+        3600,
+        4 * 3600 - 1,
+        8 * 3600,
+        48 * 3600 - 1,
+        50 * 3600,
+        8 * 86400,
+        30 * 86400,
+    ]
+    assert [span(n) for n in seconds] == [
+        "0s",
+        "45s",
+        "2m",
+        "3m20s",
+        "10m",
+        "59m",
+        "60m",
+        "3h59m",
+        "8h",
+        "47h",
+        "2d2h",
+        "8d",
+        "30d",
     ]

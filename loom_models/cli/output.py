@@ -113,11 +113,26 @@ def at(moment: datetime.datetime, *, seconds: bool = False, zone: bool = True) -
 
 
 def span(seconds: float) -> str:
-    """A time left, as a person says it at a glance: 45s, 12m, 3h, 2d (whole units, rounded down)."""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= 2 * size or (unit == "m" and seconds >= size):
-            return "%d%s" % (seconds // size, unit)
-    return "%ds" % seconds
+    """A span of time at a glance, as kubectl prints ages: 45s, 3m20s, 59m, 3h59m, 23h, 2d4h, 30d (rounded down)."""
+    s = int(seconds)
+    m, h, d = s // 60, s // 3600, s // 86400
+    if s < 120:
+        return "%ds" % s
+    if s < 600:
+        return _units(m, "m", s % 60, "s")
+    if s < 3 * 3600:
+        return "%dm" % m
+    if s < 8 * 3600:
+        return _units(h, "h", m % 60, "m")
+    if s < 48 * 3600:
+        return "%dh" % h
+    if s < 8 * 86400:
+        return _units(d, "d", h % 24, "h")
+    return "%dd" % d
+
+
+def _units(whole: int, unit: str, part: int, part_unit: str) -> str:
+    return "%d%s" % (whole, unit) + ("%d%s" % (part, part_unit) if part else "")
 
 
 def counted(count: int, noun: str) -> str:
