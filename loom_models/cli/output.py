@@ -50,6 +50,7 @@ def table(rows: list[tuple], headers: tuple = ()) -> list[str]:
     """Rows as aligned columns, numbers to the right, drawn by rich.
 
     table([("sessions", 3)], ("what", "count"))   # ['what      count', 'sessions      3']
+    table([("tokens", 18620)])                     # ['tokens  18,620']
 
     On a terminal the table keeps within its width (rich wraps the widest cells
     at their words); in a pipe a row is always one line, however long.
@@ -62,7 +63,7 @@ def table(rows: list[tuple], headers: tuple = ()) -> list[str]:
         # fold: a cell too wide wraps within its column, at its words, rather than lose its end to an ellipsis.
         drawn.add_column(str(header) if headers else "", justify="right" if numbers else "left", overflow="fold")
     for row in rows:
-        drawn.add_row(*(Text(str(value)) for value in row))  # Text: a "[" in a value is not markup
+        drawn.add_row(*(Text(_text(value)) for value in row))  # Text: a "[" in a value is not markup
     terminal = sys.stdout.isatty()
     drawing = io.StringIO()
     console = Console(
@@ -138,6 +139,10 @@ def _units(whole: int, unit: str, part: int, part_unit: str) -> str:
 def counted(count: int, noun: str) -> str:
     """counted(1, "session") is '1 session', counted(2, "session") '2 sessions'."""
     return "%d %s%s" % (count, noun, "" if count == 1 else "s")
+
+
+def _text(value) -> str:
+    return f"{value:,}" if _number(value) else str(value)  # 18,620 tokens, as usage prints them
 
 
 def _number(value) -> bool:
