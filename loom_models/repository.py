@@ -22,7 +22,7 @@ from . import migrator
 from .backends import backend_of
 from .calls import repository_call, storage_call
 from .db import open_database
-from .validation import check_id, check_limit
+from .validation import check_id, check_positive
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer  # the tracing extra; only a caller with a tracer has it
@@ -93,13 +93,19 @@ class Repository:
         migrator.check_current(self.database, self.domain)
 
     def _ids_starting(self, id_field: peewee.Field, prefix: str, limit: int) -> list[str]:
-        """The ids of `id_field` that start with `prefix`, in order, at most `limit`; compared exactly.
+        """The ids of `id_field` that start with `prefix`, at most `limit`: the id `prefix` itself, then in order.
 
-        (LIKE would be case-insensitive on SQLite, and needs its wildcards escaped.)
+        The id itself is looked up by its key, and is all that limit=1 reads;
+        a start is compared exactly (LIKE is case-insensitive on SQLite), which reads every id.
         """
-        start = fn.SUBSTR(id_field, 1, len(check_id(prefix, "prefix")))
-        query = id_field.model.select(id_field).where(start == prefix).order_by(id_field).limit(check_limit(limit))
-        return [getattr(row, id_field.name) for row in query]
+        model, limit = id_field.model, check_positive(limit, "limit")
+        starting = model.select(id_field).where(fn.SUBSTR(id_field, 1, len(check_id(prefix, "prefix"))) == prefix)
+        if not model.select().where(id_field == prefix).exists():
+            return [getattr(row, id_field.name) for row in starting.order_by(id_field).limit(limit)]
+        if limit == 1:
+            return [prefix]
+        others = starting.where(id_field != prefix).order_by(id_field).limit(limit - 1)
+        return [prefix] + [getattr(row, id_field.name) for row in others]
 
     def close(self) -> None:
         """Refuse every call from now on, and close the database if this repository opened it.

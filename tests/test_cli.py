@@ -1207,19 +1207,27 @@ def test_a_reader_that_stops_early_ends_it_quietly(sqlite_store):
     assert child.stderr.read() == b""
 
 
-def test_ctrl_c_exits_130_saying_so_and_leaves_whole_demo_sessions_only(store):
+@pytest.mark.parametrize("stderr", ["pipe", "terminal"])  # on a terminal, a progress bar's thread runs too
+def test_ctrl_c_exits_130_saying_so_and_leaves_whole_demo_sessions_only(store, stderr):
+    leader, follower = pty.openpty() if stderr == "terminal" else (None, subprocess.PIPE)
     child = subprocess.Popen(
         [SCRIPT, *map(str, store.args), "demo", "--sessions", "10000"],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=follower,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while store.count("sessions", "sessions") < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)  # until it is writing
-    child.send_signal(signal.SIGINT)
-    stdout, stderr = child.communicate(timeout=60)
-    assert (child.returncode, stdout, stderr) == (130, "", "Interrupted.\n")
+    try:
+        deadline = time.monotonic() + 60
+        while store.count("sessions", "sessions") < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until it is writing
+        child.send_signal(signal.SIGINT)
+        stdout, stderr_text = child.communicate(timeout=60)
+    finally:
+        if leader is not None:
+            os.close(follower)
+            os.close(leader)
+    assert (child.returncode, stdout) == (130, "")
+    assert stderr == "terminal" or stderr_text == "Interrupted.\n"
 
     added = store.count("sessions", "sessions")
     assert 3 <= added < 10000
@@ -1227,6 +1235,22 @@ def test_ctrl_c_exits_130_saying_so_and_leaves_whole_demo_sessions_only(store):
     assert store.count("sessions", "tool_executions") == added  # its tool execution,
     assert store.count("hitl", "human_requests") == added  # its request to a person
     assert store.count("references", "reference_store") == added  # and its reference
+
+
+def test_migrate_status_prints_when_each_migration_ran_in_utc_wherever_it_runs(tmp_path):
+    # playhouse.migrations records a naive local time: read back in the zone that wrote it, it is that moment.
+    env = {**os.environ, "TZ": "EST+5"}  # POSIX: five hours behind UTC, with no zone database needed
+    for command in ("init", "migrate status"):
+        done = subprocess.run(
+            [SCRIPT, "--data-dir", tmp_path / "data", *command.split()],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    applied = re.findall(r"applied (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC", done.stdout)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+    assert applied and all(abs(datetime.datetime.fromisoformat(a) - now).total_seconds() < 600 for a in applied)
 
 
 def test_a_loose_data_directory_is_one_line_of_warning(tmp_path):

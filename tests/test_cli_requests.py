@@ -129,7 +129,7 @@ def test_list_shows_the_start_of_each_id_which_the_commands_take(store):
     put(store, "Refund order 2?", id="req_0bc286e6a5c4ffff", minutes_ago=1)
 
     rows = ok(loom(store, "requests", "list")).stdout.splitlines()[1:]
-    assert [row.split()[0] for row in rows] == ["req_0bc286e6a5c4f", "req_0bc286e6a5c44"]  # long enough to differ
+    assert [row.split()[0] for row in rows] == ["req_0bc286e6a5c4ffff", "req_0bc286e6a5c44"]  # chosen: whole
     ambiguous = fails(loom(store, "requests", "approve", "req_0bc286e6a5c4", "--by", "alice"), 4)
     assert "starts more than one request's id" in ambiguous
 

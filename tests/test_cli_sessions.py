@@ -144,6 +144,14 @@ def test_list_shows_the_start_of_a_long_id_which_show_export_and_delete_take(sto
     assert session_ids(store) == ["sess_fd6"]
 
 
+def test_an_id_a_person_chose_is_listed_whole(store):
+    for chosen in ("sess_import_2024_001", "sess_import_2024_002", "sess_1234567890a"):
+        put(store, chosen, "support", [0.1])
+    listed = {line.split()[0] for line in ok(store("sessions", "list")).stdout.splitlines()[1:]}
+    assert listed == {"sess_import_2024_001", "sess_import_2024_002", "sess_1234567890a"}
+    assert ok_json_of(store, "sessions", "show", "sess_1234567890a")["id"] == "sess_1234567890a"
+
+
 # -- show ---------------------------------------------------------------------------------
 
 
@@ -185,7 +193,7 @@ def test_show_prints_the_conversation_in_order_and_its_totals(store):
     calls = ["->" + line.split("->", 1)[1] for line in lines if "-> " in line]
     assert "assistant  -> lookup_order" in turns[1]  # a message of tool calls alone
     assert calls[:2] == ['-> lookup_order({"order": 42})', '-> notes({"q": "x"})']
-    assert calls[2].startswith('-> summarise({"text": "word word') and calls[2].endswith("...")
+    assert calls[2].startswith('-> summarise({"text": "word word') and calls[2].endswith("…")
     assert all(len(line) <= 100 for line in lines), [line for line in lines if len(line) > 100]
     assert "More More" in lines[-4] and lines[-4].startswith(" " * 21)  # long content wraps, indented
     assert lines[-1] == "Total: 4 messages, 22 tokens, $0.2895."
@@ -215,7 +223,7 @@ def test_search_shows_the_best_match_first_with_its_session(store):
     assert lines[0].split() == ["session", "role", "time", "message"]
     assert [line.split()[0] for line in lines[1:]] == ["b", "a"]
     assert lines[1].split()[1] == "user" and lines[1].split()[4] == "UTC"
-    assert "benchmark benchmark" in lines[1] and lines[1].endswith("...")
+    assert "benchmark benchmark" in lines[1] and lines[1].endswith("…")
     assert all(len(line) <= 100 for line in lines)
 
     document = ok_json_of(store, "sessions", "search", "benchmarks", "--limit", "1")

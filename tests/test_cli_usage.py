@@ -16,7 +16,7 @@ import test_cli
 from click.testing import CliRunner
 
 from loom_models.cli import main
-from loom_models.cli.output import size, span
+from loom_models.cli.output import at, copy_progress, more, shortened, size, span
 from loom_models.cli.usage import money
 from loom_models.references import ReferenceType
 from loom_models.sessions import Message, Session
@@ -205,7 +205,7 @@ def test_refs_list_says_when_there_are_more(stored):
     store, ids, _ = stored
     lines = loom(store, "refs", "list", "--limit", "2").stdout.splitlines()
     assert [line.split()[0] for line in lines[1:3]] == [i[:12] for i in ids[:2]]
-    assert lines[3] == "... more than 2; `loom-db refs list --limit 20` lists more"
+    assert lines[3] == "... and more (--limit 20 lists more)"
     document = loom_json(store, "refs", "list", "--limit", "2")
     assert len(document["references"]) == 2 and document["more"] is True
     assert loom(store, "refs", "list", "--limit", "0", code=2).stderr.startswith("Error: ")
@@ -330,3 +330,33 @@ def test_spans_of_time_at_a_glance_as_kubectl_prints_ages():
         "8d",
         "30d",
     ]
+    assert span(-5) == "0s"  # past already, by the time it is printed
+
+
+def test_a_naive_time_is_local_time_as_everywhere_in_loom():
+    naive = datetime.datetime(2026, 12, 7, 9, 30)
+    assert at(naive) == at(naive.astimezone(UTC)) and at(naive).endswith(" UTC")
+    assert at(datetime.datetime(2026, 12, 7, 9, 30, 5, tzinfo=UTC), seconds=True) == "2026-12-07 09:30:05 UTC"
+
+
+def test_shortened_cuts_at_a_word_and_counts_wide_characters_as_two_cells():
+    assert shortened("Refund the order of 249.99 EUR?", 20) == "Refund the order of…"
+    assert shortened("  many   spaces  ", 20) == "many spaces"
+    assert shortened("退款 订单 四四一一 金额", 12) == "退款 订单…"  # 10 cells and the ellipsis
+    assert shortened("Supercalifragilistic", 8) == "Superca…"  # one word too long: cut, as nothing fits
+
+
+def test_more_says_how_many_and_the_limit_that_shows_them():
+    assert more(0, 20) == []
+    assert more(35, 4) == ["... and 35 more (--limit 39 lists them all)"]
+    assert more(5000, 20) == ["... and 5,000 more (--limit 1000 lists more)"]
+    assert more(5000, 1000) == ["... and 5,000 more (1000 is the most one listing shows)"]
+    assert more(None, 50) == ["... and more (--limit 500 lists more)"]
+
+
+def test_a_copy_moves_the_bar_by_the_bytes_of_its_pages_database_after_database():
+    moved = []
+    report = copy_progress(moved.append)
+    for remaining, total in ((10, 20), (0, 20), (5, 5), (0, 5)):  # a database of 20 pages, then one of 5
+        report(remaining, total)
+    assert moved == [10 * 4096, 10 * 4096, 0, 5 * 4096] and sum(moved) == 25 * 4096

@@ -10,7 +10,7 @@ import click
 from .. import backup as backups
 from ..storage import DOMAINS
 from . import main
-from .output import copy_progress, emit, examples, file_sizes, progress
+from .output import copy_progress, database_bytes, emit, examples, progress
 
 # -- backups -------------------------------------------------------------------------------
 
@@ -42,9 +42,9 @@ def backup_command(target, directory, keep_days):
     """
     data_dir = target.require_data_dir("backup")
     target.require_databases()
-    sizes = file_sizes(*(os.path.join(data_dir, name) for name in backups.DATABASE_FILES))
-    with progress("backup", sum(sizes), in_bytes=True) as advance:
-        run = backups.backup_set(data_dir, directory, keep_days=keep_days, progress=copy_progress(advance, sizes))
+    total = database_bytes(*(os.path.join(data_dir, name) for name in backups.DATABASE_FILES))
+    with progress("backup", total, in_bytes=True) as advance:
+        run = backups.backup_set(data_dir, directory, keep_days=keep_days, progress=copy_progress(advance))
     failed = {name: str(error) for name, error in run.failed.items()}
     document = {"directory": run.directory, "written": run.written, "failed": failed, "pruned": run.pruned}
     lines = ["Wrote %s" % path for path in run.written]
@@ -81,14 +81,12 @@ def restore(target, backup, database):
         if database:
             raise click.UsageError("--database is for a single FILE; a SET restores every database")
         in_set = [os.path.join(backup, name) for name in backups.DATABASE_FILES]
-        sizes = file_sizes(*(path for path in in_set if os.path.exists(path)))
-        with progress("restore", sum(sizes), in_bytes=True) as advance:
-            kept = backups.restore_set(backup, data_dir, progress=copy_progress(advance, sizes))
+        with progress("restore", database_bytes(*in_set), in_bytes=True) as advance:
+            kept = backups.restore_set(backup, data_dir, progress=copy_progress(advance))
     else:
         path = target.path(database or _domain_of(backup))
-        sizes = file_sizes(backup)
-        with progress("restore", sum(sizes), in_bytes=True) as advance:
-            kept = {path: backups.restore(backup, path, progress=copy_progress(advance, sizes))}
+        with progress("restore", database_bytes(backup), in_bytes=True) as advance:
+            kept = {path: backups.restore(backup, path, progress=copy_progress(advance))}
     lines = ["Restored %s from %s" % (path, backup) for path in kept]
     lines += ["The database it replaced is kept as %s" % copy for copy in kept.values() if copy]
     document = {"restored": backup, "databases": [{"database": path, "kept": copy} for path, copy in kept.items()]}

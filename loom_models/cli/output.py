@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING
 
 import click
 from rich import filesize
+from rich.cells import cell_len, set_cell_size
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
 from ..backends import backend_of
+from ..columns import to_utc
 
 if TYPE_CHECKING:
     from . import Target
@@ -26,6 +29,8 @@ if TYPE_CHECKING:
 # The most rows one listing shows (--limit): rich draws some 1,300 rows a second,
 # and a longer listing is for a script, which pages through the Python API.
 MOST_LISTED = 1000
+# The bytes of a SQLite page: loom's databases keep SQLite's default.
+_PAGE_SIZE = 4096
 # The width of text wrapped for people (a conversation, a question) in a pipe.
 _PIPE_WIDTH = 100
 # The width of a table in a pipe: wide enough that no row is ever wrapped.
@@ -47,33 +52,77 @@ def emit(target: Target, document, lines: list[str]) -> None:
 
 
 def table(rows: list[tuple], headers: tuple = ()) -> list[str]:
-    """Rows as aligned columns, numbers to the right, drawn by rich.
+    """Rows as aligned columns, numbers to the right, drawn by rich as plain text.
 
     table([("sessions", 3)], ("what", "count"))   # ['what      count', 'sessions      3']
     table([("tokens", 18620)])                     # ['tokens  18,620']
 
-    On a terminal the table keeps within its width (rich wraps the widest cells
-    at their words); in a pipe a row is always one line, however long.
+    On a terminal the table keeps within its width: a text cell too wide wraps
+    within its column, at its words; the first column (an id, a name), the
+    numbers and amounts of money never break, and when even so the table cannot
+    fit, the rows are left whole for the terminal to wrap. In a pipe a row is
+    always one line, however long.
     """
     if not rows and not headers:
         return []
-    drawn = Table(box=None, show_header=bool(headers), pad_edge=False, header_style="bold")
+    drawn = Table(box=None, show_header=bool(headers), pad_edge=False, header_style="")
     for index, header in enumerate(headers or rows[0]):
         numbers = any(_number(row[index]) for row in rows)
-        # fold: a cell too wide wraps within its column, at its words, rather than lose its end to an ellipsis.
-        drawn.add_column(str(header) if headers else "", justify="right" if numbers else "left", overflow="fold")
+        amounts = numbers or all(str(row[index]).startswith("$") for row in rows)
+        heading = str(header) if headers else ""
+        drawn.add_column(
+            heading,
+            justify="right" if numbers else "left",
+            min_width=cell_len(heading),  # a heading never breaks
+            no_wrap=amounts or index == 0,
+            overflow="fold",  # never an ellipsis: a value cut short reads as another value
+        )
     for row in rows:
         drawn.add_row(*(Text(_text(value)) for value in row))  # Text: a "[" in a value is not markup
-    terminal = sys.stdout.isatty()
     drawing = io.StringIO()
-    console = Console(
-        file=drawing,
-        width=shutil.get_terminal_size().columns if terminal else _UNBOUNDED,
-        force_terminal=terminal,
-        highlight=False,
-    )
+    console = Console(file=drawing, width=_UNBOUNDED, color_system=None, highlight=False)
+    if sys.stdout.isatty():
+        columns = shutil.get_terminal_size().columns
+        if Measurement.get(console, console.options, drawn).minimum <= columns:
+            console.width = columns  # else rich would crop what cannot break: let the terminal wrap the rows
     console.print(drawn)
     return [line.rstrip() for line in drawing.getvalue().splitlines()]
+
+
+def shortened(text: str, room: int) -> str:
+    """The text on one line of at most `room` terminal cells, cut at a word's end and marked with '…'.
+
+    shortened("Refund the order of 249.99 EUR?", 20)   # 'Refund the order of…'
+    A wide character (CJK, most emoji) takes two cells, as the terminal draws it.
+    """
+    line = " ".join(text.split())
+    if cell_len(line) <= room:
+        return line
+    kept = ""
+    for word in line.split(" "):
+        longer = (kept + " " + word) if kept else word
+        if cell_len(longer) > room - 1:
+            break
+        kept = longer
+    if not kept:  # a first word longer than the room: cut it, as nothing else would fit
+        kept = set_cell_size(line, max(room - 1, 0)).rstrip()  # rstrip: the half of a wide character
+    return kept + "…"
+
+
+def more(hidden: int | None, shown: int) -> list[str]:
+    """The line under a listing cut at its --limit: how many more, and the --limit that shows them.
+
+    more(35, 4)      # ['... and 35 more (--limit 39 lists them all)']
+    more(None, 50)   # ['... and more (--limit 500 lists more)']: a count not known
+    """
+    if hidden == 0:
+        return []
+    count = "%s more" % f"{hidden:,}" if hidden is not None else "more"
+    wider = min(shown * 10 if hidden is None else shown + hidden, MOST_LISTED)
+    if wider <= shown:
+        return ["... and %s (%d is the most one listing shows)" % (count, shown)]
+    how = "lists them all" if hidden is not None and wider == shown + hidden else "lists more"
+    return ["... and %s (--limit %d %s)" % (count, wider, how)]
 
 
 def examples(*commands: str) -> str:
@@ -104,18 +153,16 @@ def on_the_point(amounts: list[str]) -> list[str]:
 
 
 def at(moment: datetime.datetime, *, seconds: bool = False, zone: bool = True) -> str:
-    """A time in UTC, saying so: at(moment) is '2026-12-07 09:30 UTC' (a naive time is taken as UTC).
+    """A time in UTC, saying so: at(moment) is '2026-12-07 09:30 UTC' (a naive time is local, as to_utc reads it).
 
     zone=False leaves " UTC" off, for a column whose heading says it.
     """
-    utc = datetime.timezone.utc
-    moment = moment.replace(tzinfo=utc) if moment.tzinfo is None else moment.astimezone(utc)
-    return moment.strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "") + (" UTC" if zone else ""))
+    return to_utc(moment).strftime("%Y-%m-%d %H:%M" + (":%S" if seconds else "") + (" UTC" if zone else ""))
 
 
 def span(seconds: float) -> str:
     """A span of time at a glance, as kubectl prints ages: 45s, 3m20s, 59m, 3h59m, 23h, 2d4h, 30d (rounded down)."""
-    s = int(seconds)
+    s = max(int(seconds), 0)
     m, h, d = s // 60, s // 3600, s // 86400
     if s < 120:
         return "%ds" % s
@@ -170,29 +217,29 @@ def progress(label: str, total: int | None, *, in_bytes: bool = False):
         yield lambda n, total=None: bar.update(task, advance=n, total=total)
 
 
-def copy_progress(advance, sizes: list[int]):
+def copy_progress(advance):
     """A copy's progress callback (remaining, total pages) moving a bar in bytes.
 
-    The databases are copied in turn, of these sizes: each copy that ends
-    (no page remaining) moves the bar on to the next.
+    The databases are copied in turn: each copy that ends (no page remaining)
+    adds its pages to those done. A database left out (damaged) adds none, and
+    the bar then ends short of its total, as the copy did.
     """
     done = shown = 0
 
     def report(remaining: int, total: int) -> None:
         nonlocal done, shown
-        size = sizes[done] if done < len(sizes) else 0
-        now = sum(sizes[:done]) + (size * (total - remaining) // total if total else size)
-        advance(now - shown)
-        shown = now
+        copied = done + (total - remaining) * _PAGE_SIZE
+        advance(copied - shown)
+        shown = copied
         if remaining == 0:
-            done += 1
+            done = copied
 
     return report
 
 
-def file_sizes(*paths: str) -> list[int]:
-    """The bytes of each SQLite database, its write-ahead log included (a copy reads both); 0 if missing."""
-    return [sum(os.path.getsize(p) for p in (path, path + "-wal") if os.path.exists(p)) for path in paths]
+def database_bytes(*paths: str) -> int:
+    """The bytes of SQLite databases, their write-ahead logs included (a copy reads both); 0 for one missing."""
+    return sum(os.path.getsize(p) for path in paths for p in (path, path + "-wal") if os.path.exists(p))
 
 
 def size(count: int) -> str:

@@ -314,9 +314,15 @@ def demo(target, count):
 
 @contextlib.contextmanager
 def _uninterrupted() -> Iterator[None]:
-    """Hold back SIGINT until the block is done: a Ctrl-C then interrupts at its end, not in its middle."""
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    """Hold a Ctrl-C back until the block is done: it interrupts at the block's end, not in its middle.
+
+    A handler of its own, not a blocked signal: any thread (a progress bar's) may receive the signal.
+    """
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: held.append(number))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)  # a Ctrl-C held back is raised here
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt

@@ -20,10 +20,11 @@ from ..columns import utc_now
 from ..errors import ConflictError, NotFoundError, NotWritableError, ValidationError
 from ..references import Reference
 from . import main
-from .output import MOST_LISTED, at, emit, examples, size, span, table
+from .ids import full_id, short_ids
+from .output import MOST_LISTED, at, emit, examples, more, size, span, table
 
-# How much of an id a listing shows: a SHA-256's start tells it apart.
-SHORT_ID = 12
+# How much of a SHA-256 a listing shows at least, as git shows its commits'.
+_SHORT_HASH = 12
 _HEX = re.compile(r"[0-9a-f]{4,64}")
 
 
@@ -53,17 +54,14 @@ def list_command(target, limit):
     """Live references, newest first: id, type, size, count of references, expiry."""
     with target.repository("references") as references:
         found = references.list(limit=limit + 1)  # one more: are there more?
-    page, more = found[:limit], len(found) > limit
-    document = {"references": [_metadata(r) for r in page], "more": more}
+    page, hidden = found[:limit], len(found) > limit
+    document = {"references": [_metadata(r) for r in page], "more": hidden}
     headers = ("id", "type", "size", "refs", "created (UTC)", "expires")
     now = utc_now()
-    lines = table([_row(r, now) for r in page], headers) if page else ["No references."]
-    if more and limit < MOST_LISTED:
-        lines.append(
-            "... more than %d; `loom-db refs list --limit %d` lists more" % (limit, min(limit * 10, MOST_LISTED))
-        )
-    elif more:
-        lines.append("... more than %d, the most one listing shows" % limit)
+    ids = short_ids([r.id for r in page], keep=_SHORT_HASH)
+    rows = [(i, *_row(r, now)) for i, r in zip(ids, page, strict=True)]
+    lines = table(rows, headers) if page else ["No references."]
+    lines += more(None, limit) if hidden else []
     emit(target, document, lines)
 
 
@@ -96,20 +94,11 @@ _HEADINGS = ("type", "size", "refs", "created", "expires")
 
 
 def _full_id(references, given: str) -> str:
-    """The id that `given` is, or starts (like git's short ids): one live reference's, or an error."""
+    """The id that `given` is, or starts (like git's short ids), or an error."""
     given = given.lower()
     if not _HEX.fullmatch(given):
         raise ValidationError({"id": ["Must be a SHA-256 in hex, or at least its first 4 characters."]})
-    if len(given) == 64:
-        return given
-    matches = [r.id for r in references.list() if r.id.startswith(given)]
-    if not matches:
-        raise NotFoundError("reference not found: %s" % given)
-    if len(matches) > 1:
-        raise ValidationError(
-            {"id": ["%s is the start of %d references' ids: give more of it." % (given, len(matches))]}
-        )
-    return matches[0]
+    return full_id(references, given, "reference")
 
 
 def _write(path: str, data: bytes, force: bool) -> None:
@@ -152,10 +141,15 @@ def _metadata(reference: Reference) -> dict:
 
 
 def _row(reference: Reference, now: datetime.datetime) -> tuple:
-    """A listing's row: narrower than _shown, to fit 80 columns (its time left, not its expiry)."""
+    """A listing's row but its id: narrower than _shown, to fit 80 columns (its time left, not its expiry)."""
     kind, shown_size, count = _shown(reference)[1:4]
-    left = "never" if reference.expires_at is None else "in " + span((reference.expires_at - now).total_seconds())
-    return (reference.id[:SHORT_ID], kind, shown_size, count, at(reference.created_at, zone=False), left)
+    left = "never" if reference.expires_at is None else _time_left(reference.expires_at, now)
+    return (kind, shown_size, count, at(reference.created_at, zone=False), left)
+
+
+def _time_left(expires_at: datetime.datetime, now: datetime.datetime) -> str:
+    seconds = (expires_at - now).total_seconds()
+    return "in " + span(seconds) if seconds > 0 else "expired"  # expired since it was read
 
 
 def _shown(reference: Reference) -> tuple:

@@ -16,6 +16,7 @@ import datetime
 import json
 
 import click
+from rich.cells import cell_len
 
 from ..columns import utc_now
 from ..errors import ConflictError
@@ -23,7 +24,7 @@ from ..hitl.models import STATUSES, HumanRequest
 from ..hitl.schemas import HumanRequestSchema
 from . import main
 from .ids import full_id, short_ids
-from .output import MOST_LISTED, at, emit, examples, line_width, span, table
+from .output import MOST_LISTED, at, emit, examples, line_width, more, shortened, span, table
 
 _SCHEMA = HumanRequestSchema()
 _QUESTION_MIN = 20
@@ -70,8 +71,7 @@ def list_command(target, status, agent, limit):
     ids = short_ids([r.id for r in page])
     rows = [(i, r.agent_id, r.question, r.priority, _left(r, now)) for i, r in zip(ids, page, strict=True)]
     lines = _fitted(rows, ("id", "agent", "question", "priority", "left")) if rows else ["No requests."]
-    if total > len(page):
-        lines.append("... and %d more (--limit %d lists them all)" % (total - len(page), total))
+    lines += more(total - len(page), len(page)) if rows else []
     emit(target, {"requests": [_document(r) for r in page], "total": total}, lines)
 
 
@@ -220,20 +220,9 @@ def _left(request: HumanRequest, now: datetime.datetime) -> str:
 def _fitted(rows: list[tuple], headers: tuple) -> list[str]:
     """The table, its questions (third column) shortened so that a line fits the terminal."""
     width = line_width()
-    others = sum(max(len(str(row[i])) for row in [headers, *rows]) + 2 for i in (0, 1, 3, 4))
+    others = sum(max(cell_len(str(row[i])) for row in [headers, *rows]) + 2 for i in (0, 1, 3, 4))
     room = max(width - others - 1, _QUESTION_MIN)
-    return table([(*row[:2], _shortened(row[2], room), *row[3:]) for row in rows], headers)
-
-
-def _shortened(text: str, room: int) -> str:
-    """The text on one line, at most `room` characters, cut at a word's end."""
-    text = " ".join(text.split())
-    if len(text) <= room:
-        return text
-    cut = text[: room - 1]
-    if " " in cut:
-        cut = cut[: cut.rindex(" ")]
-    return cut.rstrip() + "…"
+    return table([(*row[:2], shortened(row[2], room), *row[3:]) for row in rows], headers)
 
 
 def _json(value) -> str:

@@ -22,7 +22,23 @@ from ..errors import NotFoundError
 from ..sessions import Message, Session
 from . import main
 from .ids import full_id, short_ids
-from .output import MOST_LISTED, at, counted, dollars, emit, examples, line_width, money, on_the_point, table
+from .output import (
+    MOST_LISTED,
+    at,
+    counted,
+    dollars,
+    emit,
+    examples,
+    line_width,
+    money,
+    more,
+    on_the_point,
+    shortened,
+    table,
+)
+
+# The fewest columns a message keeps, however narrow the terminal: below it, lines wrap.
+_NARROWEST = 20
 
 
 @main.group(
@@ -68,12 +84,12 @@ def list_command(target, agent, limit):
     """
     with target.repository("sessions") as repository:
         page = repository.list_sessions(agent_id=agent, limit=limit + 1)
-        more = _more_than(repository, agent, limit) if len(page) > limit else 0
+        hidden = _more_than(repository, agent, limit) if len(page) > limit else 0
         page = page[:limit]
         by_session = repository.message_counts([session.id for session in page])
         counts = [by_session[session.id] for session in page]
-    document = {"sessions": [_listed(s, n) for s, n in zip(page, counts, strict=True)], "more": more}
-    emit(target, document, _list_lines(page, counts, more, limit, agent))
+    document = {"sessions": [_listed(s, n) for s, n in zip(page, counts, strict=True)], "more": hidden}
+    emit(target, document, _list_lines(page, counts, hidden, limit, agent))
 
 
 def _more_than(repository, agent: str | None, limit: int) -> int:
@@ -98,7 +114,7 @@ def _listed(session: Session, messages: int) -> dict:
     }
 
 
-def _list_lines(page: list[Session], counts: list[int], more: int, limit: int, agent: str | None) -> list[str]:
+def _list_lines(page: list[Session], counts: list[int], hidden: int, limit: int, agent: str | None) -> list[str]:
     if not page:
         return ["No sessions%s." % ("" if agent is None else " of agent %s" % agent)]
     costs = on_the_point([money(session.total_cost_usd) for session in page])
@@ -108,11 +124,7 @@ def _list_lines(page: list[Session], counts: list[int], more: int, limit: int, a
         for i, s, n, cost in zip(ids, page, counts, costs, strict=True)
     ]
     lines = table(rows, ("id", "agent", "messages", "tokens", "cost".rjust(len(costs[0])), "updated"))
-    if more:
-        wider = min(limit + more, MOST_LISTED)
-        how = "lists them all" if wider == limit + more else "lists more"
-        lines.append("... and %d more (--limit %d %s)" % (more, wider, how))
-    return lines
+    return lines + more(hidden, limit)
 
 
 # -- show ----------------------------------------------------------------------------------
@@ -177,8 +189,9 @@ def _turn(message: Message) -> list[str]:
     """A message's lines: its time and role, then its content and its tool calls, wrapped within the line's width."""
     head = "%s  %-9s  " % (message.timestamp.strftime("%H:%M:%S"), message.role)
     indent = " " * len(head)
-    body = _wrapped(message.content, line_width() - len(head))
-    body += [_shortened("-> " + _call(call), line_width() - len(head)) for call in _calls(message.tool_calls)]
+    room = max(line_width() - len(head), _NARROWEST)
+    body = _wrapped(message.content, room)
+    body += [shortened("-> " + _call(call), room) for call in _calls(message.tool_calls)]
     return [(head if i == 0 else indent) + line for i, line in enumerate(body or [""])]
 
 
@@ -252,7 +265,7 @@ def _search_lines(query: str, hits: list[Message]) -> list[str]:
     width = max(len(head) for head in heads)
     lines = [heads[0].ljust(width) + "  message"]
     for head, hit in zip(heads[1:], hits, strict=True):
-        lines.append(head.ljust(width) + "  " + _shortened(hit.content, line_width() - width - 2))
+        lines.append(head.ljust(width) + "  " + shortened(hit.content, max(line_width() - width - 2, _NARROWEST)))
     return lines
 
 
@@ -301,12 +314,3 @@ def _confirm(session: Session, messages: int) -> None:
 
 def _session_of(message: Message) -> str:
     return message.__data__["session"]  # the id: `message.session` would read the session
-
-
-def _shortened(text: str, width: int) -> str:
-    """One line of at most `width` characters, cut at a word where it can be, marked with '...'."""
-    line = " ".join(text.split())
-    if len(line) <= width:
-        return line
-    cut = textwrap.shorten(line, width, placeholder="...")
-    return cut if cut != "..." else line[: width - 3] + "..."

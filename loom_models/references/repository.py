@@ -179,6 +179,14 @@ class ReferenceRepository(Repository):
         return found
 
     @repository_call()
+    def ids_starting(self, prefix: str, *, limit: int = 2) -> list[str]:
+        """The reference ids (SHA-256s) that start with `prefix`, at most `limit`: an id told from its start.
+
+        refs.ids_starting("3f2a9c1e")   # ['3f2a9c1e0b7d...']
+        """
+        return self._ids_starting(self.Reference.id, prefix, limit)
+
+    @repository_call()
     def list(self, *, limit: int | None = None) -> list[Reference]:
         """Live references' metadata, newest first.
 
