@@ -75,6 +75,9 @@ def repository_call(
                 return method(self, *args, **kwargs)
             except _RAISED as error:
                 _raise_translated(error, self.backend.path())
+            finally:
+                if self.gives_back_connections and not self.database.in_transaction():
+                    self.database.close()  # to the pool, for the next thread
 
         @functools.wraps(method)
         def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:

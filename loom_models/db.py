@@ -22,6 +22,8 @@ from playhouse.pool import PooledSqliteDatabase
 from .backends import backend_of, sqlite
 from .calls import storage_call
 from .errors import ValidationError
+from .pool import BoundedPostgresPool
+from .validation import check_positive
 
 # user:password@ at the start of a URL. The password runs to the last @: one
 # with an unescaped / ? or # in it is hidden too (and a host with it, rarely).
@@ -39,7 +41,7 @@ _POOLED_SQLITE = {"check_same_thread": False, "max_connections": None}
 
 @storage_call
 def open_database(
-    path_or_url: str | os.PathLike, pragmas: dict | None = None, *, pooled: bool = False
+    path_or_url: str | os.PathLike, pragmas: dict | None = None, *, pooled: bool = False, pool_size: int | None = None
 ) -> peewee.Database:
     """A peewee database for a file path or a database URL.
 
@@ -51,6 +53,8 @@ def open_database(
     `pooled`, or a `+pool` URL: connections are pooled (playhouse.pool, as
     many as threads ask for) and any thread may take one: `database.close()`
     gives a thread's back, and `database.close_all()` closes them all.
+    `pool_size`, or a PostgreSQL URL's `?pool_size=N`: at most N connections,
+    which threads wait for (pool.BoundedPostgresPool).
     """
     if not isinstance(path_or_url, (str, os.PathLike)) or not os.fspath(path_or_url):
         raise ValidationError({"path_or_url": ["Must be a file path or a database URL."]})
@@ -61,6 +65,14 @@ def open_database(
             return PooledSqliteDatabase(target, pragmas=merged, **_POOLED_SQLITE)
         return peewee.SqliteDatabase(target, pragmas=merged)
     url = _checked_url(target)
+    params = db_url.parse(target, unquote_password=True, unquote_user=True)
+    pool_size = params.pop("pool_size", None) if pool_size is None else pool_size
+    if pool_size is not None:
+        if not url.scheme.startswith("postgres"):
+            raise ValidationError({"pool_size": ["Is for a PostgreSQL database URL."]})
+        size = check_positive(pool_size, "pool_size")
+        params.pop("pool_size", None)
+        return BoundedPostgresPool(params.pop("database"), max_connections=size, **params)
     pooled = pooled or url.scheme.endswith("+pool")
     if pooled and not url.scheme.endswith("+pool"):
         target = url.scheme + "+pool" + target[len(url.scheme) :]

@@ -20,6 +20,7 @@ from typing import TypeVar
 
 import marshmallow
 import peewee
+from playhouse.pool import MaxConnectionsExceeded
 
 E = TypeVar("E", bound="LoomStorageError")
 
@@ -193,7 +194,7 @@ _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 
 # What a repository call may meet below it: the drivers' errors, and the file
 # system's when it creates a data directory or a backup.
-DRIVER_ERRORS: tuple = (peewee.PeeweeException, sqlite3.Error, OSError)
+DRIVER_ERRORS: tuple = (peewee.PeeweeException, sqlite3.Error, OSError, MaxConnectionsExceeded)
 if psycopg2 is not None:
     DRIVER_ERRORS += (psycopg2.Error,)
 
@@ -219,6 +220,8 @@ def _translated(error: BaseException, path: str | None) -> LoomStorageError:
         return ValidationError(error.normalized_messages())
     if isinstance(error, OSError):
         return _os_error(error)
+    if isinstance(error, MaxConnectionsExceeded):  # a bounded pool's every connection stayed in use
+        return DatabaseUnavailableError("no pooled connection came free in time: %s" % error)
     driver = _driver_error(error)
     sqlstate = getattr(driver, "pgcode", None) or getattr(driver, "sqlstate", None)
     cls: type[LoomStorageError] | None

@@ -29,6 +29,7 @@ from .checkpoints import CheckpointRepository
 from .db import open_database, redact
 from .errors import ValidationError
 from .hitl import HumanRequestRepository
+from .pool import BoundedPostgresPool, PoolStats
 from .references import ReferenceRepository
 from .repository import Repository
 from .sessions import SessionRepository
@@ -71,21 +72,27 @@ class Storage:
         database_url: str | None = None,
         tracer: Tracer | None = None,
         pooled: bool = False,
+        pool_size: int | None = None,
     ) -> Storage:
         """The repositories of every domain over a data directory (made 0700 if missing) or one database URL.
 
             Storage.wire("./loom-data")   # missing files are created; no schema is checked or migrated
 
         `pooled`: each database pools its connections, for many threads (db.open_database).
+        `pool_size`: the database URL's pool holds at most that many (pool.BoundedPostgresPool).
         close() closes them all.
         """
         if database_url is not None:
             if not isinstance(database_url, str) or "://" not in database_url:
                 raise ValidationError({"database_url": ["Must be a URL such as postgresql://user@host/db."]})
-            shared = open_database(database_url, pooled=pooled)
+            shared = open_database(database_url, pooled=pooled, pool_size=pool_size)
             databases = dict.fromkeys(DOMAINS, shared)
             where = redact(database_url)
         else:
+            if pool_size is not None:
+                raise ValidationError(
+                    {"pool_size": ["Is for a database URL: each SQLite file is written by one at a time."]}
+                )
             where = os.fspath(data_dir or os.environ.get("LOOM_DATA_DIR") or "loom-data")
             _make_private_dir(where)
             databases = {
@@ -99,6 +106,14 @@ class Storage:
         for repository in self.repositories:
             grouped.setdefault(id(repository.database), (repository.database, []))[1].append(repository)
         return list(grouped.values())
+
+    def pool_stats(self) -> PoolStats | None:
+        """The connection pool's figures (size, open, in use, idle, waits, wait time); None without a pool_size.
+
+        storage.pool_stats().waits
+        """
+        pools = [database for database, _ in self.by_database() if isinstance(database, BoundedPostgresPool)]
+        return pools[0].stats() if pools else None
 
     def stats(self) -> dict:
         """Every domain's figures, JSON-ready: sessions and their totals, requests by status and priority, references.
@@ -114,6 +129,7 @@ class Storage:
             },
             "references": {"count": references.active_refs, "bytes": references.current_bytes},
             "checkpoints": self.checkpoints.stats(),
+            **({"pool": dataclasses.asdict(pool)} if (pool := self.pool_stats()) else {}),
         }
 
     def __repr__(self) -> str:
@@ -156,14 +172,18 @@ def open_storage(
     tracer: Tracer | None = None,
     gc_interval: float | None = 300,
     migrate: bool = True,
+    pool_size: int | None = None,
 ) -> Storage:
     """Open (creating if needed) every domain's database, apply pending migrations,
     and collect expired references every `gc_interval` seconds (0 or None: never).
 
+    `pool_size` (or the URL's `?pool_size=`): the database URL's connections are
+    pooled, at most that many for every thread; each call gives its back.
+
     With `migrate=False` the schemas must already be current (SchemaMismatchError).
     With an OpenTelemetry `tracer`, every repository call is a span (tracing.py).
     """
-    return Storage.wire(data_dir, database_url=database_url, tracer=tracer).prepare(
+    return Storage.wire(data_dir, database_url=database_url, tracer=tracer, pool_size=pool_size).prepare(
         migrate=migrate, gc_interval=gc_interval
     )
 
