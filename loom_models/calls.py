@@ -10,7 +10,8 @@
 `storage_call` translates what a function meets below it (errors.translate),
 naming the database's file when its first argument is a database. `repository_call`
 does the same for a repository's method, naming the repository's file; refuses
-at once when the repository is closed; and, when it has a tracer, makes the
+at once when the repository is closed; reports the call to the repository's
+CallWatch, if any (monitoring.py); and, when it has a tracer, makes the
 call one span, `<span_prefix>.<method>`, whose attributes are the arguments
 named in `ids` (a parameter's name, or {parameter: attribute}) and what
 `tells(result)` returns (by default `row_count`: a list's length, or a count of rows).
@@ -79,10 +80,7 @@ def repository_call(
                 if self.gives_back_connections and not self.database.in_transaction():
                     self.database.close()  # to the pool, for the next thread
 
-        @functools.wraps(method)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            if self.closed:
-                raise LoomStorageError("%r is closed" % self)
+        def traced(self: Any, args: tuple, kwargs: dict) -> Any:
             if not span or self.tracer is None:
                 return translated(self, *args, **kwargs)
             name = "%s.%s" % (self.span_prefix, method.__name__)
@@ -91,6 +89,15 @@ def repository_call(
             values = {attribute: value for attribute, value in values.items() if isinstance(value, str)}
             call = functools.partial(translated, self, *args, **kwargs)
             return tracing.in_span(self.tracer, self, name, values, call, tells or row_count)
+
+        @functools.wraps(method)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.closed:
+                raise LoomStorageError("%r is closed" % self)
+            if not span or self.watch is None:
+                return traced(self, args, kwargs)
+            name = "%s.%s" % (self.span_prefix, method.__name__)
+            return self.watch.call(self, name, functools.partial(traced, self, args, kwargs))
 
         return wrapper  # type: ignore[return-value]
 

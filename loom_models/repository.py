@@ -28,6 +28,8 @@ from .validation import check_id, check_positive
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer  # the tracing extra; only a caller with a tracer has it
 
+    from .monitoring import CallWatch
+
 
 RepositoryT = TypeVar("RepositoryT", bound="Repository")
 
@@ -46,6 +48,7 @@ class Repository:
         self._owns_database = False
         # A bounded pool's connections are few: each call gives its thread's back (calls.repository_call).
         self.gives_back_connections = isinstance(database, BoundedPostgresPool)
+        self.watch: CallWatch | None = None  # a storage's slow-call log and meter (monitoring.py)
 
     @classmethod
     @storage_call

@@ -29,13 +29,15 @@ from .checkpoints import CheckpointRepository
 from .db import open_database, redact
 from .errors import ValidationError
 from .hitl import HumanRequestRepository
+from .monitoring import CallWatch
 from .pool import BoundedPostgresPool, PoolStats
 from .references import ReferenceRepository
 from .repository import Repository
 from .sessions import SessionRepository
 
 if TYPE_CHECKING:
-    from opentelemetry.trace import Tracer  # the tracing extra; only a caller with a tracer has it
+    from opentelemetry.metrics import Meter
+    from opentelemetry.trace import Tracer  # the tracing extra; only a caller with a tracer or meter has it
 
 # Every domain, by its repository, which names the domain, its file and its main
 # table. A new domain is one more entry here (and its attribute on Storage, for
@@ -73,6 +75,7 @@ class Storage:
         tracer: Tracer | None = None,
         pooled: bool = False,
         pool_size: int | None = None,
+        watch: CallWatch | None = None,
     ) -> Storage:
         """The repositories of every domain over a data directory (made 0700 if missing) or one database URL.
 
@@ -80,6 +83,7 @@ class Storage:
 
         `pooled`: each database pools its connections, for many threads (db.open_database).
         `pool_size`: the database URL's pool holds at most that many (pool.BoundedPostgresPool).
+        `watch`: what logs the slow calls and meters them all (monitoring.py).
         close() closes them all.
         """
         if database_url is not None:
@@ -98,7 +102,18 @@ class Storage:
             databases = {
                 domain: open_database(os.path.join(where, r.file), pooled=pooled) for domain, r in DOMAINS.items()
             }
-        return cls({domain: DOMAINS[domain](database, tracer) for domain, database in databases.items()}, where)
+        storage = cls({domain: DOMAINS[domain](database, tracer) for domain, database in databases.items()}, where)
+        if watch is not None:
+            storage._watched_by(watch)
+        return storage
+
+    def _watched_by(self, watch: CallWatch) -> None:
+        for database, repositories in self.by_database():
+            watch.watch_database(database)
+            if isinstance(database, BoundedPostgresPool):
+                watch.watch_pool(database)
+            for repository in repositories:
+                repository.watch = watch
 
     def by_database(self) -> list[tuple[peewee.Database, list[Repository]]]:
         """Each distinct database, with the repositories on it (one database for all on PostgreSQL)."""
@@ -173,19 +188,24 @@ def open_storage(
     gc_interval: float | None = 300,
     migrate: bool = True,
     pool_size: int | None = None,
+    slow_call_ms: float | None = None,
+    meter: Meter | None = None,
 ) -> Storage:
     """Open (creating if needed) every domain's database, apply pending migrations,
     and collect expired references every `gc_interval` seconds (0 or None: never).
 
     `pool_size` (or the URL's `?pool_size=`): the database URL's connections are
     pooled, at most that many for every thread; each call gives its back.
+    `slow_call_ms`: a call that takes that long is logged (`loom_models.slow`,
+    with the shape of its SQL, never a value); with an OpenTelemetry `meter`,
+    every call's duration and the pool's figures are metrics (monitoring.py).
 
     With `migrate=False` the schemas must already be current (SchemaMismatchError).
     With an OpenTelemetry `tracer`, every repository call is a span (tracing.py).
     """
-    return Storage.wire(data_dir, database_url=database_url, tracer=tracer, pool_size=pool_size).prepare(
-        migrate=migrate, gc_interval=gc_interval
-    )
+    watch = None if slow_call_ms is None and meter is None else CallWatch(slow_call_ms=slow_call_ms, meter=meter)
+    storage = Storage.wire(data_dir, database_url=database_url, tracer=tracer, pool_size=pool_size, watch=watch)
+    return storage.prepare(migrate=migrate, gc_interval=gc_interval)
 
 
 def _make_private_dir(path: str) -> None:
