@@ -71,7 +71,7 @@ class Backend:
         return query
 
     def give_way(self, milliseconds: int) -> None:
-        """Wait at most this long for another transaction's lock, on this connection from now on."""
+        """From now on (until discard_connection), this thread's write transactions wait at most so long for a lock."""
         raise NotImplementedError
 
     def discard_connection(self) -> None:

@@ -11,6 +11,7 @@ before that statement could be stale by the time it runs.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
@@ -26,6 +27,31 @@ _MIGRATION_LOCK_KEY = 0x6C6F6F6D  # "loom"
 
 class PostgresBackend(Backend):
     name = "postgresql"
+
+    def __init__(self, database: peewee.Database) -> None:
+        super().__init__(database)
+        self._giving_way = threading.local()  # the lock wait of give_way, per thread
+
+    def write(self) -> AbstractContextManager[Any]:
+        milliseconds = getattr(self._giving_way, "milliseconds", None)
+        if milliseconds is None:
+            return self.database.atomic()
+        return self._write_giving_way(milliseconds)
+
+    @contextlib.contextmanager
+    def _write_giving_way(self, milliseconds: int) -> Iterator[Any]:
+        with self.database.atomic() as transaction:
+            # SET LOCAL ends with the transaction: nothing is left on the connection
+            # for its next user (a pool's, or pgbouncer's in transaction pooling).
+            self.database.execute_sql("SET LOCAL lock_timeout = %d" % milliseconds)
+            yield transaction
+
+    def give_way(self, milliseconds: int) -> None:
+        self._giving_way.milliseconds = int(milliseconds)
+
+    def discard_connection(self) -> None:
+        super().discard_connection()
+        self._giving_way.milliseconds = None
 
     def describe(self) -> str:
         return "%s@%s" % (self.database.database, self.database.connect_params.get("host", "localhost"))
@@ -52,9 +78,6 @@ class PostgresBackend(Backend):
 
     def skip_locked(self, query: Q) -> Q:
         return query.for_update(skip_locked=True)
-
-    def give_way(self, milliseconds: int) -> None:
-        self.database.execute_sql("SET lock_timeout = %d" % milliseconds)
 
     def greatest(self, *values: Any) -> peewee.Function:
         return peewee.fn.GREATEST(*values)
