@@ -4,6 +4,10 @@ The `backend` fixture is SQLite (one file in the test's temporary directory, for
 every domain) unless LOOM_TEST_DATABASE_URL names a PostgreSQL database; then each
 test gets a throw-away schema of its own in it, dropped afterwards. Tests check results
 through the backend's raw SQL, not through the repository under test.
+
+With LOOM_TEST_PGBOUNCER_URL too (a pgbouncer before that database), the code under
+test connects through pgbouncer, as a throw-away role whose search path is the
+test's schema: pgbouncer forwards no `options` to set it with.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import sqlite3
 import time
 import uuid
 import warnings
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 
@@ -27,6 +31,9 @@ from loom_models.sessions import SessionRepository
 from loom_models.storage import DOMAINS
 
 POSTGRES_URL = os.environ.get("LOOM_TEST_DATABASE_URL")
+# A pgbouncer in transaction pooling before that database (.ci/run starts one): the
+# code under test connects through it; the suite's own SQL still goes straight there.
+PGBOUNCER_URL = os.environ.get("LOOM_TEST_PGBOUNCER_URL")
 
 
 class SQLiteBackend:
@@ -64,8 +71,19 @@ class PostgresBackend:
         self._psycopg2 = psycopg2
         self.url = url
         self.schema = "loom_test_" + uuid.uuid4().hex[:12]
-        self.target = self._url_with("-csearch_path=%s" % self.schema)
-        self.sql("CREATE SCHEMA %s" % self.schema, search_path=False)
+        if PGBOUNCER_URL:
+            self.target = self._through_pgbouncer()
+        else:
+            self.target = self._url_with("-csearch_path=%s" % self.schema)
+            self.sql("CREATE SCHEMA %s" % self.schema, search_path=False)
+
+    def _through_pgbouncer(self) -> str:
+        """A role of the test's own, whose default search path is its schema: pgbouncer forwards no options."""
+        self.sql("CREATE ROLE %s LOGIN" % self.schema, search_path=False)
+        self.sql("CREATE SCHEMA %s AUTHORIZATION %s" % (self.schema, self.schema), search_path=False)
+        self.sql("ALTER ROLE %s SET search_path = %s" % (self.schema, self.schema), search_path=False)
+        parts = urlsplit(PGBOUNCER_URL)
+        return urlunsplit(parts._replace(netloc="%s@%s" % (self.schema, parts.netloc.rsplit("@", 1)[-1])))
 
     def _url_with(self, options: str) -> str:
         separator = "&" if "?" in self.url else "?"
@@ -97,6 +115,8 @@ class PostgresBackend:
 
     def close(self):
         self.sql("DROP SCHEMA %s CASCADE" % self.schema, search_path=False)
+        if PGBOUNCER_URL:
+            self.sql("DROP ROLE %s" % self.schema, search_path=False)
 
 
 @pytest.fixture
