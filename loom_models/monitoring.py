@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
     from .pool import BoundedPostgresPool
 
 slow_calls = logging.getLogger("loom_models.slow")
+# How many of a call's statements its log line can show (a garbage collection runs many).
+_MOST_STATEMENTS = 20
 # How much of each statement a slow call's log line shows.
 _SHAPE_CHARACTERS = 240
 
@@ -50,12 +54,7 @@ class CallWatch:
         ):
             raise ValidationError({"slow_call_ms": ["Must be a number of milliseconds, 0 or more."]})
         self._slow_seconds = None if slow_call_ms is None else slow_call_ms / 1000
-        self._meter = meter
-        self._durations = None
-        if meter is not None:
-            self._durations = meter.create_histogram(
-                "loom.call.duration", unit="ms", description="How long a loom repository call took."
-            )
+        self._instruments = None if meter is None else _instruments_of(meter)
 
     def watch_database(self, database: peewee.Database) -> None:
         """Note the SQL that a watched call runs on `database`, for the slow-call log."""
@@ -65,7 +64,7 @@ class CallWatch:
 
         def execute_sql(sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
             ran = _statements.get()
-            if ran is not None:
+            if ran is not None and len(ran) < _MOST_STATEMENTS:
                 ran.append(sql)
             return execute(sql, params, *args, **kwargs)
 
@@ -73,24 +72,9 @@ class CallWatch:
         database.execute_sql = execute_sql  # type: ignore[method-assign]
 
     def watch_pool(self, pool: BoundedPostgresPool) -> None:
-        """The pool's figures, read when the meter collects."""
-        if self._meter is None:
-            return
-
-        def connections(options: CallbackOptions) -> list[Observation]:
-            figures = pool.stats()
-            return [_observation(figures.in_use, {"state": "in_use"}), _observation(figures.idle, {"state": "idle"})]
-
-        self._meter.create_observable_gauge("loom.pool.connections", [connections], description="Pooled connections.")
-        self._meter.create_observable_counter(
-            "loom.pool.waits", [lambda options: [_observation(pool.stats().waits)]], description="Waits for one."
-        )
-        self._meter.create_observable_counter(
-            "loom.pool.wait_time",
-            [lambda options: [_observation(pool.stats().wait_seconds)]],
-            unit="s",
-            description="Time spent waiting for one.",
-        )
+        """The pool's figures, read when the meter collects, as long as the pool lives."""
+        if self._instruments is not None:
+            self._instruments.pools.add(pool)
 
     def call(self, owner: object, name: str, call: Callable[[], Any]) -> Any:
         """call(), timed and reported as `name`; a call inside another of `owner`'s is part of that one."""
@@ -108,11 +92,50 @@ class CallWatch:
             self._report(name, seconds, statements)
 
     def _report(self, name: str, seconds: float, statements: list[str]) -> None:
-        if self._durations is not None:
-            self._durations.record(seconds * 1000, {"loom.call": name})
+        if self._instruments is not None:
+            self._instruments.durations.record(seconds * 1000, {"loom.call": name})
         if self._slow_seconds is not None and seconds >= self._slow_seconds:
             shapes = list(dict.fromkeys(_shape(sql) for sql in statements))  # each once, in order
             slow_calls.warning("slow call %s: %.1f ms; SQL: %s", name, seconds * 1000, " | ".join(shapes) or "none")
+
+
+class _Instruments:
+    """A meter's loom instruments, made once for every storage that reports to it (a second would be ignored)."""
+
+    def __init__(self, meter: Meter) -> None:
+        self.pools: weakref.WeakSet[BoundedPostgresPool] = weakref.WeakSet()
+        self.durations = meter.create_histogram(
+            "loom.call.duration", unit="ms", description="How long a loom repository call took."
+        )
+        meter.create_observable_gauge("loom.pool.connections", [self._connections], description="Pooled connections.")
+        meter.create_observable_counter("loom.pool.waits", [self._waits], description="Waits for a connection.")
+        meter.create_observable_counter(
+            "loom.pool.wait_time", [self._wait_time], unit="s", description="Time spent waiting for a connection."
+        )
+
+    def _connections(self, options: CallbackOptions) -> list[Observation]:
+        return [
+            _observation(count, {"state": state, "loom.database": pool.database})
+            for pool in list(self.pools)
+            for state, count in (("in_use", pool.stats().in_use), ("idle", pool.stats().idle))
+        ]
+
+    def _waits(self, options: CallbackOptions) -> list[Observation]:
+        return [_observation(pool.stats().waits, {"loom.database": pool.database}) for pool in list(self.pools)]
+
+    def _wait_time(self, options: CallbackOptions) -> list[Observation]:
+        return [_observation(pool.stats().wait_seconds, {"loom.database": pool.database}) for pool in list(self.pools)]
+
+
+_instruments: weakref.WeakKeyDictionary[Meter, _Instruments] = weakref.WeakKeyDictionary()
+_making_instruments = threading.Lock()
+
+
+def _instruments_of(meter: Meter) -> _Instruments:
+    with _making_instruments:
+        if meter not in _instruments:
+            _instruments[meter] = _Instruments(meter)
+        return _instruments[meter]
 
 
 def _shape(sql: str) -> str:

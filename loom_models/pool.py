@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Any
 
-from playhouse.pool import PooledPostgresqlDatabase
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase, PooledPostgresqlDatabase
 
 # How long a call waits for a connection while all of the pool's are in use.
 WAIT_SECONDS = 30.0
@@ -44,9 +44,11 @@ class BoundedPostgresPool(PooledPostgresqlDatabase):
         self._wait_seconds = 0.0
 
     def connect(self, reuse_if_open: bool = False) -> Any:
-        if len(self._in_use) < self._max_connections or self._connections:
-            return super().connect(reuse_if_open)
-        started = time.monotonic()  # every connection is in use: this thread waits
+        try:
+            return super(PooledDatabase, self).connect(reuse_if_open)  # one try, without waiting
+        except MaxConnectionsExceeded:
+            pass
+        started = time.monotonic()  # every connection is in use: this thread waits for one
         try:
             return super().connect(reuse_if_open)
         finally:
@@ -57,11 +59,21 @@ class BoundedPostgresPool(PooledPostgresqlDatabase):
     def _is_closed(self, conn: Any) -> bool:
         # playhouse asks the server (SELECT 1) at every check-out. A server that
         # ended an idle connection (a restart, pg_terminate_backend) has sent its
-        # last words, or EOF, already: the socket is readable. One poll tells.
-        return bool(conn.closed) or bool(select.select([conn], [], [], 0)[0])
+        # last words, or EOF, already: the socket is readable, and one poll tells.
+        # (A connection that died silently, a half-open TCP one, is found by the
+        # call that uses it: DatabaseUnavailableError, and it is dropped then.)
+        if conn.closed:
+            return True
+        readable = select.poll()  # not select(): it fails on a socket numbered 1024 or more
+        readable.register(conn, select.POLLIN)
+        if not readable.poll(0):
+            return False
+        self._close_raw(conn)  # nothing loom runs sends a notice to an idle connection: it is over
+        return True
 
     def stats(self) -> PoolStats:
+        with self._pool_lock:
+            in_use, idle = len(self._in_use), len(self._connections)
         with self._figures:
             waits, wait_seconds = self._waits, self._wait_seconds
-        in_use, idle = len(self._in_use), len(self._connections)
         return PoolStats(self._max_connections, in_use + idle, in_use, idle, waits, round(wait_seconds, 6))

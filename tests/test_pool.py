@@ -6,7 +6,9 @@ PostgreSQL only (LOOM_TEST_DATABASE_URL): SQLite files take no pool_size.
 from __future__ import annotations
 
 import json
+import os
 import re
+import resource
 import threading
 import time
 import uuid
@@ -179,3 +181,19 @@ def test_loom_db_stats_shows_the_pool_of_a_url_with_a_pool_size(backend):
     assert document["pool"]["size"] == 2 and document["pool"]["in_use"] == 0
     assert re.search(r"pool connections +\d of 2 \(0 in use\)", shown.stdout), shown.stdout
     assert re.search(r"pool waits +0 \(0\.000 s\)", shown.stdout), shown.stdout
+
+
+def test_a_connection_whose_socket_is_numbered_past_1024_is_checked_too(backend):
+    """select() refuses such a socket; a server process with many files open has them."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(4096, hard)), hard))
+    files = [open(os.devnull) for _ in range(1100)]  # noqa: SIM115 - held open, closed below
+    try:
+        with open_storage(database_url=backend.target, pool_size=2, gc_interval=0) as storage:
+            storage.sessions.save_session(Session(id="s1"))
+            assert storage.sessions.get_stats().session_count == 1  # a check-out of the pooled connection
+            assert storage.pool_stats().open == 1
+    finally:
+        for file in files:
+            file.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -40,10 +40,13 @@ class PostgresBackend(Backend):
 
     @contextlib.contextmanager
     def _write_giving_way(self, milliseconds: int) -> Iterator[Any]:
+        outermost = not self.database.in_transaction()
         with self.database.atomic() as transaction:
             # SET LOCAL ends with the transaction: nothing is left on the connection
             # for its next user (a pool's, or pgbouncer's in transaction pooling).
-            self.database.execute_sql("SET LOCAL lock_timeout = %d" % milliseconds)
+            # In a savepoint it would last to the end of the caller's transaction.
+            if outermost:
+                self.database.execute_sql("SET LOCAL lock_timeout = %d" % milliseconds)
             yield transaction
 
     def give_way(self, milliseconds: int) -> None:
