@@ -14,6 +14,8 @@ file, and a plain subclass per database loads a foreign key from the parent's.)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import peewee
 
 
@@ -47,7 +49,7 @@ def shown(text: object, width: int = 40) -> str:
     return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
-def bind_models(database: peewee.Database, models: list) -> list:
+def bind_models(database: peewee.Database, models: Sequence[type[peewee.Model]]) -> list:
     """Subclasses of `models` bound to `database`; list parents before children.
 
     A foreign key is redeclared to point at the bound parent, so that lazy loads

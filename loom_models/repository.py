@@ -39,6 +39,7 @@ class Repository:
     file: str  # its SQLite file in a data directory
     table: str  # the table that tells a database of this domain from the others'
     span_prefix: str  # its spans are named <span_prefix>.<method>
+    models: tuple[type[peewee.Model], ...]  # the models of its tables, parents first
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         self.database = database

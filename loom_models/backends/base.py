@@ -81,6 +81,12 @@ class Backend:
         else:
             self.database.close()
 
+    def follow_ids(self, field: peewee.AutoField) -> None:
+        """Let the ids `field` generates go on past the highest in its table (after rows were written with theirs).
+
+        SQLite's rowid always does; a sequence has to be told.
+        """
+
     def greatest(self, *values: Any) -> peewee.Function:
         """The greatest of `values`, in SQL."""
         raise NotImplementedError

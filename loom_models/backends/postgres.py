@@ -118,5 +118,13 @@ class PostgresBackend(Backend):
         ).fetchone()
         return Sizes(int(size), 0)
 
+    def follow_ids(self, field: peewee.AutoField) -> None:
+        table, column = field.model._meta.table_name, field.column_name
+        self.database.execute_sql(
+            'SELECT setval(pg_get_serial_sequence(%%s, %%s), COALESCE(MAX("%s"), 0) + 1, false) FROM "%s"'
+            % (column, table),
+            (table, column),
+        )
+
     def explain(self, sql: str, params: tuple | list) -> list[str]:
         return [row[0] for row in self.database.execute_sql("EXPLAIN " + sql, params).fetchall()]

@@ -30,6 +30,7 @@ from ..columns import utc_now
 from ..errors import ValidationError
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_time
+from .items import StoreItem
 from .models import ChannelValue, GraphCheckpoint, GraphWrite
 from .statements import CheckpointStatements
 
@@ -82,6 +83,7 @@ class CheckpointRepository(Repository):
     file = "checkpoints.db"
     table = "graph_checkpoints"
     span_prefix = "checkpoint_store"
+    models = (GraphCheckpoint, ChannelValue, GraphWrite, StoreItem)  # the store's items too: its migrations
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         super().__init__(database, tracer)

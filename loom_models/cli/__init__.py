@@ -158,6 +158,7 @@ _SECTIONS = {
         "check",
         "backup",
         "restore",
+        "copy",
         "dump",
         "vacuum",
         "analyze",

@@ -1,16 +1,18 @@
-"""loom-db backup, restore and dump: copies of the store, and putting them back."""
+"""loom-db backup, restore, dump and copy: copies of the store, putting them back, moving it."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import click
 
 from .. import backup as backups
+from .. import transfer
 from ..storage import DOMAINS
 from . import main
-from .output import copy_progress, database_bytes, emit, examples, progress
+from .output import copy_progress, database_bytes, emit, examples, progress, table
 
 # -- backups -------------------------------------------------------------------------------
 
@@ -141,3 +143,50 @@ def _stream_json(texts: dict) -> None:
             click.echo(json.dumps(line + "\n")[1:-1], nl=False)
         click.echo('"' + ("," if index < len(texts) - 1 else ""))
     click.echo("}")
+
+
+# -- copies between databases ---------------------------------------------------------
+
+
+@main.command(
+    name="copy",
+    short_help="Copy the whole store into another database, or from one.",
+    epilog=examples(
+        "loom-db copy --to postgresql://loom@db.internal/loom",
+        "loom-db --database-url postgresql://loom@db.internal/loom copy --to ./loom-data",
+        "loom-db copy --from postgresql://loom@db.internal/loom --append",
+    ),
+)
+@click.option("--to", "into", metavar="URL|DIR", help="Copy this store into that database (or data directory).")
+@click.option("--from", "out_of", metavar="URL|DIR", help="Copy that database (or data directory) into this store.")
+@click.option("--append", is_flag=True, help="Copy into a store holding rows of its own; by default it is refused.")
+@click.pass_obj
+def copy_command(target, into, out_of, append):
+    """Copy every domain's rows from one store into another, in batches, then read them all back.
+
+    Run it again after an interrupt: it goes on where it stopped, and a finished
+    copy run again writes nothing. Stop the store's writers first: rows written
+    meanwhile are missed, and reported when they differ. The target is created and
+    migrated if need be; one holding rows the source does not have is refused
+    unless --append, and a row of the same key that differs is never copied over.
+    """
+    if (into is None) == (out_of is None):
+        raise click.UsageError("give --to or --from (one of them)")
+    other = dataclasses.replace(target, **_place(into or out_of))
+    source, destination = (target, other) if into else (other, target)
+    if source.where() == destination.where():
+        raise click.UsageError("the store cannot be copied into itself")
+    with source.storage() as reading, destination.storage(create=True) as writing, progress("copy", None) as advance:
+        copies = transfer.copy_store(reading, writing, append=append, progress=advance)
+    rows = [(c.name, c.rows, c.written, c.found, c.checksum[:16]) for c in copies]
+    lines = table(rows, ("table", "rows", "written", "read back", "sha-256"))
+    lines.append("Copied %s into %s: every row read back the same." % (source.where(), destination.where()))
+    tables = [{**dataclasses.asdict(c), "verified": c.verified} for c in copies]
+    emit(target, {"from": source.where(), "to": destination.where(), "tables": tables}, lines)
+
+
+def _place(value: str) -> dict:
+    """A Target's fields for a database URL or a data directory."""
+    if "://" in value:
+        return {"database_url": value}
+    return {"data_dir": value, "database_url": None}

@@ -68,10 +68,11 @@ class HumanRequestRepository(Repository):
     file = "hitl.db"
     table = "human_requests"
     span_prefix = "hitl_store"
+    models = (HumanRequest,)
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         super().__init__(database, tracer)
-        (self.HumanRequest,) = bind_models(database, [HumanRequest])
+        (self.HumanRequest,) = bind_models(database, self.models)
         self._sql = HumanRequestStatements(self.HumanRequest)
         self._lock_request = self.backend.row_lock(self.HumanRequest)
 

@@ -84,10 +84,11 @@ class ReferenceRepository(Repository):
     file = "references.db"
     table = "reference_store"
     span_prefix = "reference_store"
+    models = (Reference,)
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         super().__init__(database, tracer)
-        (self.Reference,) = bind_models(database, [Reference])
+        (self.Reference,) = bind_models(database, self.models)
         self._sql = ReferenceStatements(self.Reference)
         self._lock_reference = self.backend.row_lock(self.Reference)
         self._counts_lock = threading.Lock()

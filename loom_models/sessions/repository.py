@@ -89,10 +89,11 @@ class SessionRepository(Repository):
     file = "sessions.db"
     table = "sessions"
     span_prefix = "session_store"
+    models = (Session, Message, ToolExecution)
 
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         super().__init__(database, tracer)
-        self.Session, self.Message, self.ToolExecution = bind_models(database, [Session, Message, ToolExecution])
+        self.Session, self.Message, self.ToolExecution = bind_models(database, self.models)
         self._sql = SessionStatements(self.Session, self.Message, self.ToolExecution, self.backend)
         self._lock_session = self.backend.row_lock(self.Session)
 
