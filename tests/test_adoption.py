@@ -195,6 +195,7 @@ def test_adoption_keeps_every_row_table_index_and_trigger(reference_dir):
             ("0003_search",),
             ("0004_search_by_rowid",),
             ("0005_framework_items",),
+            ("0006_counts",),
         ]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert len(glob.glob(str(reference_dir / "*.pre-*.bak"))) == 3  # each file was copied first

@@ -375,7 +375,8 @@ class SessionRepository(Repository):
         repo.get_stats().message_count
         """
         ((sessions, messages, executions, cost, tokens),) = self._sql.stats.rows()
-        return SessionStats(sessions, messages, executions, float(cost), int(tokens))
+        # PostgreSQL sums its counts as numeric (Decimal)
+        return SessionStats(int(sessions), int(messages), int(executions), float(cost), int(tokens))
 
     @repository_call()
     def usage(self, *, by: str = "day", since: datetime.datetime | datetime.timedelta) -> list[Usage]:

@@ -24,6 +24,8 @@ from .models import Message, Session, ToolExecution
 if TYPE_CHECKING:
     from ..backends import Backend
 
+# get_stats's figures, in its order, as columns of PostgreSQL's session_counts.
+COUNTED_COLUMNS = ("sessions", "messages", "tool_executions", "total_cost_usd", "total_tokens")
 # The full-text table of messages' content, where the backend keeps one (SQLite's FTS5).
 SEARCH_INDEX = "messages_fts5"
 # A search looks for words; anything else in a query is no syntax.
@@ -39,7 +41,7 @@ _STOPWORDS = frozenset(
 
 class SessionStatements:
     def __init__(self, S: type[Session], M: type[Message], T: type[ToolExecution], backend: Backend) -> None:
-        self.S, self.M, self.backend = S, M, backend
+        self.S, self.M, self.T, self.backend = S, M, T, backend
         every = fn.COUNT(peewee.SQL("*"))
         self.session = Statement(S.select().where(S.id == param(S.id)))
         self.add_to_totals = Statement(
@@ -78,20 +80,28 @@ class SessionStatements:
         self.message_fields = [f for f in M._meta.sorted_fields if not f.primary_key]
         T_fields = [f for f in T._meta.sorted_fields if not f.primary_key]
         self.insert_tool_execution = Statement(T.insert({f: param(f) for f in T_fields}).returning(T.id))
-        self.stats = Statement(
-            peewee.Select(
-                columns=[
-                    S.select(every),
-                    M.select(every),
-                    T.select(every),
-                    S.select(fn.COALESCE(fn.SUM(S.total_cost_usd), peewee.SQL("0"))),
-                    S.select(fn.COALESCE(fn.SUM(S.total_tokens), peewee.SQL("0"))),
-                ]
-            ).bind(S._meta.database)
-        )
+        self.stats = Statement(self._counted() if backend.name == "postgresql" else self._counting(every))
         # Cached per instance: a cache on the class would keep every repository's statements alive.
         self.save_session = functools.cache(self._save_session)
         self.insert_messages = functools.cache(self._insert_messages)
+
+    def _counting(self, every: peewee.Node) -> peewee.Select:
+        """get_stats's figures, counted: SQLite counts an index's entries fast enough."""
+        S, M, T = self.S, self.M, self.T
+        zero = peewee.SQL("0")
+        columns = [S.select(every), M.select(every), T.select(every)]
+        columns += [
+            S.select(fn.COALESCE(fn.SUM(S.total_cost_usd), zero)),
+            S.select(fn.COALESCE(fn.SUM(S.total_tokens), zero)),
+        ]
+        return peewee.Select(columns=columns).bind(S._meta.database)
+
+    def _counted(self) -> peewee.Select:
+        """get_stats's figures, as PostgreSQL keeps them in session_counts (migration 0006_counts)."""
+        counts = peewee.Table("session_counts", COUNTED_COLUMNS)
+        zero = peewee.SQL("0")
+        columns = [fn.COALESCE(fn.SUM(getattr(counts, column)), zero) for column in COUNTED_COLUMNS]
+        return counts.select(*columns).bind(self.S._meta.database)
 
     def _save_session(self, changed: frozenset) -> Statement:
         """The upsert of a session that, on an existing row, sets `changed` and updated_at."""
