@@ -8,6 +8,7 @@ SQLite backend overrides it.
 from __future__ import annotations
 
 import collections
+import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -53,6 +54,10 @@ class Backend:
     def snapshot(self) -> AbstractContextManager[Any]:
         """A transaction whose reads all see one moment."""
         raise NotImplementedError
+
+    def in_index_order(self) -> AbstractContextManager[Any]:
+        """Around a read whose ORDER BY an index gives: it walks that index, whatever the statistics."""
+        return contextlib.nullcontext()
 
     def row_lock(self, model: type[peewee.Model]) -> Callable[[str], object]:
         """A function that, inside write(), holds the row of `model` with a given id until the end."""

@@ -133,7 +133,8 @@ class HumanRequestRepository(Repository):
             values["session_id"] = check_id(session_id, "session_id")
         if limit is not None:
             values["limit"] = check_limit(limit)
-        return self._sql.pending(tuple(values)).models(**values)
+        with self.backend.in_index_order():
+            return self._sql.pending(tuple(values)).models(**values)
 
     @repository_call(ids=("agent_id",))
     def list_requests(
