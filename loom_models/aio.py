@@ -61,12 +61,14 @@ from .checkpoints import CheckpointRepository
 from .errors import LoomStorageError
 from .hitl import HumanRequest, HumanRequestRepository
 from .hitl.repository import waiting_until
+from .pool import PoolStats
 from .references import ReferenceRepository
 from .repository import Repository
 from .sessions import Message, SessionRepository
 from .storage import Storage
 
 if TYPE_CHECKING:
+    from opentelemetry.metrics import Meter
     from opentelemetry.trace import Tracer
 
 logger = logging.getLogger(__name__)
@@ -291,6 +293,10 @@ class AsyncStorage:
         """
         return cls(storage, Bridge(storage, owned=owned))
 
+    def pool_stats(self) -> PoolStats | None:
+        """Storage.pool_stats(): the connection pool's figures (no call to the database)."""
+        return self.sync.pool_stats()
+
     async def stats(self) -> dict:
         """Storage.stats(): every domain's figures, JSON-ready."""
         return await self._bridge.call(None, self.sync.stats)
@@ -320,6 +326,9 @@ def open_storage(
     tracer: Tracer | None = None,
     gc_interval: float | None = 300,
     migrate: bool = True,
+    pool_size: int | None = None,
+    slow_call_ms: float | None = None,
+    meter: Meter | None = None,
 ) -> Opening:
     """loom_models.open_storage for asyncio: `async with open_storage(...) as storage`, or `await open_storage(...)`.
 
@@ -327,7 +336,15 @@ def open_storage(
     """
     return Opening(
         functools.partial(
-            open_now, data_dir, database_url=database_url, tracer=tracer, gc_interval=gc_interval, migrate=migrate
+            open_now,
+            data_dir,
+            database_url=database_url,
+            tracer=tracer,
+            gc_interval=gc_interval,
+            migrate=migrate,
+            pool_size=pool_size,
+            slow_call_ms=slow_call_ms,
+            meter=meter,
         )
     )
 
@@ -383,9 +400,20 @@ def open_now(
     tracer: Tracer | None = None,
     gc_interval: float | None = 300,
     migrate: bool = True,
+    pool_size: int | None = None,
+    slow_call_ms: float | None = None,
+    meter: Meter | None = None,
 ) -> AsyncStorage:
     """open_storage, done in the calling thread (for a constructor, say): the storage, ready for async calls."""
-    storage = Storage.wire(data_dir, database_url=database_url, tracer=tracer, pooled=True)
+    storage = Storage.wire(
+        data_dir,
+        database_url=database_url,
+        tracer=tracer,
+        pooled=True,
+        pool_size=pool_size,
+        slow_call_ms=slow_call_ms,
+        meter=meter,
+    )
     storage.prepare(migrate=migrate, gc_interval=gc_interval)
     for database, _ in storage.by_database():
         database.close()  # this thread's connection, back to the pool

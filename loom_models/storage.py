@@ -75,7 +75,8 @@ class Storage:
         tracer: Tracer | None = None,
         pooled: bool = False,
         pool_size: int | None = None,
-        watch: CallWatch | None = None,
+        slow_call_ms: float | None = None,
+        meter: Meter | None = None,
     ) -> Storage:
         """The repositories of every domain over a data directory (made 0700 if missing) or one database URL.
 
@@ -83,7 +84,7 @@ class Storage:
 
         `pooled`: each database pools its connections, for many threads (db.open_database).
         `pool_size`: the database URL's pool holds at most that many (pool.BoundedPostgresPool).
-        `watch`: what logs the slow calls and meters them all (monitoring.py).
+        `slow_call_ms`, `meter`: the calls to log and to meter (open_storage, monitoring.py).
         close() closes them all.
         """
         if database_url is not None:
@@ -103,8 +104,8 @@ class Storage:
                 domain: open_database(os.path.join(where, r.file), pooled=pooled) for domain, r in DOMAINS.items()
             }
         storage = cls({domain: DOMAINS[domain](database, tracer) for domain, database in databases.items()}, where)
-        if watch is not None:
-            storage._watched_by(watch)
+        if slow_call_ms is not None or meter is not None:
+            storage._watched_by(CallWatch(slow_call_ms=slow_call_ms, meter=meter))
         return storage
 
     def _watched_by(self, watch: CallWatch) -> None:
@@ -203,8 +204,9 @@ def open_storage(
     With `migrate=False` the schemas must already be current (SchemaMismatchError).
     With an OpenTelemetry `tracer`, every repository call is a span (tracing.py).
     """
-    watch = None if slow_call_ms is None and meter is None else CallWatch(slow_call_ms=slow_call_ms, meter=meter)
-    storage = Storage.wire(data_dir, database_url=database_url, tracer=tracer, pool_size=pool_size, watch=watch)
+    storage = Storage.wire(
+        data_dir, database_url=database_url, tracer=tracer, pool_size=pool_size, slow_call_ms=slow_call_ms, meter=meter
+    )
     return storage.prepare(migrate=migrate, gc_interval=gc_interval)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 
@@ -10,7 +11,7 @@ from conftest import POSTGRES_URL
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from loom_models import ValidationError, open_storage
+from loom_models import ValidationError, aio, open_storage
 from loom_models.sessions import Message, Session
 
 
@@ -110,3 +111,22 @@ def test_the_pool_figures_are_on_the_meter(opened, metered):
 
     assert connections["in_use"] == 1 and connections["in_use"] + connections["idle"] <= 2
     assert [point.value for point in points(reader, "loom.pool.waits")] == [0]
+
+
+def test_the_async_storage_logs_and_meters_its_calls_too(backend, tmp_path, metered, caplog):
+    meter, reader = metered
+    where = {"database_url": backend.target} if backend.name == "postgres" else {"data_dir": tmp_path / "data"}
+
+    async def calls():
+        async with aio.open_storage(**where, gc_interval=0, slow_call_ms=0, meter=meter) as storage:
+            await storage.sessions.save_session(Session(id="s1"))
+            await storage.sessions.save_message("s1", Message(role="user", content="hi"))
+
+    with caplog.at_level(logging.WARNING, logger="loom_models.slow"):
+        asyncio.run(calls())
+
+    assert {point.attributes["loom.call"] for point in points(reader, "loom.call.duration")} >= {
+        "session_store.save_session",
+        "session_store.save_message",
+    }
+    assert any(r.getMessage().startswith("slow call session_store.save_message: ") for r in caplog.records)

@@ -5,6 +5,7 @@ PostgreSQL only (LOOM_TEST_DATABASE_URL): SQLite files take no pool_size.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -18,7 +19,7 @@ import pytest
 from conftest import POSTGRES_URL
 from test_cli import script
 
-from loom_models import DatabaseUnavailableError, ValidationError, open_storage
+from loom_models import DatabaseUnavailableError, ValidationError, aio, open_storage
 from loom_models.sessions import Message, Session
 
 pytestmark = pytest.mark.skipif(not POSTGRES_URL, reason="a PostgreSQL pool: runs with LOOM_TEST_DATABASE_URL")
@@ -197,3 +198,17 @@ def test_a_connection_whose_socket_is_numbered_past_1024_is_checked_too(backend)
         for file in files:
             file.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_async_storage_pools_too(backend):
+    async def fifty_writes_at_once():
+        async with aio.open_storage(database_url=backend.target, pool_size=2, gc_interval=0) as storage:
+            await storage.sessions.save_session(Session(id="shared"))
+            writes = [storage.sessions.save_message("shared", Message(role="user", token_count=1)) for _ in range(50)]
+            await asyncio.gather(*writes)
+            return storage.pool_stats(), (await storage.sessions.get_stats()).message_count
+
+    figures, messages = asyncio.run(fifty_writes_at_once())
+
+    assert messages == 50
+    assert figures.size == 2 and 1 <= figures.open <= 2 and figures.in_use == 0
