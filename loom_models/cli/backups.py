@@ -176,7 +176,11 @@ def copy_command(target, into, out_of, append):
     source, destination = (target, other) if into else (other, target)
     if source.where() == destination.where():
         raise click.UsageError("the store cannot be copied into itself")
-    with source.storage() as reading, destination.storage(create=True) as writing, progress("copy", None) as advance:
+    with (
+        source.storage() as reading,
+        destination.storage(create=True) as writing,
+        progress("copy, verify", None) as advance,
+    ):
         copies = transfer.copy_store(reading, writing, append=append, progress=advance)
     rows = [(c.name, c.rows, c.written, c.found, c.checksum[:16]) for c in copies]
     lines = table(rows, ("table", "rows", "written", "read back", "sha-256"))
