@@ -31,6 +31,8 @@ from typing import Any
 
 import peewee
 
+from . import backends  # a module: the backends' own statements import this one
+
 # Fields whose db_value() only adapts a value the drivers take as it is.
 _AS_GIVEN = (
     peewee.AutoField,
@@ -83,10 +85,14 @@ class param(peewee.Node):
 class Statement:
     """A query's SQL, built once; run it with new values."""
 
-    def __init__(self, query: peewee.BaseQuery) -> None:
+    def __init__(self, query: peewee.BaseQuery, *, in_index_order: bool = False) -> None:
+        """`in_index_order`: a read whose ORDER BY an index gives walks that index (Backend.index_order_preamble)."""
         self.database: peewee.Database = query._database  # type: ignore[attr-defined]
         params: list[param] = []
         self.sql, constants = self.database.get_sql_context(statement_params=params).sql(query).query()
+        preamble = backends.backend_of(self.database).index_order_preamble if in_index_order else ""
+        # In a caller's transaction the preamble would last to its end: the plain SQL runs there.
+        self._sql_alone = preamble + self.sql
         if constants:  # a constant among named parameters would shift them
             raise ValueError("every value of a Statement is a param() or SQL literal: %r" % (constants,))
         self._positional = [p.convert for p in params if p.name is None]
@@ -103,7 +109,7 @@ class Statement:
                 if name in named:
                     named[name] = convert(named[name])
             values = named
-        return self.database.execute_sql(self.sql, values)
+        return self.database.execute_sql(self.sql if self.database.in_transaction() else self._sql_alone, values)
 
     def rows(self, *positional: Any, **named: Any) -> list[tuple]:
         return self.execute(*positional, **named).fetchall()

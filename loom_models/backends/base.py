@@ -8,7 +8,6 @@ SQLite backend overrides it.
 from __future__ import annotations
 
 import collections
-import contextlib
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -28,6 +27,9 @@ class Backend:
     """The operations whose SQL or semantics differ by backend; SQLite's own ones refused here."""
 
     name: str  # "sqlite" or "postgresql", as reports show it
+    # SQL sent before a read whose ORDER BY an index gives, in the same round trip,
+    # so that it walks that index whatever the statistics say (Statement(in_index_order=True)).
+    index_order_preamble = ""
 
     def __init__(self, database: peewee.Database) -> None:
         self.database = database
@@ -54,10 +56,6 @@ class Backend:
     def snapshot(self) -> AbstractContextManager[Any]:
         """A transaction whose reads all see one moment."""
         raise NotImplementedError
-
-    def in_index_order(self) -> AbstractContextManager[Any]:
-        """Around a read whose ORDER BY an index gives: it walks that index, whatever the statistics."""
-        return contextlib.nullcontext()
 
     def row_lock(self, model: type[peewee.Model]) -> Callable[[str], object]:
         """A function that, inside write(), holds the row of `model` with a given id until the end."""

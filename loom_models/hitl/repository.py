@@ -133,8 +133,7 @@ class HumanRequestRepository(Repository):
             values["session_id"] = check_id(session_id, "session_id")
         if limit is not None:
             values["limit"] = check_limit(limit)
-        with self.backend.in_index_order():
-            return self._sql.pending(tuple(values)).models(**values)
+        return self._sql.pending(tuple(values)).models(**values)
 
     @repository_call(ids=("agent_id",))
     def list_requests(

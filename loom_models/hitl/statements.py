@@ -72,4 +72,4 @@ class HumanRequestStatements:
             if name in names:
                 query = query.where(H._meta.fields[name] == param(H._meta.fields[name]))
         query = query.order_by(RANK, H.created_at, H.id)
-        return Statement(query.limit(param("limit")) if "limit" in names else query)
+        return Statement(query.limit(param("limit")) if "limit" in names else query, in_index_order=True)
