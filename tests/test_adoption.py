@@ -196,6 +196,7 @@ def test_adoption_keeps_every_row_table_index_and_trigger(reference_dir):
             ("0004_search_by_rowid",),
             ("0005_framework_items",),
             ("0006_counts",),
+            ("0007_no_prefix_indexes",),
         ]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert len(glob.glob(str(reference_dir / "*.pre-*.bak"))) == 3  # each file was copied first

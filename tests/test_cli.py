@@ -370,7 +370,13 @@ def test_migrate_to_goes_down_and_up_again_after_a_copy(store):
     down = ok_json(*store.args, "--json", "migrate", "--to", "0002_query_indexes")
 
     assert down["reverted"] == {
-        "sessions": ["0006_counts", "0005_framework_items", "0004_search_by_rowid", "0003_search"]
+        "sessions": [
+            "0007_no_prefix_indexes",
+            "0006_counts",
+            "0005_framework_items",
+            "0004_search_by_rowid",
+            "0003_search",
+        ]
     }
     assert store.sql("sessions", "SELECT name FROM schema_migration_sessions ORDER BY name") == [
         ("0001_reference_schema",),
@@ -395,7 +401,7 @@ def test_migrate_to_a_name_of_several_databases_or_of_none(store):
     assert "no database has" in fails(store("migrate", "--to", "0009_nothing"), 2).output
     assert "hitl has no migration" in fails(store("migrate", "--to", "0003_search", "--database", "hitl"), 2).output
     document = ok_json(*store.args, "--json", "migrate", "--to", "0001_reference_schema", "--database", "hitl")
-    assert document["reverted"] == {"hitl": ["0003_decided_index", "0002_pending_indexes"]}
+    assert document["reverted"] == {"hitl": ["0004_no_prefix_indexes", "0003_decided_index", "0002_pending_indexes"]}
 
 
 def test_migrate_status_reads_as_a_table(store):

@@ -24,6 +24,7 @@ APPLIED = [
     "0004_search_by_rowid",
     "0005_framework_items",
     "0006_counts",
+    "0007_no_prefix_indexes",
 ]
 
 # Column order of the reference implementation's tables.
@@ -105,6 +106,7 @@ def test_up_down_up_keeps_working(backend):
     with SessionRepository.open(backend.target) as repo:
         history_runner = runner(repo.database, "sessions")
 
+        assert history_runner.down() == ["0007_no_prefix_indexes"]
         assert history_runner.down() == ["0006_counts"]
         assert history_runner.down() == ["0005_framework_items"]
         assert history_runner.down() == ["0004_search_by_rowid"]
@@ -124,16 +126,16 @@ def test_a_database_ahead_of_the_code_is_refused(backend):
     with SessionRepository.open(backend.target):
         pass
     backend.sql(
-        "INSERT INTO schema_migration_sessions (name, applied) VALUES ('0007_from_the_future', ?)",
+        "INSERT INTO schema_migration_sessions (name, applied) VALUES ('0008_from_the_future', ?)",
         datetime.datetime.now(),
     )
 
-    with pytest.raises(SchemaMismatchError, match=r"^schema version mismatch: expected 6, got 7( \(in .*\))?$"):
+    with pytest.raises(SchemaMismatchError, match=r"^schema version mismatch: expected 7, got 8( \(in .*\))?$"):
         SessionRepository.open(backend.target)
 
 
 def test_without_migrate_an_old_database_is_refused(tmp_path):
-    with pytest.raises(SchemaMismatchError, match=r"expected 6, got 0 \(database not initialised: .*loom-db init"):
+    with pytest.raises(SchemaMismatchError, match=r"expected 7, got 0 \(database not initialised: .*loom-db init"):
         open_storage(tmp_path, migrate=False)
     with open_storage(tmp_path):
         pass
@@ -214,11 +216,11 @@ def test_a_migration_that_rebuilds_a_table_keeps_its_children(backend, tmp_path,
         repo.save_session(Session(id="child", parent_session_id="parent"))
         repo.save_messages("parent", [Message(role="user", content="keep")] * 3)
     shutil.copytree(os.path.join(MIGRATIONS_DIR, "sessions"), tmp_path / "migrations" / "sessions")
-    (tmp_path / "migrations" / "sessions" / "0007_name_default.py").write_text(REBUILD)
+    (tmp_path / "migrations" / "sessions" / "0008_name_default.py").write_text(REBUILD)
     monkeypatch.setattr(migrator, "MIGRATIONS_DIR", str(tmp_path / "migrations"))
 
     with SessionRepository.open(backend.target) as repo:
-        assert history(backend)[-1] == "0007_name_default"
+        assert history(backend)[-1] == "0008_name_default"
         assert len(repo.load_session("parent").messages) == 3
         assert repo.load_session("child").parent_session_id == "parent"
         if backend.name == "sqlite":
@@ -255,7 +257,8 @@ def test_migrate_to_over_a_gap_in_the_history(backend):
 
         run = repo.migrate_to("0002_query_indexes")
 
-        assert (run.applied, run.reverted) == ([], ["0006_counts", "0005_framework_items", "0004_search_by_rowid"])
+        reverted = ["0007_no_prefix_indexes", "0006_counts", "0005_framework_items", "0004_search_by_rowid"]
+        assert (run.applied, run.reverted) == ([], reverted)
         assert history(backend) == APPLIED[:2]
         assert repo.migrate_to().applied == APPLIED[2:]
 

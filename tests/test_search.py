@@ -154,7 +154,13 @@ def test_existing_messages_are_indexed_when_search_arrives(backend):
         runner(sessions.database, "sessions").down("0003_search")  # back to before search
         sessions.save_session(Session(id="old"))
         _insert_messages(sessions.database, "old", ["written before search existed"])
-        assert sessions.migrate() == ["0003_search", "0004_search_by_rowid", "0005_framework_items", "0006_counts"]
+        assert sessions.migrate() == [
+            "0003_search",
+            "0004_search_by_rowid",
+            "0005_framework_items",
+            "0006_counts",
+            "0007_no_prefix_indexes",
+        ]
         assert contents(sessions.search_messages("existed")) == ["written before search existed"]
 
 
@@ -229,7 +235,12 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
             "INSERT INTO messages_fts5 (message_id, session_id, role, content, timestamp)"
             " SELECT id, session_id, role, content, timestamp FROM messages WHERE content = 'alpha'"
         )
-        assert sessions.migrate() == ["0004_search_by_rowid", "0005_framework_items", "0006_counts"]
+        assert sessions.migrate() == [
+            "0004_search_by_rowid",
+            "0005_framework_items",
+            "0006_counts",
+            "0007_no_prefix_indexes",
+        ]
 
         assert sessions.database.execute_sql(
             "SELECT rowid, message_id FROM messages_fts5 ORDER BY rowid"

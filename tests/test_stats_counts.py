@@ -10,7 +10,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from loom_models import open_storage
-from loom_models.migrator import runner
 from loom_models.sessions import Message, Session, SessionRepository, ToolExecution
 
 
@@ -124,8 +123,8 @@ def test_postgres_kept_counts_are_folded_as_they_grow(sessions, backend, postgre
 def test_postgres_migrating_a_store_with_data_counts_what_is_there(backend, postgres_only):
     with SessionRepository.open(backend.target) as sessions:
         sessions.save_session(Session(id="before"))
-        runner(sessions.database, "sessions").down()  # to before 0006_counts
+        sessions.migrate_to("0005_framework_items")  # before 0006_counts
         sessions.save_messages("before", [Message(role="user", token_count=40, cost_usd=2.5)])
 
-        assert sessions.migrate() == ["0006_counts"]
+        assert sessions.migrate() == ["0006_counts", "0007_no_prefix_indexes"]
         assert figures(sessions) == counted(backend.sql) == (1, 1, 0, 2.5, 40)

@@ -2,12 +2,17 @@
 
 Counting a million messages takes PostgreSQL tens of milliseconds a call. Here
 each statement that inserts or deletes sessions, messages or tool executions, or
-changes a session's totals, adds one row of what it changed to `session_counts`
-in its own transaction; get_stats sums those rows. Concurrent writers only ever
+changes messages' usage, adds one row of what it changed to `session_counts` in
+its own transaction; get_stats sums those rows. Concurrent writers only ever
 insert there, so they neither wait for nor deadlock with each other, and the sum
 is exact at any snapshot. Every 128th row, a writer folds the rows into one (one
-folder at a time; the others go on). Costs are summed as numeric: a million
-additions of float8 would drift.
+folder at a time; the others go on); the storage's collector vacuums the table.
+
+The totals are the messages' usage: a session's totals are the sums of its
+messages' (save_messages, add_usage, pop_message and clear_messages keep them
+so), and counting them from the messages spares the hottest statement of all,
+save_message's update of its session, a trigger. Costs are summed as numeric: a
+million additions of float8 would drift.
 
 SQLite counts at each call: one writer at a time, and its count reads an index.
 """
@@ -29,47 +34,43 @@ TABLE = """CREATE TABLE session_counts (
 FILL = (
     """INSERT INTO session_counts (%s) SELECT
     (SELECT count(*) FROM sessions), (SELECT count(*) FROM messages), (SELECT count(*) FROM tool_executions),
-    (SELECT COALESCE(sum(total_cost_usd::numeric), 0) FROM sessions),
-    (SELECT COALESCE(sum(total_tokens), 0) FROM sessions)"""
+    (SELECT COALESCE(sum(cost_usd::numeric), 0) FROM messages),
+    (SELECT COALESCE(sum(token_count), 0) FROM messages)"""
     % COLUMNS
 )
 
-# The row a statement adds: what it changed, by TG_OP; a row of noughts is not added.
-# (A transition table is visible only where its trigger declares it: each branch
-# names only its own.)
+# The row a statement adds: what it changed, by table and TG_OP; a row of noughts
+# is not added. (A transition table is visible only where its trigger declares it:
+# each branch names only its own.)
 COUNT = """CREATE FUNCTION loom_session_counts() RETURNS trigger LANGUAGE plpgsql
 SET search_path FROM CURRENT AS $$
 DECLARE
     added bigint;
 BEGIN
-    IF TG_TABLE_NAME = 'sessions' THEN
-        IF TG_OP = 'INSERT' THEN
-            INSERT INTO session_counts (sessions, total_cost_usd, total_tokens)
-            SELECT count(*), COALESCE(sum(total_cost_usd::numeric), 0), COALESCE(sum(total_tokens), 0)
-            FROM new_rows HAVING count(*) > 0 RETURNING id INTO added;
-        ELSIF TG_OP = 'DELETE' THEN
-            INSERT INTO session_counts (sessions, total_cost_usd, total_tokens)
-            SELECT -count(*), -COALESCE(sum(total_cost_usd::numeric), 0), -COALESCE(sum(total_tokens), 0)
-            FROM old_rows HAVING count(*) > 0 RETURNING id INTO added;
-        ELSE
-            INSERT INTO session_counts (total_cost_usd, total_tokens)
-            SELECT cost, tokens FROM (SELECT
-                COALESCE((SELECT sum(total_cost_usd::numeric) FROM new_rows), 0)
-                    - COALESCE((SELECT sum(total_cost_usd::numeric) FROM old_rows), 0) AS cost,
-                COALESCE((SELECT sum(total_tokens) FROM new_rows), 0)
-                    - COALESCE((SELECT sum(total_tokens) FROM old_rows), 0) AS tokens) AS changed
-            WHERE cost <> 0 OR tokens <> 0 RETURNING id INTO added;
-        END IF;
-    ELSIF TG_OP = 'INSERT' THEN
-        IF TG_TABLE_NAME = 'messages' THEN
-            INSERT INTO session_counts (messages) SELECT count(*) FROM new_rows HAVING count(*) > 0
-            RETURNING id INTO added;
-        ELSE
-            INSERT INTO session_counts (tool_executions) SELECT count(*) FROM new_rows HAVING count(*) > 0
-            RETURNING id INTO added;
-        END IF;
+    IF TG_TABLE_NAME = 'messages' AND TG_OP = 'INSERT' THEN
+        INSERT INTO session_counts (messages, total_cost_usd, total_tokens)
+        SELECT count(*), COALESCE(sum(cost_usd::numeric), 0), COALESCE(sum(token_count), 0)
+        FROM new_rows HAVING count(*) > 0 RETURNING id INTO added;
+    ELSIF TG_TABLE_NAME = 'messages' AND TG_OP = 'DELETE' THEN
+        INSERT INTO session_counts (messages, total_cost_usd, total_tokens)
+        SELECT -count(*), -COALESCE(sum(cost_usd::numeric), 0), -COALESCE(sum(token_count), 0)
+        FROM old_rows HAVING count(*) > 0 RETURNING id INTO added;
     ELSIF TG_TABLE_NAME = 'messages' THEN
-        INSERT INTO session_counts (messages) SELECT -count(*) FROM old_rows HAVING count(*) > 0
+        INSERT INTO session_counts (total_cost_usd, total_tokens)
+        SELECT cost, tokens FROM (SELECT
+            COALESCE((SELECT sum(cost_usd::numeric) FROM new_rows), 0)
+                - COALESCE((SELECT sum(cost_usd::numeric) FROM old_rows), 0) AS cost,
+            COALESCE((SELECT sum(token_count) FROM new_rows), 0)
+                - COALESCE((SELECT sum(token_count) FROM old_rows), 0) AS tokens) AS changed
+        WHERE cost <> 0 OR tokens <> 0 RETURNING id INTO added;
+    ELSIF TG_TABLE_NAME = 'sessions' AND TG_OP = 'INSERT' THEN
+        INSERT INTO session_counts (sessions) SELECT count(*) FROM new_rows HAVING count(*) > 0
+        RETURNING id INTO added;
+    ELSIF TG_TABLE_NAME = 'sessions' THEN
+        INSERT INTO session_counts (sessions) SELECT -count(*) FROM old_rows HAVING count(*) > 0
+        RETURNING id INTO added;
+    ELSIF TG_OP = 'INSERT' THEN
+        INSERT INTO session_counts (tool_executions) SELECT count(*) FROM new_rows HAVING count(*) > 0
         RETURNING id INTO added;
     ELSE
         INSERT INTO session_counts (tool_executions) SELECT -count(*) FROM old_rows HAVING count(*) > 0
@@ -90,8 +91,8 @@ TRIGGERS = {
     "update": "AFTER UPDATE ON %s REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows",
 }
 COUNTED = {
-    "sessions": ("insert", "delete", "update"),
-    "messages": ("insert", "delete"),
+    "sessions": ("insert", "delete"),
+    "messages": ("insert", "delete", "update"),
     "tool_executions": ("insert", "delete"),
 }
 
