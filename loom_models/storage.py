@@ -16,6 +16,7 @@ backups and fixtures ask it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import stat
 import warnings
@@ -27,7 +28,7 @@ from playhouse.pool import PooledDatabase
 from .calls import storage_call
 from .checkpoints import CheckpointRepository
 from .db import open_database, redact
-from .errors import ValidationError
+from .errors import LoomStorageError, ValidationError
 from .hitl import HumanRequestRepository
 from .monitoring import CallWatch
 from .pool import BoundedPostgresPool, PoolStats
@@ -50,6 +51,8 @@ REPOSITORIES: tuple[type[Repository], ...] = (
 )
 DOMAINS: dict[str, type[Repository]] = {repository.domain: repository for repository in REPOSITORIES}
 DATABASE_FILES = tuple(repository.file for repository in REPOSITORIES)
+
+logger = logging.getLogger(__name__)
 
 
 class Storage:
@@ -168,10 +171,20 @@ class Storage:
                 repository.migrate() if migrate else repository.check_schema()
             if gc_interval:
                 self.references.start_collector(gc_interval)
+                self.references.sweep_too(self._reclaim_counts)
         except BaseException:
             self.close()
             raise
         return self
+
+    def _reclaim_counts(self) -> None:
+        """A sweep of the collector's (ReferenceRepository.sweep_too): it looks after its errors and connection."""
+        try:
+            self.sessions.reclaim_counts()
+        except LoomStorageError:  # the next run may fare better
+            logger.exception("loom_models: vacuuming the session counts failed")
+        finally:
+            self.sessions.backend.discard_connection()
 
     def __enter__(self) -> Storage:
         return self

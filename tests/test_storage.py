@@ -53,7 +53,7 @@ def test_a_database_url_holds_every_domain(backend):
 
     assert backend.sql("SELECT id FROM sessions") == [("via_url",)]
     assert backend.sql("SELECT id FROM human_requests") == [("req_url",)]
-    assert backend.sql("SELECT COUNT(*) FROM schema_migration_hitl") == [(3,)]
+    assert backend.sql("SELECT COUNT(*) FROM schema_migration_hitl") == [(4,)]
 
 
 def test_close_twice(tmp_path):

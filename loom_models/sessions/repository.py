@@ -483,6 +483,18 @@ class SessionRepository(Repository):
             session.tool_executions = self.load_tool_executions(session_id)
         return _DOCUMENT.dump(session)
 
+    @repository_call()
+    def reclaim_counts(self) -> None:
+        """Give the space of get_stats's folded counts back (PostgreSQL's session_counts); nothing on SQLite.
+
+        repo.reclaim_counts()   # the storage's collector does, every gc_interval
+
+        Every write adds a row there and every 128th folds them: without a VACUUM
+        (autovacuum may be off) the table, and each get_stats, would only grow.
+        """
+        if self.backend.name == "postgresql":
+            self.database.execute_sql("VACUUM session_counts")
+
     @repository_call(tells=_session_ids)
     def import_session(
         self,
