@@ -31,8 +31,6 @@ from typing import Any
 
 import peewee
 
-from . import backends  # a module: the backends' own statements import this one
-
 # Fields whose db_value() only adapts a value the drivers take as it is.
 _AS_GIVEN = (
     peewee.AutoField,
@@ -85,12 +83,11 @@ class param(peewee.Node):
 class Statement:
     """A query's SQL, built once; run it with new values."""
 
-    def __init__(self, query: peewee.BaseQuery, *, in_index_order: bool = False) -> None:
-        """`in_index_order`: a read whose ORDER BY an index gives walks that index (Backend.index_order_preamble)."""
+    def __init__(self, query: peewee.BaseQuery, *, preamble: str = "") -> None:
+        """`preamble`: SQL sent before the query in the same round trip (Backend.index_order_preamble)."""
         self.database: peewee.Database = query._database  # type: ignore[attr-defined]
         params: list[param] = []
         self.sql, constants = self.database.get_sql_context(statement_params=params).sql(query).query()
-        preamble = backends.backend_of(self.database).index_order_preamble if in_index_order else ""
         # In a caller's transaction the preamble would last to its end: the plain SQL runs there.
         self._sql_alone = preamble + self.sql
         if constants:  # a constant among named parameters would shift them

@@ -28,7 +28,7 @@ class Backend:
 
     name: str  # "sqlite" or "postgresql", as reports show it
     # SQL sent before a read whose ORDER BY an index gives, in the same round trip,
-    # so that it walks that index whatever the statistics say (Statement(in_index_order=True)).
+    # so that it walks that index whatever the statistics say (Statement(preamble=)).
     index_order_preamble = ""
 
     def __init__(self, database: peewee.Database) -> None:

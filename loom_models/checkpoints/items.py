@@ -47,12 +47,13 @@ from langgraph.store.base import (
 )
 from peewee import EXCLUDED, Case, Tuple
 
-from ..base import BaseModel, bind_models
+from ..base import bind_models
 from ..calls import repository_call
-from ..columns import UnixTimeField, corrupt, utc_now
+from ..columns import corrupt, utc_now
 from ..errors import ValidationError
 from ..repository import Repository
 from ..validation import check_time, storable
+from .models import StoreItem
 
 if TYPE_CHECKING:
     from opentelemetry.trace import Tracer
@@ -75,23 +76,6 @@ _MISSING = object()  # a member the value does not have
 
 class StoreInputError(ValidationError, ValueError):
     """Bad input to the store: a loom ValidationError, and the ValueError LangGraph's own stores raise for it."""
-
-
-class StoreItem(BaseModel):
-    namespace = peewee.TextField()  # the labels joined by "."
-    key = peewee.TextField()
-    value = peewee.TextField()  # JSON text of an object
-    created_at = UnixTimeField(resolution=1000)
-    updated_at = UnixTimeField(resolution=1000)
-    expires_at = UnixTimeField(resolution=1000, null=True)
-    ttl_minutes = peewee.FloatField(null=True)
-
-    class Meta:
-        table_name = "graph_store_items"
-        primary_key = peewee.CompositeKey("namespace", "key")
-
-    def __repr__(self) -> str:
-        return "<StoreItem %s %s>" % (self.__data__.get("namespace"), self.__data__.get("key"))
 
 
 class _Search(NamedTuple):

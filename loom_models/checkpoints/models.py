@@ -68,3 +68,22 @@ class GraphWrite(BaseModel):
     class Meta:
         table_name = "graph_writes"
         primary_key = peewee.CompositeKey("thread_id", "checkpoint_ns", "checkpoint_id", "task_id", "idx")
+
+
+class StoreItem(BaseModel):
+    """An item of LangGraph's long-term store (integrations.langgraph.LoomStore): a JSON object by namespace and key."""
+
+    namespace = peewee.TextField()  # the labels joined by "."
+    key = peewee.TextField()
+    value = peewee.TextField()  # JSON text of an object
+    created_at = UnixTimeField(resolution=1000)
+    updated_at = UnixTimeField(resolution=1000)
+    expires_at = UnixTimeField(resolution=1000, null=True)
+    ttl_minutes = peewee.FloatField(null=True)
+
+    class Meta:
+        table_name = "graph_store_items"
+        primary_key = peewee.CompositeKey("namespace", "key")
+
+    def __repr__(self) -> str:
+        return "<StoreItem %s %s>" % (self.__data__.get("namespace"), self.__data__.get("key"))

@@ -30,8 +30,7 @@ from ..columns import utc_now
 from ..errors import ValidationError
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_time
-from .items import StoreItem
-from .models import ChannelValue, GraphCheckpoint, GraphWrite
+from .models import ChannelValue, GraphCheckpoint, GraphWrite, StoreItem
 from .statements import CheckpointStatements
 
 if TYPE_CHECKING:

@@ -153,7 +153,7 @@ def _stream_json(texts: dict) -> None:
     short_help="Copy the whole store into another database, or from one.",
     epilog=examples(
         "loom-db copy --to postgresql://loom@db.internal/loom",
-        "loom-db --database-url postgresql://loom@db.internal/loom copy --to ./loom-data",
+        "loom-db --database-url postgresql://db.internal/loom copy --to ./back",
         "loom-db copy --from postgresql://loom@db.internal/loom --append",
     ),
 )

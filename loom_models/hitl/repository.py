@@ -73,7 +73,7 @@ class HumanRequestRepository(Repository):
     def __init__(self, database: peewee.Database, tracer: Tracer | None = None):
         super().__init__(database, tracer)
         (self.HumanRequest,) = bind_models(database, self.models)
-        self._sql = HumanRequestStatements(self.HumanRequest)
+        self._sql = HumanRequestStatements(self.HumanRequest, self.backend)
         self._lock_request = self.backend.row_lock(self.HumanRequest)
 
     @repository_call(tells=_request_ids)

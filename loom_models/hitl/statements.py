@@ -1,6 +1,6 @@
 """The statements of the hitl domain, and the SQL its indexes are made for.
 
-    sql = HumanRequestStatements(hitl.HumanRequest)   # a repository's bound model
+    sql = HumanRequestStatements(hitl.HumanRequest, hitl.backend)   # a repository's bound model
     sql.store.execute(**request_values)
     sql.answer["approved"].models(id="req_1", status="approved", now=utc_now(), ...)
     sql.pending(("now", "agent_id", "limit")).models(now=utc_now(), agent_id="billing", limit=50)
@@ -12,12 +12,16 @@ Each statement's parameters convert their values as their fields do
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 import peewee
 from peewee import SQL, fn
 
 from ..statements import Statement, param
 from .models import ANSWERS, HumanRequest
+
+if TYPE_CHECKING:
+    from ..backends import Backend
 
 # Written exactly as the partial indexes of migration 0002 are, so that SQLite
 # uses them: the status as a literal, the rank as the same expression.
@@ -36,8 +40,8 @@ def decided_at() -> peewee.Function:
 
 
 class HumanRequestStatements:
-    def __init__(self, H: type[HumanRequest]) -> None:
-        self.H = H
+    def __init__(self, H: type[HumanRequest], backend: Backend) -> None:
+        self.H, self.backend = H, backend
         now = param(H.expires_at, "now")  # a moment: every time column has the same unit
         expire = H.update(status=SQL("'expired'"), responded_at=now, responded_by=param(H.responded_by, "by"))
         expire = expire.where(PENDING)
@@ -72,4 +76,5 @@ class HumanRequestStatements:
             if name in names:
                 query = query.where(H._meta.fields[name] == param(H._meta.fields[name]))
         query = query.order_by(RANK, H.created_at, H.id)
-        return Statement(query.limit(param("limit")) if "limit" in names else query, in_index_order=True)
+        query = query.limit(param("limit")) if "limit" in names else query
+        return Statement(query, preamble=self.backend.index_order_preamble)

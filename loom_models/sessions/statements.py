@@ -75,9 +75,10 @@ class SessionStatements:
         self.delete_messages = Statement(M.delete().where(M.session == param(M.session)))
         self.chronological = (M.timestamp, M.id)  # the order of a conversation
         of_session = M.select().where(M.session == param(M.session))
-        self.messages = Statement(of_session.order_by(M.timestamp, M.id), in_index_order=True)
+        in_order = backend.index_order_preamble
+        self.messages = Statement(of_session.order_by(M.timestamp, M.id), preamble=in_order)
         latest = of_session.order_by(M.timestamp.desc(), M.id.desc()).limit(param("limit"))
-        self.latest_messages = Statement(latest, in_index_order=True)
+        self.latest_messages = Statement(latest, preamble=in_order)
         self.message_fields = [f for f in M._meta.sorted_fields if not f.primary_key]
         T_fields = [f for f in T._meta.sorted_fields if not f.primary_key]
         self.insert_tool_execution = Statement(T.insert({f: param(f) for f in T_fields}).returning(T.id))
