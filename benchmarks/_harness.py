@@ -3,7 +3,7 @@
     figures = run_once(QUICK, peers=[], database_url=None)   # one run: fresh stores, every workload
     summary = across_runs([figures, ...])                     # per operation and store: medians over the runs
     memory_figures()                                          # the 50 MB reference, in child processes
-    run_scale(FULL)                                           # --scale: a million messages
+    run_scale(FULL, database_url=None)                        # --scale: a million messages
 
 What each operation does is _workloads.py's; here each call is timed, checked,
 and blamed on its store if it fails. Speed is only reported, never asserted.
@@ -232,21 +232,21 @@ def _peak_rss() -> int:
 # --scale: a million messages.
 
 
-def run_scale(plan: Plan) -> list[dict]:
-    """Per SQLite store: write the sessions through its API, then load random ones, count, measure the file."""
+def run_scale(plan: Plan, database_url: str | None) -> list[dict]:
+    """Per store (raw, loom, and loom-pg given a URL): write the sessions, measure their bytes, time the calls."""
     workload = _workloads.ScaleWorkload(plan)
     with tempfile.TemporaryDirectory(prefix="loom-bench-scale-") as directory, contextlib.ExitStack() as stack:
-        stores = []
-        for name, store_class in SQLITE_STORES.items():
-            stores.append(store_class(os.path.join(directory, name)))
-            stack.callback(stores[-1].close)
+        stores = _open_stores(directory, [], database_url, stack)
         written = {store.name: _write_scale(store, workload) for store in stores}
-        loads, stats = workload.operations()
-        messages = workload.messages
-        load_figures = {f.store: f for f in _figures(loads.name, measure(loads, stores))}
-        stats_figures = {f.store: f for f in _figures(stats.name, measure(stats, stores))}
+        sizes = {store.name: store.sessions_bytes() for store in stores}  # as written: before save_message adds
+        timed = _timed(workload.operations(), stores)
+        # loom's alone: raw beside loom over the same requests is the main run's list_pending.
+        asking = [store for store in stores if isinstance(store, _loom.LoomStore)]
+        for store in asking:
+            workload.fill_requests(store)
+        timed.update(_timed(workload.request_operations(), asking))
         return [
-            _scale_figures(store, written[store.name], messages, load_figures[store.name], stats_figures[store.name])
+            _scale_figures(store.name, written[store.name], sizes[store.name], workload.messages, timed)
             for store in stores
         ]
 
@@ -262,16 +262,19 @@ def _write_scale(store, workload: _workloads.ScaleWorkload) -> float:
     return spent / 1e9
 
 
-def _scale_figures(store, write_s: float, messages: int, load: Figure, stats: Figure) -> dict:
-    path = store.path("sessions")
-    _raw.checkpoint(path)
-    size = os.path.getsize(path) + (os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0)
+def _timed(operations: list[Operation], stores: list) -> dict[str, dict[str, Figure]]:
+    """Each operation's figures, by store, under the operation's name."""
     return {
-        "store": store.name,
-        "messages": messages,
-        "write_s": write_s,
-        "load_session_p50_ms": load.p50_ms,
-        "load_session_p99_ms": load.p99_ms,
-        "get_stats_ms": stats.p50_ms,
-        "bytes_per_message": size / messages,
+        operation.name: {figure.store: figure for figure in _figures(operation.name, measure(operation, stores))}
+        for operation in operations
     }
+
+
+def _scale_figures(store: str, write_s: float, size: int, messages: int, timed: dict) -> dict:
+    """A store's line of the scale table: `<operation>_p50_ms` and `_p99_ms`, None for a call it sat out."""
+    figures = {"store": store, "messages": messages, "write_s": write_s, "bytes_per_message": size / messages}
+    for operation, by_store in timed.items():
+        figure = by_store.get(store)
+        figures["%s_p50_ms" % operation] = figure.p50_ms if figure else None
+        figures["%s_p99_ms" % operation] = figure.p99_ms if figure else None
+    return figures

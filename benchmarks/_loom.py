@@ -1,6 +1,6 @@
 """The store under test: loom_models through its public API, model objects in and model objects out.
 
-    store = LoomStore("/tmp/bench/loom")   # or LoomStore(database_url=...): the sessions domain only
+    store = LoomStore("/tmp/bench/loom")   # or LoomStore(database_url=...): sessions, and requests to fill
     store.save_message("sess_1", {"role": "user", "content": "Hi", "token_count": 2})
     store.load_session("sess_1")           # a Session, its .messages Message objects
 
@@ -33,10 +33,11 @@ class LoomStore:
         # No reference collector: its sweeps would land in some random call's time, and raw has none.
         self.storage = loom_models.open_storage(directory, database_url=database_url, gc_interval=0)
         self.directory = directory
+        self.database_url = database_url
         self.name = "loom" if database_url is None else "loom-pg"
         if database_url is not None:
-            # Filling hitl and references would need a PostgreSQL bulk loader; the
-            # question for PostgreSQL is session latency beside SQLite.
+            # The main run's question for PostgreSQL is session latency beside SQLite;
+            # --scale fills requests here too (fill_requests) for list_pending.
             self.domains = ("sessions",)
 
     def path(self, domain: str) -> str:
@@ -73,8 +74,19 @@ class LoomStore:
     def count_messages(self, session_id: str) -> int:
         return len(self.storage.sessions.load_messages(session_id))
 
+    def sessions_bytes(self) -> int:
+        """The sessions domain's bytes: its file and -wal, or on PostgreSQL its tables with their indexes."""
+        if self.database_url is None:
+            return _raw.file_bytes(self.path("sessions"))
+        (size,) = self.storage.sessions.database.execute_sql(_SESSIONS_BYTES).fetchone()
+        return int(size)
+
     def fill_requests(self, rows: list[dict]) -> None:
-        _raw.fill_requests(self.path("hitl"), rows)  # setup, not measured: the same rows as raw's
+        """Setup, not measured: the same rows as raw's, in one transaction on a connection of its own (as raw's)."""
+        database = open_database(self.database_url or self.path("hitl"))
+        with contextlib.closing(database), database.atomic():
+            for start in range(0, len(rows), _ROWS_PER_INSERT):
+                _insert_requests(database, rows[start : start + _ROWS_PER_INSERT])
 
     def store_request(self, request: dict) -> HumanRequest:
         return self.storage.hitl.store(HumanRequest(**request))
@@ -99,6 +111,26 @@ class LoomStore:
 
     def release(self, reference_id: str) -> int:
         return self.storage.references.release(reference_id)
+
+
+# pg_total_relation_size counts a table's indexes and TOAST too; session_counts is
+# PostgreSQL's alone (migration 0006), the counts get_stats sums.
+_SESSIONS_BYTES = (
+    "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0) FROM pg_class c"
+    " JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE n.nspname = current_schema() AND c.relkind = 'r'"
+    " AND c.relname IN ('sessions', 'messages', 'session_counts')"
+)
+# Rows of one INSERT when filling requests: 15 values each, under SQLite's 32,766 variables.
+_ROWS_PER_INSERT = 1_000
+
+
+def _insert_requests(database, rows: list[dict]) -> None:
+    """One multi-row INSERT: PostgreSQL takes a round trip per row of an executemany."""
+    columns = _raw.REQUEST_COLUMNS
+    row = "(%s)" % ", ".join([database.param] * len(columns))
+    sql = "INSERT INTO human_requests (%s) VALUES %s" % (", ".join(columns), ", ".join([row] * len(rows)))
+    database.execute_sql(sql, [values[column] for values in rows for column in columns])
 
 
 @contextlib.contextmanager

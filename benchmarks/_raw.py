@@ -47,7 +47,7 @@ _EXPIRE = (
     "UPDATE human_requests SET status = 'expired', responded_at = ?, responded_by = 'system:expiry'"
     " WHERE status = 'pending' AND expires_at <= ?"
 )
-_REQUEST_COLUMNS = (
+REQUEST_COLUMNS = (
     "id",
     "agent_id",
     "session_id",
@@ -65,8 +65,8 @@ _REQUEST_COLUMNS = (
     "responded_by",
 )
 _INTO_REQUESTS = "INTO human_requests (%s) VALUES (%s)" % (
-    ", ".join(_REQUEST_COLUMNS),
-    ", ".join(":" + column for column in _REQUEST_COLUMNS),
+    ", ".join(REQUEST_COLUMNS),
+    ", ".join(":" + column for column in REQUEST_COLUMNS),
 )
 _UPSERT_SESSION = (
     "INSERT INTO sessions (id, name, agent_id, parent_session_id, context_json, created_at, updated_at,"
@@ -190,6 +190,9 @@ class RawStore:
         query = "SELECT COUNT(*) FROM messages WHERE session_id = ?"
         return self._sessions.execute(query, (session_id,)).fetchone()[0]
 
+    def sessions_bytes(self) -> int:
+        return file_bytes(self.path("sessions"))
+
     def _add_to_totals(self, session_id: str, tokens: int, cost: float, now: int) -> None:
         if not self._sessions.execute(_ADD_TO_TOTALS, (tokens, cost, now, session_id)).rowcount:
             raise KeyError("session not found: %s" % session_id)
@@ -294,6 +297,12 @@ def fill_requests(path: str, rows: list[dict]) -> None:
     """Bulk-load human_requests rows (a value for every column) in one transaction."""
     with contextlib.closing(connect(path)) as connection, _transaction(connection):
         connection.executemany("INSERT " + _INTO_REQUESTS, rows)
+
+
+def file_bytes(path: str) -> int:
+    """The bytes of a database file and its -wal, checkpointed first: what the data takes."""
+    checkpoint(path)
+    return os.path.getsize(path) + (os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0)
 
 
 def checkpoint(path: str) -> None:

@@ -326,28 +326,47 @@ class ReferencesWorkload:
 
 
 class ScaleWorkload:
-    """--scale: `scale_sessions` sessions of BATCH messages, then loads of a random sample of them, and get_stats."""
+    """--scale: `scale_sessions` sessions of BATCH messages, and the plan's requests for list_pending.
+
+    Over a random sample of the sessions: load each, read its latest LATEST
+    messages, count them all (get_stats), then add a message to each; the
+    writes last, so the reads see the sessions as they were written.
+    """
 
     def __init__(self, plan: Plan):
+        self.plan = plan
         self.sessions = plan.scale_sessions
         self.messages = plan.scale_sessions * BATCH
         self.sample = random.Random(0).sample(range(plan.scale_sessions), plan.scale_loads)
+        now = time.time_ns() // 1_000_000
+        self.requests = request_rows(plan, now, now + 86_400_000)  # pending ones due a day from now
 
     def writes(self) -> Iterator[tuple[dict, list[dict]]]:
         """Each session and its messages, for save_session and save_messages."""
         for s in range(self.sessions):
             yield session(SCALE % s), messages(BATCH, s)
 
+    def _sampled(self, i: int) -> str:
+        return SCALE % self.sample[i % len(self.sample)]
+
     def operations(self) -> list[Operation]:
-        sample = self.sample
+        """The sessions' calls, each named by its figures' key."""
+        loads = len(self.sample)
         return [
             Operation(
                 "load_session",
                 "load_session",
-                len(sample),
-                lambda i: (SCALE % sample[i % len(sample)],),
-                warmup=len(sample),  # a first pass over the same sessions: warm
+                loads,
+                lambda i: (self._sampled(i),),
+                warmup=loads,  # a first pass over the same sessions: warm
                 check=lambda result, _: _equal(len(_loaded_messages(result)), BATCH, "messages"),
+            ),
+            Operation(
+                "latest_%d" % LATEST,
+                "load_messages",
+                loads,
+                lambda i: (self._sampled(i), LATEST),
+                check=lambda result, _: _equal(len(result), LATEST, "messages"),
             ),
             Operation(
                 "get_stats",
@@ -357,6 +376,30 @@ class ScaleWorkload:
                 warmup=1,
                 check=lambda result, _: _equal(_field(result, "message_count"), self.messages, "message_count"),
             ),
+            Operation(
+                "save_message",
+                "save_message",
+                loads,
+                lambda i: (self._sampled(i), message(i % 1_000)),
+                verify=lambda store, n: _equal(
+                    _field(store.get_stats(), "message_count"), self.messages + n, "message_count"
+                ),
+            ),
+        ]
+
+    def fill_requests(self, store) -> None:
+        store.fill_requests(self.requests)
+
+    def request_operations(self) -> list[Operation]:
+        """list_pending's first page, once fill_requests has given a store the plan's requests."""
+        return [
+            Operation(
+                "list_pending",
+                "list_pending",
+                self.plan.scale_loads,
+                lambda i: (PAGE,),
+                check=lambda result, _: _equal(len(result), PAGE, "requests"),
+            )
         ]
 
 

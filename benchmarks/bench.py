@@ -3,7 +3,7 @@
     pip install -e ".[bench]"       # optional: the peers, and pyinstrument to profile a slow spot
     python benchmarks/bench.py                      # full: 3 runs
     python benchmarks/bench.py --quick              # tiny counts and data: does it work? (CI)
-    python benchmarks/bench.py --scale              # and 1,000,000 messages: loads, stats, bytes on disk
+    python benchmarks/bench.py --scale              # and 1,000,000 messages: reads, a write, stats, bytes
     python benchmarks/bench.py --database-url postgresql://postgres@127.0.0.1:5432/test   # loom on PostgreSQL too
     python benchmarks/bench.py --runs 5 --json figures.json
 
@@ -12,7 +12,7 @@ The stores, each on its own files in a temporary directory made for the run:
   made by loom's migrations and with loom's pragmas: the baseline of every ratio;
 - loom: loom_models through its public API, model objects in and out (_loom.py);
 - loom-pg (with --database-url): loom on PostgreSQL, in a throw-away schema, for
-  the sessions operations;
+  the sessions operations (and, with --scale, the million messages and list_pending);
 - openai-agents and langchain-community chat histories (_peers.py), when they are
   installed, for the operations they have, and loom's LoomSession beside
   openai-agents' SQLiteSession.
@@ -50,7 +50,7 @@ import time
 
 import _peers
 from _aio import run_aio
-from _data import BATCH, FULL, LARGE, MB, QUICK, Plan
+from _data import BATCH, FULL, LARGE, LATEST, MB, PAGE, QUICK, Plan
 from _harness import across_runs, memory_figures, run_once, run_scale
 from _langgraph import run_langgraph
 
@@ -118,30 +118,43 @@ def print_memory(figures: list[dict]) -> None:
     print()
 
 
+# The scale table's timed columns: heading, and the key of run_scale's figures.
+SCALE_TIMES = (
+    ("load_session P50", "load_session_p50_ms"),
+    ("load_session P99", "load_session_p99_ms"),
+    ("latest %d P50" % LATEST, "latest_%d_p50_ms" % LATEST),
+    ("get_stats P50", "get_stats_p50_ms"),
+    ("save_message P50", "save_message_p50_ms"),
+    ("list_pending P50", "list_pending_p50_ms"),
+)
+
+
 def print_scale(figures: list[dict], plan: Plan) -> None:
     print(
         "scale: %s sessions x %d messages = %s messages per store, written with save_session + save_messages"
         % (f"{plan.scale_sessions:,}", BATCH, f"{plan.scale_sessions * BATCH:,}")
     )
-    print(
-        "  %-6s %9s %11s %16s %16s %13s %14s"
-        % ("store", "write s", "messages/s", "load_session P50", "load_session P99", "get_stats ms", "bytes/message")
-    )
+    headings = " ".join(heading for heading, _ in SCALE_TIMES)
+    print("  %-7s %8s %11s %9s  %s" % ("store", "write s", "messages/s", "bytes/msg", headings))
     for f in figures:
-        print(
-            "  %-6s %9.1f %11s %13.3f ms %13.3f ms %13.3f %14.0f"
-            % (
-                f["store"],
-                f["write_s"],
-                f"{f['messages'] / f['write_s']:,.0f}",
-                f["load_session_p50_ms"],
-                f["load_session_p99_ms"],
-                f["get_stats_ms"],
-                f["bytes_per_message"],
-            )
-        )
-    print("  (load_session: %s random sessions, after a warm pass over them)" % f"{plan.scale_loads:,}")
+        times = " ".join(_scale_time(f[key], len(heading)) for heading, key in SCALE_TIMES)
+        rate = f"{f['messages'] / f['write_s']:,.0f}"
+        print("  %-7s %8.1f %11s %9.0f  %s" % (f["store"], f["write_s"], rate, f["bytes_per_message"], times))
+    print(
+        "  (times in ms; load_session and latest %d: %s random sessions, loaded once before the timing;"
+        % (LATEST, f"{plan.scale_loads:,}")
+    )
+    print("  save_message: a message more into each of them, after the reads; list_pending: limit %d of" % PAGE)
+    print(
+        "  %s requests, %s pending, loom only; bytes: the sessions file, or PostgreSQL's messages, sessions"
+        % (f"{plan.requests:,}", f"{plan.pending:,}")
+    )
+    print("  and session_counts tables with their indexes)")
     print()
+
+
+def _scale_time(ms: float | None, width: int) -> str:
+    return "%*s" % (width, "-" if ms is None else "%.3f" % ms)
 
 
 def print_aio(figures: list[dict]) -> None:
@@ -194,7 +207,9 @@ def _positive(text: str) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny counts and data, one run: checks that it works")
-    parser.add_argument("--scale", action="store_true", help="also write 1,000,000 messages and time reads over them")
+    parser.add_argument(
+        "--scale", action="store_true", help="also write 1,000,000 messages (per store) and time calls over them"
+    )
     parser.add_argument("--runs", type=_positive, help="repeat the whole measurement N times (3; 1 with --quick)")
     parser.add_argument("--database-url", help="also run loom's sessions operations on this PostgreSQL database")
     parser.add_argument("--json", metavar="PATH", help="write every run's figures to PATH")
@@ -223,7 +238,7 @@ def main(argv=None) -> None:
     memory = memory_figures() if plan.memory else []
     if memory:
         print_memory(memory)
-    scale = run_scale(plan) if args.scale else []
+    scale = run_scale(plan, args.database_url) if args.scale else []
     if scale:
         print_scale(scale, plan)
     print("wall time %.0f s" % (time.monotonic() - started))
