@@ -193,10 +193,18 @@ def _verify(table: _Table, rows: int, written: int, advance: Progress) -> TableC
         for row in batch:
             copied = there.get(row[: table.key_width])
             found += copied == row
-            mine.update(repr(row).encode())
-            theirs.update(repr(copied).encode())
+            _digest(mine, row)
+            _digest(theirs, copied)
         advance(len(batch))
     return TableCopy(table.name, rows, written, found, mine.hexdigest(), theirs.hexdigest())
+
+
+def _digest(sha: hashlib._Hash, row: tuple | None) -> None:
+    """Add `row` to `sha`: each value with its type and length, bytes as they are (a repr of megabytes costs more)."""
+    for value in (None,) if row is None else row:
+        data = value if isinstance(value, bytes) else repr(value).encode()
+        sha.update(b"%s:%d:" % (type(value).__name__.encode(), len(data)))
+        sha.update(data)
 
 
 def _plain(row: tuple) -> tuple:

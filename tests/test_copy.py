@@ -155,6 +155,21 @@ def test_a_key_whose_row_differs_is_a_conflict_and_nothing_is_copied_over_it(sou
     assert "newer" not in {row[0] for row in rows(target)["sessions"]}
 
 
+def test_a_row_changed_while_the_copy_runs_fails_its_verification(source, target):
+    changed = source.sessions.list_sessions(limit=1)[0].id
+    seen, passes = 0, {}
+
+    def a_writer_meanwhile(count, total=None):
+        nonlocal seen
+        passes.setdefault("rows", total)  # copy_store says the total first: copying, then reading back
+        seen += count
+        if seen >= passes["rows"] // 2:  # the copy is over; the reading back begins
+            target.sessions.save_session({"id": changed, "name": "written meanwhile"})
+
+    with pytest.raises(ConflictError, match="did not read back the same: sessions"):
+        copy_store(source, target, progress=a_writer_meanwhile)
+
+
 def test_a_copy_back_gives_the_same_rows(source, target, tmp_path):
     copy_store(source, target)
     with open_storage(tmp_path / "back", gc_interval=0) as back:
