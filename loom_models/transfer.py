@@ -69,7 +69,7 @@ class _Table:
         self.columns = [model._meta.fields[name].column_name for name in names]
         self.key_width = len(key_names)
         self.auto_id = key if isinstance(key, peewee.AutoField) else None
-        self.source, self.target = source, target
+        self.target = target
         self.source_table = peewee.Table(self.name, self.columns).bind(source.database)
         self.target_table = peewee.Table(self.name, self.columns).bind(target.database)
 
