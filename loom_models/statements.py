@@ -89,7 +89,7 @@ class Statement:
         params: list[param] = []
         self.sql, constants = self.database.get_sql_context(statement_params=params).sql(query).query()
         # In a caller's transaction the preamble would last to its end: the plain SQL runs there.
-        self._sql_alone = preamble + self.sql
+        self._with_preamble = preamble + self.sql if preamble else None
         if constants:  # a constant among named parameters would shift them
             raise ValueError("every value of a Statement is a param() or SQL literal: %r" % (constants,))
         self._positional = [p.convert for p in params if p.name is None]
@@ -106,7 +106,10 @@ class Statement:
                 if name in named:
                     named[name] = convert(named[name])
             values = named
-        return self.database.execute_sql(self.sql if self.database.in_transaction() else self._sql_alone, values)
+        sql = self.sql
+        if self._with_preamble is not None and not self.database.in_transaction():
+            sql = self._with_preamble
+        return self.database.execute_sql(sql, values)
 
     def rows(self, *positional: Any, **named: Any) -> list[tuple]:
         return self.execute(*positional, **named).fetchall()
