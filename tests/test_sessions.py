@@ -185,6 +185,41 @@ def test_save_message_to_a_missing_session_is_a_foreign_key_error(sessions, back
     assert backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 0
 
 
+def test_save_message_with_its_own_time_to_a_missing_session_stores_nothing(sessions, backend):
+    with pytest.raises(ForeignKeyConstraintError, match="session not found: ghost"):
+        sessions.save_message("ghost", Message(role="user", content="hi", timestamp=at(5)))
+    assert backend.sql("SELECT COUNT(*) FROM messages")[0][0] == 0
+
+
+def test_save_message_in_a_callers_transaction_is_undone_with_it(sessions, backend):
+    sessions.save_session(Session(id="sess_1"))
+    with pytest.raises(RuntimeError, match="the caller's own failure"), sessions.database.atomic():
+        sessions.save_message("sess_1", Message(role="user", content="hi", token_count=4))
+        assert len(sessions.load_messages("sess_1")) == 1
+        raise RuntimeError("the caller's own failure")
+    assert message_count(backend, "sess_1") == 0 and totals(backend, "sess_1") == (0, 0)
+
+
+def test_save_message_is_one_statement_on_postgresql(sessions, backend, monkeypatch):
+    if backend.name != "postgres":
+        pytest.skip("SQLite has no data-modifying WITH: its save_message is a write transaction")
+    sessions.save_session(Session(id="sess_1"))
+    sent = []
+    execute = sessions.database.execute_sql
+    monkeypatch.setattr(
+        sessions.database, "execute_sql", lambda sql, *args, **kw: sent.append(sql) or execute(sql, *args, **kw)
+    )
+
+    saved = sessions.save_message("sess_1", Message(role="user", content="hi", token_count=4, cost_usd=0.5))
+    given = sessions.save_message("sess_1", Message(role="user", content="then", timestamp=at(9)))
+
+    assert len(sent) == 2 and all(sql.startswith('WITH "totals" AS (UPDATE "sessions"') for sql in sent)
+    assert totals(backend, "sess_1") == (4, 0.5)
+    stored = sessions.load_messages("sess_1")
+    assert [(m.id, m.timestamp) for m in stored] == [(given.id, at(9)), (saved.id, saved.timestamp)]
+    assert saved.timestamp == sessions.load_session("sess_1").updated_at  # the session's clock
+
+
 def test_save_messages_is_all_or_nothing(sessions, backend):
     sessions.save_session(Session(id="sess_1"))
     batch = [Message(role="user", content="ok", token_count=1), Message(role="wizard", content="bad")]

@@ -53,6 +53,10 @@ class Backend:
         """A write transaction (or a savepoint inside one)."""
         return self.database.atomic()
 
+    def commits_alone(self) -> bool:
+        """Whether a statement run now is a transaction of its own that a write() would only wrap."""
+        return False
+
     def snapshot(self) -> AbstractContextManager[Any]:
         """A transaction whose reads all see one moment."""
         raise NotImplementedError

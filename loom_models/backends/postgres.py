@@ -44,6 +44,11 @@ class PostgresBackend(Backend):
             return self.database.atomic()
         return self._write_giving_way(milliseconds)
 
+    def commits_alone(self) -> bool:
+        # Autocommit (as peewee runs), unless a caller's transaction is open or
+        # give_way's lock wait needs one to SET LOCAL in.
+        return getattr(self._giving_way, "milliseconds", None) is None and not self.database.in_transaction()
+
     @contextlib.contextmanager
     def _write_giving_way(self, milliseconds: int) -> Iterator[Any]:
         outermost = not self.database.in_transaction()

@@ -185,6 +185,8 @@ class SessionRepository(Repository):
         rows = [load(_MESSAGE, values) for values in given]
         if not rows:
             return []
+        if len(rows) == 1 and self._sql.save_one_message is not None and self.backend.commits_alone():
+            return [self._save_one_message(session_id, given[0], rows[0])]
         M = self.Message
         ids: list[int] = []
         with self.backend.write():
@@ -545,6 +547,24 @@ class SessionRepository(Repository):
         if not updated:
             raise ForeignKeyConstraintError("session not found: %s" % session_id)
         return self.Session.updated_at.python_value(updated[0][0])
+
+    def _save_one_message(self, session_id: str, asked: dict, row: dict) -> Message:
+        """save_messages of one message in one round trip, where the backend has the statement for it."""
+        clock = None if asked.get("timestamp") is None else row["timestamp"]
+        saved = self._sql.save_one_message.rows(  # type: ignore[union-attr]
+            **{**row, "timestamp": clock},
+            session=session_id,
+            id=session_id,
+            tokens=row["token_count"],
+            cost=row["cost_usd"],
+            updated_at=utc_now(),
+        )
+        if not saved:
+            raise ForeignKeyConstraintError("session not found: %s" % session_id)
+        ((message_id, timestamp),) = saved
+        if clock is None:
+            row["timestamp"] = self.Message.timestamp.python_value(timestamp)
+        return self.Message(id=message_id, session=session_id, **row)
 
     @repository_call(span=False)
     def _messages_after(self, session_id: str, position: tuple | None, batch_size: int) -> list[Message]:

@@ -44,7 +44,7 @@ class SessionStatements:
         self.S, self.M, self.T, self.backend = S, M, T, backend
         every = fn.COUNT(peewee.SQL("*"))
         self.session = Statement(S.select().where(S.id == param(S.id)))
-        self.add_to_totals = Statement(
+        add_to_totals = (
             S.update(
                 total_tokens=S.total_tokens + param("tokens"),
                 total_cost_usd=S.total_cost_usd + param("cost"),
@@ -53,6 +53,7 @@ class SessionStatements:
             .where(S.id == param(S.id))
             .returning(S.updated_at)
         )
+        self.add_to_totals = Statement(add_to_totals)
         zero = peewee.SQL("0")
         self.reset_totals = Statement(
             S.update(total_tokens=zero, total_cost_usd=zero, updated_at=param(S.updated_at)).where(S.id == param(S.id))
@@ -81,6 +82,7 @@ class SessionStatements:
         self.latest_messages = Statement(latest, preamble=in_order)
         self.message_fields = [f for f in M._meta.sorted_fields if not f.primary_key]
         T_fields = [f for f in T._meta.sorted_fields if not f.primary_key]
+        self.save_one_message = self._save_one_message(add_to_totals) if backend.name == "postgresql" else None
         self.insert_tool_execution = Statement(T.insert({f: param(f) for f in T_fields}).returning(T.id))
         self.stats = Statement(self._counted() if backend.name == "postgresql" else self._counting(every))
         # Cached per instance: a cache on the class would keep every repository's statements alive.
@@ -117,6 +119,21 @@ class SessionStatements:
         """INSERT of `count` messages RETURNING their ids; values in `message_fields` order, row after row."""
         row = [param(field=field) for field in self.message_fields]
         return Statement(self.M.insert_many([row] * count, fields=self.message_fields).returning(self.M.id))
+
+    def _save_one_message(self, add_to_totals: peewee.ModelUpdate) -> Statement:
+        """A message and its session's totals in one statement, one round trip: PostgreSQL's data-modifying WITH.
+
+        Takes add_to_totals's parameters and the message's fields by name; a message
+        without a time takes the session's new update time. No session, no row.
+        """
+        M = self.M
+        totals = add_to_totals.cte("totals")
+        values = [
+            fn.COALESCE(param(field), totals.c.updated_at) if field is M.timestamp else param(field)
+            for field in self.message_fields
+        ]
+        query = M.insert_from(totals.select(*values), fields=self.message_fields)
+        return Statement(query.with_cte(totals).returning(M.id, M.timestamp))
 
     def of_session(self, session_id: str) -> peewee.ModelSelect[Message]:
         return self.M.select().where(self.M.session == session_id)
