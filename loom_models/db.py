@@ -22,7 +22,7 @@ from playhouse.pool import PooledSqliteDatabase
 from .backends import backend_of, sqlite
 from .calls import storage_call
 from .errors import ValidationError
-from .pool import BoundedPostgresPool
+from .pool import PostgresPool
 from .validation import check_positive
 
 # user:password@ at the start of a URL. The password runs to the last @: one
@@ -51,10 +51,10 @@ def open_database(
         open_database("/tmp/x.db", pragmas={"busy_timeout": 100})
 
     `pooled`, or a `+pool` URL: connections are pooled (playhouse.pool, as
-    many as threads ask for) and any thread may take one: `database.close()`
-    gives a thread's back, and `database.close_all()` closes them all.
-    `pool_size`, or a PostgreSQL URL's `?pool_size=N`: at most N connections,
-    which threads wait for (pool.BoundedPostgresPool).
+    many as threads ask for at once; pool.PostgresPool on PostgreSQL) and any
+    thread may take one: `database.close()` gives a thread's back, and
+    `database.close_all()` closes them all. `pool_size`, or a PostgreSQL URL's
+    `?pool_size=N`: at most N connections, which threads wait for.
     """
     if not isinstance(path_or_url, (str, os.PathLike)) or not os.fspath(path_or_url):
         raise ValidationError({"path_or_url": ["Must be a file path or a database URL."]})
@@ -67,20 +67,18 @@ def open_database(
     url = _checked_url(target)
     params = db_url.parse(target, unquote_password=True, unquote_user=True)
     pool_size = params.pop("pool_size", None) if pool_size is None else pool_size
-    if pool_size is not None:
-        if not url.scheme.startswith("postgres"):
-            raise ValidationError({"pool_size": ["Is for a PostgreSQL database URL."]})
-        size = check_positive(pool_size, "pool_size")
-        params.pop("pool_size", None)
-        return BoundedPostgresPool(params.pop("database"), max_connections=size, **params)
     pooled = pooled or url.scheme.endswith("+pool")
-    if pooled and not url.scheme.endswith("+pool"):
-        target = url.scheme + "+pool" + target[len(url.scheme) :]
     if url.scheme.startswith("sqlite"):
+        if pool_size is not None:
+            raise ValidationError({"pool_size": ["Is for a PostgreSQL database URL."]})
         sqlite.create_file(url.path[1:], merged)
+        if pooled and not url.scheme.endswith("+pool"):
+            target = url.scheme + "+pool" + target[len(url.scheme) :]
         return db_url.connect(target, pragmas=merged, **(_POOLED_SQLITE if pooled else {}))
-    pooling = {"max_connections": None} if pooled else {}  # the threads that use it are the bound
-    return db_url.connect(target, unquote_user=True, unquote_password=True, **pooling)
+    if pool_size is not None or pooled:
+        size = None if pool_size is None else check_positive(pool_size, "pool_size")
+        return PostgresPool(params.pop("database"), max_connections=size, **params)
+    return db_url.connect(target, unquote_user=True, unquote_password=True)
 
 
 def check_pragmas(database: peewee.Database) -> dict:

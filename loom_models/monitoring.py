@@ -9,7 +9,7 @@ value, so no message content or id reaches a log.
 
 With a meter (the OpenTelemetry metrics API; the `tracing` extra), every call's
 duration goes to the histogram `loom.call.duration` (ms, attribute `loom.call`:
-"session_store.save_message"...), and a bounded pool's figures to the gauge
+"session_store.save_message"...), and a PostgreSQL pool's figures to the gauge
 `loom.pool.connections` (attribute `state`: in_use or idle) and the counters
 `loom.pool.waits` and `loom.pool.wait_time` (s). As with tracing, a call made
 by another call of the same repository is part of it, not one of its own.
@@ -32,7 +32,7 @@ from .errors import ValidationError
 if TYPE_CHECKING:
     from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-    from .pool import BoundedPostgresPool
+    from .pool import PostgresPool
 
 slow_calls = logging.getLogger("loom_models.slow")
 # How many of a call's statements its log line can show (a garbage collection runs many).
@@ -71,7 +71,7 @@ class CallWatch:
         # On the instance: every database class peewee has (pooled or not) runs its SQL through it.
         database.execute_sql = execute_sql  # type: ignore[method-assign]
 
-    def watch_pool(self, pool: BoundedPostgresPool) -> None:
+    def watch_pool(self, pool: PostgresPool) -> None:
         """The pool's figures, read when the meter collects, as long as the pool lives."""
         if self._instruments is not None:
             self._instruments.pools.add(pool)
@@ -103,7 +103,7 @@ class _Instruments:
     """A meter's loom instruments, made once for every storage that reports to it (a second would be ignored)."""
 
     def __init__(self, meter: Meter) -> None:
-        self.pools: weakref.WeakSet[BoundedPostgresPool] = weakref.WeakSet()
+        self.pools: weakref.WeakSet[PostgresPool] = weakref.WeakSet()
         self.durations = meter.create_histogram(
             "loom.call.duration", unit="ms", description="How long a loom repository call took."
         )

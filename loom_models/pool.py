@@ -1,11 +1,13 @@
-"""A bounded pool of PostgreSQL connections, for many threads: it counts its waits, and drops what the server closed.
+"""A pool of PostgreSQL connections, for many threads: it counts its waits, and drops what the server closed.
 
-    database = BoundedPostgresPool("loom", max_connections=8, host="127.0.0.1", user="loom")
+    database = PostgresPool("loom", max_connections=8, host="127.0.0.1", user="loom")
     database.stats()   # PoolStats(size=8, open=3, in_use=1, idle=2, waits=0, wait_seconds=0.0)
 
-open_database makes one for `pool_size=N`, or a URL's `?pool_size=N`. A thread
-that finds every connection in use waits up to WAIT_SECONDS for one, then gets
-DatabaseUnavailableError (retryable), never a hang.
+open_database makes one for `pooled=True` (as many connections as threads ask
+for at once: max_connections=None), and for `pool_size=N` or a URL's
+`?pool_size=N` (at most N). A thread that finds every connection of a bounded
+pool in use waits up to WAIT_SECONDS for one, then gets DatabaseUnavailableError
+(retryable), never a hang.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ WAIT_SECONDS = 30.0
 class PoolStats:
     """A pool's figures: its size, the connections open (in use and idle), and the waits for one so far."""
 
-    size: int
+    size: int | None  # None: as many as threads ask for at once
     open: int
     in_use: int
     idle: int
@@ -34,10 +36,11 @@ class PoolStats:
     wait_seconds: float
 
 
-class BoundedPostgresPool(PooledPostgresqlDatabase):
-    """playhouse.pool's PostgreSQL pool, at most `max_connections`, which counts how often and how long threads wait."""
+class PostgresPool(PooledPostgresqlDatabase):
+    """playhouse.pool's PostgreSQL pool (at most `max_connections`, if not None), which counts how often and how long
+    threads wait, and checks a connection out without a round trip."""
 
-    def __init__(self, database: str, *, max_connections: int, **kwargs: Any) -> None:
+    def __init__(self, database: str, *, max_connections: int | None, **kwargs: Any) -> None:
         super().__init__(database, max_connections=max_connections, timeout=WAIT_SECONDS, **kwargs)
         self._figures = threading.Lock()
         self._waits = 0

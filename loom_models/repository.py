@@ -22,7 +22,7 @@ from . import migrator
 from .backends import backend_of
 from .calls import repository_call, storage_call
 from .db import open_database
-from .pool import BoundedPostgresPool
+from .pool import PostgresPool
 from .validation import check_id, check_positive
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ class Repository:
         self.closed = False  # once True, every call refuses (calls.repository_call)
         self.backend = backend_of(database)
         self._owns_database = False
-        # A bounded pool's connections are few: each call gives its thread's back (calls.repository_call).
-        self.gives_back_connections = isinstance(database, BoundedPostgresPool)
+        # A server's pooled connections: each call gives its thread's back for the next (calls.repository_call).
+        self.gives_back_connections = isinstance(database, PostgresPool)
         self.watch: CallWatch | None = None  # a storage's slow-call log and meter (monitoring.py)
 
     @classmethod

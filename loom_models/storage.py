@@ -31,7 +31,7 @@ from .db import open_database, redact
 from .errors import LoomStorageError, ValidationError
 from .hitl import HumanRequestRepository
 from .monitoring import CallWatch
-from .pool import BoundedPostgresPool, PoolStats
+from .pool import PoolStats, PostgresPool
 from .references import ReferenceRepository
 from .repository import Repository
 from .sessions import SessionRepository
@@ -85,15 +85,18 @@ class Storage:
 
             Storage.wire("./loom-data")   # missing files are created; no schema is checked or migrated
 
-        `pooled`: each database pools its connections, for many threads (db.open_database).
-        `pool_size`: the database URL's pool holds at most that many (pool.BoundedPostgresPool).
+        `pooled`: each database pools its connections, for many threads (db.open_database);
+        a PostgreSQL database always does. `pool_size`: its pool holds at most that many.
         `slow_call_ms`, `meter`: the calls to log and to meter (open_storage, monitoring.py).
         close() closes them all.
         """
         if database_url is not None:
             if not isinstance(database_url, str) or "://" not in database_url:
                 raise ValidationError({"database_url": ["Must be a URL such as postgresql://user@host/db."]})
-            shared = open_database(database_url, pooled=pooled, pool_size=pool_size)
+            # A server's connection takes milliseconds to open: the threads that come
+            # and go (LangGraph's, a web server's) share a pool's, each call giving its back.
+            on_server = not database_url.startswith("sqlite")
+            shared = open_database(database_url, pooled=pooled or on_server, pool_size=pool_size)
             databases = dict.fromkeys(DOMAINS, shared)
             where = redact(database_url)
         else:
@@ -114,7 +117,7 @@ class Storage:
     def _watched_by(self, watch: CallWatch) -> None:
         for database, repositories in self.by_database():
             watch.watch_database(database)
-            if isinstance(database, BoundedPostgresPool):
+            if isinstance(database, PostgresPool):
                 watch.watch_pool(database)
             for repository in repositories:
                 repository.watch = watch
@@ -127,11 +130,11 @@ class Storage:
         return list(grouped.values())
 
     def pool_stats(self) -> PoolStats | None:
-        """The connection pool's figures (size, open, in use, idle, waits, wait time); None without a pool_size.
+        """The connection pool's figures (size, open, in use, idle, waits, wait time); None on SQLite.
 
         storage.pool_stats().waits
         """
-        pools = [database for database, _ in self.by_database() if isinstance(database, BoundedPostgresPool)]
+        pools = [database for database, _ in self.by_database() if isinstance(database, PostgresPool)]
         return pools[0].stats() if pools else None
 
     def stats(self) -> dict:
@@ -208,8 +211,8 @@ def open_storage(
     """Open (creating if needed) every domain's database, apply pending migrations,
     and collect expired references every `gc_interval` seconds (0 or None: never).
 
-    `pool_size` (or the URL's `?pool_size=`): the database URL's connections are
-    pooled, at most that many for every thread; each call gives its back.
+    A PostgreSQL URL's connections are pooled, each call giving its back for the
+    next thread's; `pool_size` (or the URL's `?pool_size=`): at most that many.
     `slow_call_ms`: a call that takes that long is logged (`loom_models.slow`,
     with the shape of its SQL, never a value); with an OpenTelemetry `meter`,
     every call's duration and the pool's figures are metrics (monitoring.py).

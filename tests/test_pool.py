@@ -1,4 +1,4 @@
-"""A bounded pool of PostgreSQL connections: its size, connections given back, many threads, waits, lost connections.
+"""The pool of PostgreSQL connections: its size, connections given back, many threads, waits, lost connections.
 
 PostgreSQL only (LOOM_TEST_DATABASE_URL): SQLite files take no pool_size.
 """
@@ -64,7 +64,21 @@ def test_pool_size_from_the_argument_or_the_url(backend):
     with open_storage(database_url=with_params(backend.target, pool_size=3), gc_interval=0) as storage:
         assert storage.pool_stats().size == 3
     with open_storage(database_url=backend.target, gc_interval=0) as storage:
-        assert storage.pool_stats() is None and "pool" not in storage.stats()
+        assert storage.pool_stats().size is None and storage.stats()["pool"]["size"] is None  # as threads ask
+
+
+def test_threads_that_come_and_go_share_one_connection(backend, named):
+    """LangGraph runs each graph's tasks in threads of their own: a connection each would cost 5-10 ms."""
+    url, name = named
+    with open_storage(database_url=url, gc_interval=0) as storage:
+        storage.sessions.save_session(Session(id="s1"))
+        for _ in range(20):
+            thread = threading.Thread(target=storage.sessions.save_message, args=("s1", Message(role="user")))
+            thread.start()
+            thread.join()
+        assert storage.sessions.get_stats().message_count == 20
+        assert storage.pool_stats().open == 1 and _connections_of(backend, name) == 1
+    assert _connections_of(backend, name) == 0  # closing the storage closes the pool's
 
 
 @pytest.mark.parametrize("size", [0, -1, "many", True])
@@ -173,15 +187,17 @@ def test_a_call_in_flight_when_its_connection_ends_gets_the_retryable_unavailabl
         assert [m.content for m in storage.sessions.load_messages("s1")] == ["after"]
 
 
-def test_loom_db_stats_shows_the_pool_of_a_url_with_a_pool_size(backend):
+def test_loom_db_stats_shows_the_pool(backend):
     url = with_params(backend.target, pool_size=2)
     assert script("--database-url", url, "init", capture_output=True).returncode == 0
     shown = script("--database-url", url, "stats", capture_output=True, text=True)
     document = json.loads(script("--database-url", url, "--json", "stats", capture_output=True, text=True).stdout)
+    unbounded = script("--database-url", backend.target, "stats", capture_output=True, text=True)
 
     assert document["pool"]["size"] == 2 and document["pool"]["in_use"] == 0
     assert re.search(r"pool connections +\d of 2 \(0 in use\)", shown.stdout), shown.stdout
     assert re.search(r"pool waits +0 \(0\.000 s\)", shown.stdout), shown.stdout
+    assert re.search(r"pool connections +1 \(0 in use\)", unbounded.stdout), unbounded.stdout
 
 
 def test_a_connection_whose_socket_is_numbered_past_1024_is_checked_too(backend):
@@ -212,3 +228,14 @@ def test_the_async_storage_pools_too(backend):
 
     assert messages == 50
     assert figures.size == 2 and 1 <= figures.open <= 2 and figures.in_use == 0
+
+
+def test_a_pooled_connection_is_checked_out_without_a_round_trip(backend, monkeypatch):
+    """playhouse's own check at each check-out is a SELECT 1: a round trip more per call."""
+    with open_storage(database_url=backend.target, gc_interval=0) as storage:
+        database = storage.sessions.database
+        asked = []
+        monkeypatch.setattr(database._adapter, "is_connection_closed", lambda conn: asked.append(conn) or False)
+        storage.sessions.save_session(Session(id="s1"))
+        storage.sessions.get_stats()
+        assert storage.pool_stats().open == 1 and asked == []

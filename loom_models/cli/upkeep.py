@@ -44,10 +44,11 @@ def stats_lines(document: dict) -> list[str]:
         ("channel value size", size(graphs["value_bytes"])),
         ("graph store items", graphs["store_items"]),
     ]
-    pool = document.get("pool")  # a URL's ?pool_size=
+    pool = document.get("pool")  # PostgreSQL's
     if pool:
+        bound = "" if pool["size"] is None else " of %d" % pool["size"]
         rows += [
-            ("pool connections", "%d of %d (%d in use)" % (pool["open"], pool["size"], pool["in_use"])),
+            ("pool connections", "%d%s (%d in use)" % (pool["open"], bound, pool["in_use"])),
             ("pool waits", "%d (%.3f s)" % (pool["waits"], pool["wait_seconds"])),
         ]
     return table(rows)
