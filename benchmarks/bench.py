@@ -149,7 +149,8 @@ def print_scale(figures: list[dict], plan: Plan) -> None:
         "  %s requests, %s pending, loom only; bytes: the sessions file, or PostgreSQL's messages, sessions"
         % (f"{plan.requests:,}", f"{plan.pending:,}")
     )
-    print("  and session_counts tables with their indexes)")
+    print("  and session_counts tables with their indexes; loom-pg's calls are timed apart from the SQLite")
+    print("  stores' writes, whose data its commits would flush too: ext4 commits one journal for all files)")
     print()
 
 

@@ -51,8 +51,8 @@ def statements_of(repo, call):
     return [
         (sql, params)
         for sql, params in log.queries
-        # the last statement of the text: a statement may be sent after a preamble (Statement(in_index_order=True))
-        if sql.rpartition("; ")[2].lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE"))
+        # the last statement of the text: a statement may be sent after a preamble (Backend.index_order_preamble)
+        if sql.rpartition("; ")[2].lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH"))
     ]
 
 
