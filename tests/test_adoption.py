@@ -189,6 +189,9 @@ def test_adoption_keeps_every_row_table_index_and_trigger(reference_dir):
         assert {"idx_messages_session_time", "idx_sessions_parent"} <= {
             n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
+        # Its own full-text table, content and all (0008_search_over_messages converts only ours).
+        names = {n for (n,) in db.execute("SELECT name FROM sqlite_master")}
+        assert "messages_fts5_content" in names and "messages_fts5_source" not in names
         assert db.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [
             ("0001_reference_schema",),
             ("0002_query_indexes",),
@@ -197,6 +200,7 @@ def test_adoption_keeps_every_row_table_index_and_trigger(reference_dir):
             ("0005_framework_items",),
             ("0006_counts",),
             ("0007_no_prefix_indexes",),
+            ("0008_search_over_messages",),
         ]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert len(glob.glob(str(reference_dir / "*.pre-*.bak"))) == 3  # each file was copied first

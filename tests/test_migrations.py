@@ -25,6 +25,7 @@ APPLIED = [
     "0005_framework_items",
     "0006_counts",
     "0007_no_prefix_indexes",
+    "0008_search_over_messages",
 ]
 
 # Column order of the reference implementation's tables.
@@ -106,6 +107,7 @@ def test_up_down_up_keeps_working(backend):
     with SessionRepository.open(backend.target) as repo:
         history_runner = runner(repo.database, "sessions")
 
+        assert history_runner.down() == ["0008_search_over_messages"]
         assert history_runner.down() == ["0007_no_prefix_indexes"]
         assert history_runner.down() == ["0006_counts"]
         assert history_runner.down() == ["0005_framework_items"]
@@ -125,17 +127,21 @@ def test_up_down_up_keeps_working(backend):
 def test_a_database_ahead_of_the_code_is_refused(backend):
     with SessionRepository.open(backend.target):
         pass
+    ahead = len(APPLIED) + 1
     backend.sql(
-        "INSERT INTO schema_migration_sessions (name, applied) VALUES ('0008_from_the_future', ?)",
+        "INSERT INTO schema_migration_sessions (name, applied) VALUES (?, ?)",
+        "%04d_from_the_future" % ahead,
         datetime.datetime.now(),
     )
 
-    with pytest.raises(SchemaMismatchError, match=r"^schema version mismatch: expected 7, got 8( \(in .*\))?$"):
+    expected = r"^schema version mismatch: expected %d, got %d( \(in .*\))?$" % (len(APPLIED), ahead)
+    with pytest.raises(SchemaMismatchError, match=expected):
         SessionRepository.open(backend.target)
 
 
 def test_without_migrate_an_old_database_is_refused(tmp_path):
-    with pytest.raises(SchemaMismatchError, match=r"expected 7, got 0 \(database not initialised: .*loom-db init"):
+    expected = r"expected %d, got 0 \(database not initialised: .*loom-db init" % len(APPLIED)
+    with pytest.raises(SchemaMismatchError, match=expected):
         open_storage(tmp_path, migrate=False)
     with open_storage(tmp_path):
         pass
@@ -216,11 +222,11 @@ def test_a_migration_that_rebuilds_a_table_keeps_its_children(backend, tmp_path,
         repo.save_session(Session(id="child", parent_session_id="parent"))
         repo.save_messages("parent", [Message(role="user", content="keep")] * 3)
     shutil.copytree(os.path.join(MIGRATIONS_DIR, "sessions"), tmp_path / "migrations" / "sessions")
-    (tmp_path / "migrations" / "sessions" / "0008_name_default.py").write_text(REBUILD)
+    (tmp_path / "migrations" / "sessions" / "0099_name_default.py").write_text(REBUILD)
     monkeypatch.setattr(migrator, "MIGRATIONS_DIR", str(tmp_path / "migrations"))
 
     with SessionRepository.open(backend.target) as repo:
-        assert history(backend)[-1] == "0008_name_default"
+        assert history(backend)[-1] == "0099_name_default"
         assert len(repo.load_session("parent").messages) == 3
         assert repo.load_session("child").parent_session_id == "parent"
         if backend.name == "sqlite":
@@ -257,7 +263,7 @@ def test_migrate_to_over_a_gap_in_the_history(backend):
 
         run = repo.migrate_to("0002_query_indexes")
 
-        reverted = ["0007_no_prefix_indexes", "0006_counts", "0005_framework_items", "0004_search_by_rowid"]
+        reverted = APPLIED[:2:-1]  # down to 0004_search_by_rowid: 0003_search has no row to revert
         assert (run.applied, run.reverted) == ([], reverted)
         assert history(backend) == APPLIED[:2]
         assert repo.migrate_to().applied == APPLIED[2:]

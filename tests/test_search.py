@@ -160,6 +160,7 @@ def test_existing_messages_are_indexed_when_search_arrives(backend):
             "0005_framework_items",
             "0006_counts",
             "0007_no_prefix_indexes",
+            "0008_search_over_messages",
         ]
         assert contents(sessions.search_messages("existed")) == ["written before search existed"]
 
@@ -240,6 +241,7 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
             "0005_framework_items",
             "0006_counts",
             "0007_no_prefix_indexes",
+            "0008_search_over_messages",
         ]
 
         assert sessions.database.execute_sql(
@@ -252,3 +254,66 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
     with sqlite3.connect(tmp_path / "s.db") as db:
         triggers = [sql for (sql,) in db.execute("SELECT sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")]
     assert len(triggers) == 3 and all("WHERE message_id = old.id" in t or "VALUES (new.id," in t for t in triggers)
+
+
+def _fts5_checked(database) -> None:
+    """FTS5's own check of the index against the rows it reads (an error when they differ)."""
+    database.execute_sql("INSERT INTO messages_fts5 (messages_fts5, rank) VALUES ('integrity-check', 1)")
+
+
+def test_the_index_keeps_no_copy_of_the_content_and_answers_the_reference_queries(tmp_path):
+    import sqlite3
+
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        saved = sessions.save_message("s", Message(role="user", content="the courier lost my parcel"))
+        _insert_messages(sessions.database, "s", ["a parcel written as the reference writes it"])
+        assert contents(sessions.search_messages("parcel")) == [
+            "the courier lost my parcel",
+            "a parcel written as the reference writes it",
+        ]
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        # The reference implementation reads the index's columns by name.
+        found = db.execute(
+            "SELECT message_id, session_id, role, content, timestamp FROM messages_fts5"
+            " WHERE messages_fts5 MATCH 'courier'"
+        ).fetchall()
+    assert "messages_fts5_content" not in tables  # FTS5's copy of every row it indexes
+    assert found == [(saved.id, "s", "user", "the courier lost my parcel", int(saved.timestamp.timestamp()))]
+
+
+def test_every_change_of_messages_keeps_the_index_in_step(team, backend):
+    if backend.name != "sqlite":
+        pytest.skip("PostgreSQL's index is an expression index: the server keeps it")
+    backend.sql("UPDATE messages SET content = 'alice renamed everything' WHERE content = 'alice alone'")
+    team.add_usage("alone", token_count=5, cost_usd=0.5)  # an update of other columns than content
+    team.pop_message("child_b")
+    team.clear_messages("coord")
+    _fts5_checked(team.database)
+    assert contents(team.search_messages("renamed")) == ["alice renamed everything"]
+    assert team.search_messages("alone") == [] and team.search_messages("plan") == []
+
+
+def test_down_brings_back_the_index_with_its_own_copy_and_up_takes_it_away_with_the_same_hits(tmp_path):
+    from loom_models.migrator import runner
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        sessions.save_messages("s", [Message(role="user", content="refund %d for the parcel" % i) for i in range(30)])
+        hits = [m.id for m in sessions.search_messages("refund parcel", limit=30)]
+
+        assert runner(sessions.database, "sessions").down() == ["0008_search_over_messages"]
+        assert "messages_fts5_content" in sessions.database.get_tables()
+        _fts5_checked(sessions.database)
+        assert [m.id for m in sessions.search_messages("refund parcel", limit=30)] == hits
+
+        assert sessions.migrate() == ["0008_search_over_messages"]
+        assert "messages_fts5_content" not in sessions.database.get_tables()
+        _fts5_checked(sessions.database)
+        assert [m.id for m in sessions.search_messages("refund parcel", limit=30)] == hits
+        sessions.save_message("s", Message(role="user", content="one more refund"))
+        assert len(sessions.search_messages("refund", limit=50)) == 31
