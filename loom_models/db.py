@@ -76,7 +76,9 @@ def open_database(
             target = url.scheme + "+pool" + target[len(url.scheme) :]
         return db_url.connect(target, pragmas=merged, **(_POOLED_SQLITE if pooled else {}))
     if pool_size is not None or pooled:
-        size = None if pool_size is None else check_positive(pool_size, "pool_size")
+        bound = params.pop("max_connections", None)  # playhouse's own name for it, in a +pool URL
+        size = pool_size if pool_size is not None else bound
+        size = None if size is None else check_positive(size, "pool_size")
         return PostgresPool(params.pop("database"), max_connections=size, **params)
     return db_url.connect(target, unquote_user=True, unquote_password=True)
 

@@ -65,6 +65,9 @@ def test_pool_size_from_the_argument_or_the_url(backend):
         assert storage.pool_stats().size == 3
     with open_storage(database_url=backend.target, gc_interval=0) as storage:
         assert storage.pool_stats().size is None and storage.stats()["pool"]["size"] is None  # as threads ask
+    pooled = backend.target.replace("postgresql://", "postgresql+pool://", 1)
+    with open_storage(database_url=with_params(pooled, max_connections=5, stale_timeout=300), gc_interval=0) as storage:
+        assert storage.pool_stats().size == 5  # playhouse's own name for it
 
 
 def test_threads_that_come_and_go_share_one_connection(backend, monkeypatch):
