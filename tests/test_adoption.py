@@ -189,9 +189,9 @@ def test_adoption_keeps_every_row_table_index_and_trigger(reference_dir):
         assert {"idx_messages_session_time", "idx_sessions_parent"} <= {
             n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
         }
-        # Its own full-text table, content and all (0008_search_over_messages converts only ours).
+        # Its own full-text table, content and all, and its triggers (0008 and 0009 convert only ours).
         names = {n for (n,) in db.execute("SELECT name FROM sqlite_master")}
-        assert "messages_fts5_content" in names and "messages_fts5_source" not in names
+        assert "messages_fts5_content" in names and not {"messages_fts5_source", "messages_fts5_indexed"} & names
         assert db.execute("SELECT name FROM schema_migration_sessions ORDER BY name").fetchall() == [
             ("0001_reference_schema",),
             ("0002_query_indexes",),
@@ -201,6 +201,7 @@ def test_adoption_keeps_every_row_table_index_and_trigger(reference_dir):
             ("0006_counts",),
             ("0007_no_prefix_indexes",),
             ("0008_search_over_messages",),
+            ("0009_index_in_batches",),
         ]
         assert db.execute("PRAGMA foreign_key_check").fetchall() == []
     assert len(glob.glob(str(reference_dir / "*.pre-*.bak"))) == 3  # each file was copied first

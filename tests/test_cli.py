@@ -371,6 +371,7 @@ def test_migrate_to_goes_down_and_up_again_after_a_copy(store):
 
     assert down["reverted"] == {
         "sessions": [
+            "0009_index_in_batches",
             "0008_search_over_messages",
             "0007_no_prefix_indexes",
             "0006_counts",

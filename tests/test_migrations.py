@@ -26,6 +26,7 @@ APPLIED = [
     "0006_counts",
     "0007_no_prefix_indexes",
     "0008_search_over_messages",
+    "0009_index_in_batches",
 ]
 
 # Column order of the reference implementation's tables.
@@ -107,6 +108,7 @@ def test_up_down_up_keeps_working(backend):
     with SessionRepository.open(backend.target) as repo:
         history_runner = runner(repo.database, "sessions")
 
+        assert history_runner.down() == ["0009_index_in_batches"]
         assert history_runner.down() == ["0008_search_over_messages"]
         assert history_runner.down() == ["0007_no_prefix_indexes"]
         assert history_runner.down() == ["0006_counts"]

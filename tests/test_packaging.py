@@ -56,7 +56,7 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
     assert output.splitlines() == [
         "sessions ['0001_reference_schema', '0002_query_indexes', '0003_search', '0004_search_by_rowid',"
         " '0005_framework_items', '0006_counts', '0007_no_prefix_indexes',"
-        " '0008_search_over_messages']",
+        " '0008_search_over_messages', '0009_index_in_batches']",
         "hitl ['0001_reference_schema', '0002_pending_indexes', '0003_decided_index', '0004_no_prefix_indexes']",
         "references ['0001_reference_schema', '0002_listing_index']",
     ]

@@ -161,17 +161,20 @@ def test_existing_messages_are_indexed_when_search_arrives(backend):
             "0006_counts",
             "0007_no_prefix_indexes",
             "0008_search_over_messages",
+            "0009_index_in_batches",
         ]
         assert contents(sessions.search_messages("existed")) == ["written before search existed"]
 
 
-def _insert_messages(database, session_id, contents):
-    """Messages as an older schema takes them: the reference's columns only."""
-    for content in contents:
+def _insert_messages(database, session_id, contents, ids=None):
+    """Messages as an older schema takes them: the reference's columns only (and the ids, if given)."""
+    columns = ["session_id", "role", "content", "session_context", "timestamp", "token_count", "cost_usd"]
+    for index, content in enumerate(contents):
+        values = [session_id, "user", content, "direct", 1_790_000_000, 0, 0.0] + ([ids[index]] if ids else [])
         database.execute_sql(
-            "INSERT INTO messages (session_id, role, content, session_context, timestamp, token_count, cost_usd)"
-            " VALUES (%s)" % ", ".join([database.param] * 7),
-            (session_id, "user", content, "direct", 1_790_000_000, 0, 0.0),
+            "INSERT INTO messages (%s) VALUES (%s)"
+            % (", ".join(columns + (["id"] if ids else [])), ", ".join([database.param] * len(values))),
+            values,
         )
 
 
@@ -242,6 +245,7 @@ def test_index_rows_keyed_otherwise_are_rekeyed_and_the_reference_triggers_come_
             "0006_counts",
             "0007_no_prefix_indexes",
             "0008_search_over_messages",
+            "0009_index_in_batches",
         ]
 
         assert sessions.database.execute_sql(
@@ -288,13 +292,17 @@ def test_the_index_keeps_no_copy_of_the_content_and_answers_the_reference_querie
 def test_every_change_of_messages_keeps_the_index_in_step(team, backend):
     if backend.name != "sqlite":
         pytest.skip("PostgreSQL's index is an expression index: the server keeps it")
+    team.search_messages("plan")  # the team's messages indexed; the next ones wait for a batch
+    team.save_message("alone", Message(role="user", content="alice waits"))
+    team.save_message("child_b", Message(role="user", content="bob waits too"))
     backend.sql("UPDATE messages SET content = 'alice renamed everything' WHERE content = 'alice alone'")
+    backend.sql("UPDATE messages SET content = 'alice renamed while waiting' WHERE content = 'alice waits'")
     team.add_usage("alone", token_count=5, cost_usd=0.5)  # an update of other columns than content
-    team.pop_message("child_b")
-    team.clear_messages("coord")
+    team.pop_message("child_b")  # a waiting one
+    team.clear_messages("coord")  # indexed ones
+    assert contents(team.search_messages("renamed")) == ["alice renamed everything", "alice renamed while waiting"]
     _fts5_checked(team.database)
-    assert contents(team.search_messages("renamed")) == ["alice renamed everything"]
-    assert team.search_messages("alone") == [] and team.search_messages("plan") == []
+    assert team.search_messages("alone too plan") == []
 
 
 def test_down_brings_back_the_index_with_its_own_copy_and_up_takes_it_away_with_the_same_hits(tmp_path):
@@ -306,14 +314,79 @@ def test_down_brings_back_the_index_with_its_own_copy_and_up_takes_it_away_with_
         sessions.save_messages("s", [Message(role="user", content="refund %d for the parcel" % i) for i in range(30)])
         hits = [m.id for m in sessions.search_messages("refund parcel", limit=30)]
 
+        assert runner(sessions.database, "sessions").down() == ["0009_index_in_batches"]
         assert runner(sessions.database, "sessions").down() == ["0008_search_over_messages"]
         assert "messages_fts5_content" in sessions.database.get_tables()
         _fts5_checked(sessions.database)
         assert [m.id for m in sessions.search_messages("refund parcel", limit=30)] == hits
 
-        assert sessions.migrate() == ["0008_search_over_messages"]
+        assert sessions.migrate() == ["0008_search_over_messages", "0009_index_in_batches"]
         assert "messages_fts5_content" not in sessions.database.get_tables()
         _fts5_checked(sessions.database)
         assert [m.id for m in sessions.search_messages("refund parcel", limit=30)] == hits
         sessions.save_message("s", Message(role="user", content="one more refund"))
         assert len(sessions.search_messages("refund", limit=50)) == 31
+
+
+def _in_the_index(database, word: str) -> list[int]:
+    """The ids of the messages the index itself finds for `word`, queried as the reference implementation does."""
+    found = database.execute_sql("SELECT message_id FROM messages_fts5 WHERE messages_fts5 MATCH ?", (word,))
+    return sorted(i for (i,) in found.fetchall())
+
+
+def _mark(database) -> int:
+    return database.execute_sql("SELECT upto FROM messages_fts5_indexed").fetchone()[0]
+
+
+def test_new_messages_are_indexed_a_hundred_at_a_time_and_a_search_finds_them_first(tmp_path):
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        first = sessions.save_messages("s", [Message(role="user", content="parcel %d" % i) for i in range(99)])
+        assert _in_the_index(sessions.database, "parcel") == [] and _mark(sessions.database) == 0
+
+        hundredth = sessions.save_message("s", Message(role="user", content="parcel 99"))
+        assert _in_the_index(sessions.database, "parcel") == [m.id for m in first] + [hundredth.id]
+        assert _mark(sessions.database) == hundredth.id
+
+        newest = sessions.save_message("s", Message(role="user", content="the newest parcel"))
+        assert newest.id not in _in_the_index(sessions.database, "parcel")
+        assert sessions.search_messages("newest") == [newest]
+        assert _mark(sessions.database) == newest.id
+        assert len(sessions.search_messages("parcel", limit=200)) == 101
+        _fts5_checked(sessions.database)
+
+
+def test_a_message_given_an_id_behind_the_mark_is_indexed_at_once(tmp_path):
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        saved = sessions.save_messages("s", [Message(role="user", content="note %d" % i) for i in range(3)])
+        sessions.search_messages("note")  # indexes them: the mark is at the third
+        sessions.database.execute_sql("DELETE FROM messages WHERE id = ?", (saved[1].id,))
+        _insert_messages(sessions.database, "s", ["a courier came"], ids=[saved[1].id])
+
+        assert _in_the_index(sessions.database, "courier") == [saved[1].id]
+        _fts5_checked(sessions.database)
+
+
+def test_down_indexes_what_waits_and_brings_back_an_index_kept_at_each_commit(tmp_path):
+    from loom_models.migrator import runner
+    from loom_models.sessions import SessionRepository
+
+    with SessionRepository.open(tmp_path / "s.db") as sessions:
+        sessions.save_session(Session(id="s"))
+        waiting = sessions.save_messages("s", [Message(role="user", content="refund %d" % i) for i in range(5)])
+
+        assert runner(sessions.database, "sessions").down() == ["0009_index_in_batches"]
+        assert _in_the_index(sessions.database, "refund") == [m.id for m in waiting]
+        assert "messages_fts5_indexed" not in sessions.database.get_tables()
+        one_more = sessions.save_message("s", Message(role="user", content="refund again"))
+        assert one_more.id in _in_the_index(sessions.database, "refund")
+        _fts5_checked(sessions.database)
+
+        assert sessions.migrate() == ["0009_index_in_batches"]
+        assert _mark(sessions.database) == one_more.id
+        assert len(sessions.search_messages("refund")) == 6

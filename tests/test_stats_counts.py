@@ -127,7 +127,12 @@ def test_postgres_migrating_a_store_with_data_counts_what_is_there(backend, post
         sessions.migrate_to("0005_framework_items")  # before 0006_counts
         sessions.save_messages("before", [Message(role="user", token_count=40, cost_usd=2.5)])
 
-        assert sessions.migrate() == ["0006_counts", "0007_no_prefix_indexes", "0008_search_over_messages"]
+        assert sessions.migrate() == [
+            "0006_counts",
+            "0007_no_prefix_indexes",
+            "0008_search_over_messages",
+            "0009_index_in_batches",
+        ]
         assert figures(sessions) == counted(backend.sql) == (1, 1, 0, 2.5, 40)
 
 

@@ -472,7 +472,10 @@ class SessionRepository(Repository):
             if value is not None:
                 check_id(value, name)
         found = self._sql.search(query, session_id, agent_id)
-        return [] if found is None else list(found.limit(limit))
+        if found is None:
+            return []
+        self._sql.index_waiting()  # so that the newest messages are found too
+        return list(found.limit(limit))
 
     @repository_call(ids=("session_id",))
     def export_session(self, session_id: str) -> dict:

@@ -28,6 +28,17 @@ if TYPE_CHECKING:
 COUNTED_COLUMNS = ("sessions", "messages", "tool_executions", "total_cost_usd", "total_tokens")
 # The full-text table of messages' content, where the backend keeps one (SQLite's FTS5).
 SEARCH_INDEX = "messages_fts5"
+# Where SQLite files we created keep the last message the index has taken: the
+# ones after it wait to be indexed in a batch (migration 0009_index_in_batches).
+INDEX_MARK = "messages_fts5_indexed"
+_WAITING = "SELECT 1 FROM messages WHERE id > (SELECT upto FROM messages_fts5_indexed) LIMIT 1"
+_INDEX_WAITING = (
+    "INSERT INTO messages_fts5 (rowid, message_id, session_id, role, content, timestamp)"
+    " SELECT id, id, session_id, role, content, timestamp FROM messages"
+    " WHERE id > (SELECT upto FROM messages_fts5_indexed)",
+    "UPDATE messages_fts5_indexed SET upto = (SELECT MAX(id) FROM messages)"
+    " WHERE (SELECT MAX(id) FROM messages) > upto",
+)
 # A search looks for words; anything else in a query is no syntax.
 _WORD = re.compile(r"\w+")
 # Words too common to tell messages apart: a question's "what is the" would make
@@ -143,6 +154,16 @@ class SessionStatements:
         return [
             session_id if field.name == "session" else row[field.name] for row in rows for field in self.message_fields
         ]
+
+    def index_waiting(self) -> None:
+        """Index the messages that wait past the full-text index's mark, if the file has one."""
+        database = self.backend.database
+        if self.backend.name != "sqlite" or INDEX_MARK not in database.get_tables():
+            return
+        if database.execute_sql(_WAITING).fetchone():
+            with self.backend.write():
+                for statement in _INDEX_WAITING:
+                    database.execute_sql(statement)
 
     def search(self, text: str, session_id: str | None, agent_id: str | None) -> peewee.ModelSelect[Message] | None:
         """Messages whose content matches any word of `text`, best first, of a session or an agent's sessions.
