@@ -8,6 +8,7 @@ class NoteSchema(marshmallow.Schema):
     at = UnixTime(resolution=1)         # aware UTC datetime, whole seconds
 
 values = load(NoteSchema(), {"text": "hi", "at": datetime.now()})
+load_note = FieldwiseLoader(NoteSchema())   # the same load, faster on a hot path
 check_limit(0)   # ValidationError {'limit': ['Must be a positive integer.']}
 """
 
@@ -140,6 +141,50 @@ def load(schema: marshmallow.Schema, data: Mapping) -> dict:
         return schema.load(data)
     except marshmallow.ValidationError as error:
         raise translate(error) from error
+
+
+class FieldwiseLoader:
+    """`load(schema, data)`, with the common case done field by field.
+
+        load_message = FieldwiseLoader(MessageSchema(), prepare=without_none_defaults)
+        load_message({"role": "user", "content": "Hi"})   # what load(MessageSchema(), ...) gives
+
+    For a mapping of the schema's own fields, each valid, schema.load deserializes
+    each field and fills the defaults of the others; here that is done directly,
+    without the rest of its machinery (measured: 10 us a message against 23, and
+    its load was most of a batch's Python). Anything else (an unknown key, a
+    required field missing, a value a field refuses) is schema.load's to decide,
+    with its own messages. So the schema stays the one definition of valid input.
+
+    The schema's hooks are not run: a pre_load is given again as `prepare`, and a
+    schema with any other hook is refused (read from marshmallow's `_hooks`).
+    """
+
+    def __init__(self, schema: marshmallow.Schema, prepare: Callable[[Mapping], Mapping] | None = None) -> None:
+        hooks = {tag for tag, methods in schema._hooks.items() if methods}
+        if hooks - {"pre_load"} or ("pre_load" in hooks) != (prepare is not None):
+            raise TypeError("%s has hooks that FieldwiseLoader does not run: %s" % (type(schema).__name__, hooks))
+        self.schema = schema
+        self.prepare = prepare
+        self.fields = [(name, field, field.load_default) for name, field in schema.load_fields.items()]
+        self.names = frozenset(schema.load_fields)
+
+    def __call__(self, data: Mapping) -> dict:
+        values = self.prepare(data) if self.prepare is not None and isinstance(data, Mapping) else data
+        if not isinstance(values, Mapping) or not self.names.issuperset(values):
+            return load(self.schema, data)
+        loaded = {}
+        try:
+            for name, field, default in self.fields:
+                if name in values:
+                    loaded[name] = field.deserialize(values[name], name, values)
+                elif default is not marshmallow.missing:
+                    loaded[name] = default() if callable(default) else default
+                elif field.required:
+                    return load(self.schema, data)
+        except marshmallow.ValidationError:
+            return load(self.schema, data)
+        return loaded
 
 
 def input_of(obj: object, schema: marshmallow.Schema, what: str) -> dict:

@@ -42,9 +42,9 @@ from ..errors import (
     ValidationError,
 )
 from ..repository import Repository
-from ..validation import check_limit, check_seconds, check_time, load
+from ..validation import check_limit, check_seconds, check_time
 from .models import SQLITE_STORE, Reference, ReferenceType
-from .schemas import StoreSchema
+from .schemas import load_store
 from .statements import ReferenceStatements, expired
 
 if TYPE_CHECKING:
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_STORE = StoreSchema()
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 # A collector transaction deletes at most this much, so it never holds the write
@@ -105,7 +104,7 @@ class ReferenceRepository(Repository):
 
         ref = refs.store(b"...", type=ReferenceType.LARGE_PAYLOAD, ttl=timedelta(hours=1))
         """
-        values = load(_STORE, {"data": data, "type": type, "ttl": ttl})
+        values = load_store({"data": data, "type": type, "ttl": ttl})
         content, moment = values["data"], utc_now()
         row = {
             "id": hashlib.sha256(content).hexdigest(),

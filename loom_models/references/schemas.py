@@ -11,7 +11,7 @@ from typing import Any
 import marshmallow
 from marshmallow import fields
 
-from ..validation import UnixTime
+from ..validation import FieldwiseLoader, UnixTime
 from .models import ReferenceType
 
 # The longest time to live: its expiry must stay a date both backends can store.
@@ -52,6 +52,10 @@ class StoreSchema(marshmallow.Schema):
     data = Bytes(required=True)
     type = fields.Enum(ReferenceType, by_value=True, load_default=ReferenceType.UNSPECIFIED)
     ttl = TimeToLive(allow_none=True, load_default=None)
+
+
+# load(StoreSchema(), values), faster: what store checks its arguments with.
+load_store = FieldwiseLoader(StoreSchema())
 
 
 class ReferenceSchema(marshmallow.Schema):

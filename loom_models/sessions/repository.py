@@ -34,7 +34,7 @@ from ..errors import ConflictError, ForeignKeyConstraintError, NotFoundError, Va
 from ..repository import Repository
 from ..validation import check_id, check_limit, check_positive, cutoff_time, fields_set, input_of, load
 from .models import Message, Session, SessionStats, ToolExecution
-from .schemas import MessageSchema, SessionDocumentSchema, SessionSchema, ToolExecutionSchema
+from .schemas import MessageSchema, SessionDocumentSchema, SessionSchema, ToolExecutionSchema, load_message
 from .statements import SessionStatements, row_value
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class SessionRepository(Repository):
         """
         check_id(session_id, "session_id")
         given = [_message_input(session_id, m) for m in _each_message(messages)]
-        rows = [load(_MESSAGE, values) for values in given]
+        rows = [load_message(values) for values in given]
         if not rows:
             return []
         if len(rows) == 1 and self._sql.save_one_message is not None and self.backend.commits_alone():

@@ -15,7 +15,18 @@ import marshmallow
 from marshmallow import fields, validate
 
 from ..columns import utc_now
-from ..validation import JSONObject, JSONValue, Text, UnixTime, amount, count, generated_id_if_none, id_text, loadable
+from ..validation import (
+    FieldwiseLoader,
+    JSONObject,
+    JSONValue,
+    Text,
+    UnixTime,
+    amount,
+    count,
+    generated_id_if_none,
+    id_text,
+    loadable,
+)
 from .models import ROLES, SESSION_CONTEXTS
 
 # Bounds on one message that keep a session's totals exact in 64 bits and finite.
@@ -69,11 +80,21 @@ class MessageSchema(marshmallow.Schema):
 
     @marshmallow.pre_load
     def _none_as_default(self, data: Any, **kwargs: Any) -> Any:
-        # The reference reader scans content into a string: never NULL. And SDKs
-        # hand over None for what they did not count.
-        if isinstance(data, Mapping):
-            data = {k: v for k, v in data.items() if v is not None or k not in _NONE_IS_DEFAULT}
-        return data
+        return without_none_defaults(data) if isinstance(data, Mapping) else data
+
+
+def without_none_defaults(data: Mapping) -> Mapping:
+    """A message's values without the Nones that mean a default ('' content, no tokens, no cost).
+
+    The reference reader scans content into a string: never NULL. And SDKs hand
+    over None for what they did not count.
+    """
+    defaulted = [name for name in _NONE_IS_DEFAULT if name in data and data[name] is None]
+    return {k: v for k, v in data.items() if k not in defaulted} if defaulted else data
+
+
+# load(MessageSchema(), values), faster: what save_messages checks each message with.
+load_message = FieldwiseLoader(MessageSchema(), prepare=without_none_defaults)
 
 
 class ToolExecutionSchema(marshmallow.Schema):
