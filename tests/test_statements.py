@@ -30,6 +30,8 @@ def test_decoded_rows_match_what_a_peewee_select_gives(sessions):
 
     assert _data(decoded) == _data(by_peewee) and len(decoded) == 3
     assert all(type(m) is M and not m._dirty for m in decoded)
+    # Made without Model.__init__: what peewee's instances hold, they hold.
+    assert all(vars(m).keys() == vars(by_peewee[0]).keys() for m in decoded)
     assert decoded[0].timestamp.tzinfo is datetime.timezone.utc
     assert _data(Statement(S.select().where(S.id == param("id"))).models(id="sess_1")) == _data(S.select())
 
