@@ -172,7 +172,7 @@ class SessionRepository(Repository):
         saved = repo.save_message("sess_1", Message(role="user", content="Hi", token_count=2))
         saved.id
         """
-        return self.save_messages(session_id, [message])[0]
+        return self._save_messages(session_id, [message])[0]
 
     @repository_call(ids=("session_id",))
     def save_messages(self, session_id: str, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
@@ -180,6 +180,9 @@ class SessionRepository(Repository):
 
         repo.save_messages("sess_1", (Message(role="user", content=text) for text in texts))
         """
+        return self._save_messages(session_id, messages)
+
+    def _save_messages(self, session_id: str, messages: Iterable[Message | Mapping[str, Any]]) -> list[Message]:
         check_id(session_id, "session_id")
         given = [_message_input(session_id, m) for m in _each_message(messages)]
         rows = [load_message(values) for values in given]
