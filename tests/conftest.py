@@ -22,6 +22,7 @@ import warnings
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
+from hypothesis import strategies as st
 
 from loom_models import maintenance
 from loom_models.db import open_database, redact
@@ -29,6 +30,22 @@ from loom_models.hitl import HumanRequestRepository
 from loom_models.references import ReferenceRepository
 from loom_models.sessions import SessionRepository
 from loom_models.storage import DOMAINS
+
+# Any value a caller might pass, for Hypothesis: scalars of every kind, and lists and dicts of them.
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(),
+    st.binary(max_size=20),
+    st.datetimes(timezones=st.none() | st.timezones()),
+    st.timedeltas(),
+    st.tuples(st.integers()),
+)
+anything = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=8
+)
 
 POSTGRES_URL = os.environ.get("LOOM_TEST_DATABASE_URL")
 # A pgbouncer in transaction pooling before that database (.ci/run starts one): the

@@ -4,25 +4,12 @@ never a raw driver, encoding or arithmetic error, and never a partial write."""
 import datetime
 
 import pytest
+from conftest import anything
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from loom_models import LoomStorageError, ValidationError
 from loom_models.sessions import Message, Session
-
-scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(),
-    st.floats(allow_nan=True, allow_infinity=True),
-    st.text(),
-    st.binary(max_size=20),
-    st.datetimes(timezones=st.none() | st.timezones()),
-    st.timedeltas(),
-)
-anything = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3), max_leaves=8
-)
 
 MESSAGE_FIELDS = [
     "role",
