@@ -43,6 +43,8 @@ def test_a_wheel_install_migrates_a_fresh_database(tmp_path):
         assert (site / "loom_models" / "migrations" / domain / "0001_reference_schema.py").exists()
     assert not (site / "migrations").exists()  # no top-level package of that name
     assert (site / "loom_models" / "py.typed").exists()  # type checkers of other projects use our hints
+    for page in ("web/templates/inbox.html", "web/templates/_rows.html", "web/static/loom.css", "web/static/inbox.js"):
+        assert (site / "loom_models" / page).exists(), page  # loom-db serve's pages
 
     output = run(
         sys.executable,

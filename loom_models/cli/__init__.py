@@ -323,4 +323,4 @@ def _one_line_warning(message, category, filename, lineno, file=None, line=None)
 logging.getLogger("loom_models").addHandler(logging.NullHandler())
 
 # The commands join `main` as their modules are imported.
-from . import backups, records, refs, requests, schema, sessions, upkeep, usage  # noqa: E402, F401
+from . import backups, records, refs, requests, schema, serve, sessions, upkeep, usage  # noqa: E402, F401
