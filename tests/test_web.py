@@ -153,11 +153,16 @@ def test_with_a_token_every_page_asks_to_sign_in_and_the_name_given_decides(stor
 
     signed = browser.post("/sign-in", data={"form_token": form_token(sign_in), "token": TOKEN, "name": "carol"})
     assert signed.status_code == 303 and browser.get("/").status_code == 200
+    pages = [sign_in, wrong.text] + [browser.get(path).text for path in ("/", "/requests/req_1", "/usage", "/sessions")]
+    assert not [page for page in pages if TOKEN in page]  # the secret is never shown back
     assert decide(browser, "req_1", answer="rejected", note="Not today").status_code == 303
     assert store.hitl.get("req_1").responded_by == "carol"
 
 
-@pytest.mark.parametrize("forged", ["YWRtaW4=:" + "0" * 64, "admin:" + "0" * 64, "%%%:zz", "YWRtaW4=:abc", "/w==:" + "0" * 64])
+FORGED = ["YWRtaW4=:" + "0" * 64, "admin:" + "0" * 64, "%%%:zz", "YWRtaW4=:abc", "/w==:" + "0" * 64]
+
+
+@pytest.mark.parametrize("forged", FORGED)
 def test_a_forged_sign_in_cookie_is_not_taken(store, forged):
     browser = client(store, token=TOKEN)
     browser.cookies.set("loom_signed_in", forged)
@@ -301,11 +306,14 @@ def test_the_usage_chart_adds_up_to_the_stores_totals(store):
     stats = store.sessions.get_stats()
 
     page = client(store, user="alice").get("/usage").text
-    bars = re.findall(r'data-day="([\d-]+)" data-cost="([\d.e-]+)" data-tokens="(\d+)"', page)
+    cost, tokens = (
+        re.findall(r'data-day="([\d-]+)" data-value="([\d.e-]+)"', page[page.index(chart) :])[:30]
+        for chart in ('id="cost-chart"', 'id="tokens-chart"')
+    )
 
-    assert len(bars) == 30 and bars[-1][0] == datetime.datetime.now(datetime.timezone.utc).date().isoformat()
-    assert sum(float(cost) for _, cost, _ in bars) == pytest.approx(stats.total_cost_usd)
-    assert sum(int(tokens) for _, _, tokens in bars) == stats.total_tokens
+    assert len(cost) == 30 and cost[-1][0] == datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    assert sum(float(value) for _, value in cost) == pytest.approx(stats.total_cost_usd)
+    assert sum(float(value) for _, value in tokens) == stats.total_tokens
     assert "1,200" in re.search(r'id="total-tokens">([^<]+)<', page)[1]
     per_agent = page[page.index("Per agent") :]
     assert re.findall(r"<td>(\w+)</td><td class=\"number\">3</td>", per_agent) == ["billing", "support"]
@@ -322,3 +330,13 @@ def test_signing_in_goes_back_to_a_page_of_this_server_only(store, elsewhere):
 
     assert back.headers["location"] == "/usage"
     assert away.headers["location"] == "http://testserver/"
+
+
+def test_a_message_dated_after_today_stays_off_the_chart(store):
+    store.sessions.save_session(Session(id="sess_1"))
+    tomorrow = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)
+    store.sessions.save_message("sess_1", Message(role="user", content="x", token_count=5, timestamp=tomorrow))
+
+    page = client(store, user="alice").get("/usage")
+
+    assert page.status_code == 200 and 'id="total-tokens">0<' in page.text

@@ -12,7 +12,6 @@ import datetime
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..sessions.repository import Usage
 from .site import site_of
 
 DAYS = 30
@@ -23,11 +22,19 @@ WIDTH, HEIGHT = 720, 180
 @dataclasses.dataclass(frozen=True)
 class Bar:
     day: datetime.date
-    tokens: int
-    cost_usd: float
+    value: float
     x: float
     width: float
     height: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Chart:
+    """One measure (cost or tokens) a day, as bars as tall as their value beside the highest."""
+
+    name: str
+    bars: list[Bar]
+    highest: float
 
 
 async def usage(request: Request) -> Response:
@@ -35,14 +42,17 @@ async def usage(request: Request) -> Response:
     today = datetime.datetime.now(datetime.timezone.utc).date()
     first = today - datetime.timedelta(days=DAYS - 1)
     since = datetime.datetime.combine(first, datetime.time(), datetime.timezone.utc)
-    per_day = await site.storage.sessions.usage(by="day", since=since)
+    # Not a message dated after today (a time given to save_message can be): the chart ends today.
+    per_day = [u for u in await site.storage.sessions.usage(by="day", since=since) if u.key <= today]
     per_agent = await site.storage.sessions.usage(by="agent", since=since)
-    bars = chart(per_day, first, DAYS)
+    values = {"cost": [0.0] * DAYS, "tokens": [0.0] * DAYS}
+    for day in per_day:
+        values["cost"][(day.key - first).days] = day.cost_usd
+        values["tokens"][(day.key - first).days] = day.tokens
     return site.page(
         request,
         "usage.html",
-        bars=bars,
-        highest=max(bar.cost_usd for bar in bars),
+        charts=[chart(name, first, daily) for name, daily in values.items()],
         per_agent=per_agent,
         width=WIDTH,
         height=HEIGHT,
@@ -54,15 +64,12 @@ async def usage(request: Request) -> Response:
     )
 
 
-def chart(per_day: list[Usage], first: datetime.date, days: int) -> list[Bar]:
-    """A bar for each of `days` days from `first`, as tall as its cost beside the costliest (0 for none)."""
-    by_day = {u.key: u for u in per_day}
-    highest = max((u.cost_usd for u in per_day), default=0.0) or 1.0
-    step = WIDTH / days
-    bars = []
-    for n in range(days):
-        day = first + datetime.timedelta(days=n)
-        found = by_day.get(day)
-        tokens, cost = (found.tokens, found.cost_usd) if found else (0, 0.0)
-        bars.append(Bar(day, tokens, cost, n * step + 1, step - 2, HEIGHT * cost / highest))
-    return bars
+def chart(name: str, first: datetime.date, daily: list[float]) -> Chart:
+    """A bar for each day from `first`, one a value of `daily` (0 for none)."""
+    highest = max(daily)
+    step = WIDTH / len(daily)
+    bars = [
+        Bar(first + datetime.timedelta(days=n), value, n * step + 1, step - 2, HEIGHT * value / (highest or 1.0))
+        for n, value in enumerate(daily)
+    ]
+    return Chart(name, bars, highest)
