@@ -325,6 +325,8 @@ def test_signing_in_goes_back_to_a_page_of_this_server_only(store, elsewhere):
     browser = client(store, token=TOKEN)
     token = form_token(browser.get("/sign-in").text)
 
+    retry = browser.post("/sign-in", data={"form_token": token, "token": "wrong", "name": "erin", "next": "/usage"})
+    assert 'name="next" value="/usage"' in retry.text  # a second try still goes back there
     back = browser.post("/sign-in", data={"form_token": token, "token": TOKEN, "name": "erin", "next": "/usage"})
     away = browser.post("/sign-in", data={"form_token": token, "token": TOKEN, "name": "erin", "next": elsewhere})
 

@@ -80,11 +80,11 @@ async def _sign_in(request: Request) -> Response:
     if request.method == "GET":
         return site.page(request, "sign_in.html", next=_back_to(request.query_params.get("next")))
     form = await request.form()
-    name = str(form.get("name", "")).strip()
+    name, back = str(form.get("name", "")).strip(), _back_to(str(form.get("next", "")))
     valid = site.guard.form_token_matches(request, str(form.get("form_token", "")))
     if not valid or not site.guard.token_matches(str(form.get("token", ""))) or not 0 < len(name) <= 100:
-        return site.page(request, "sign_in.html", status_code=403, problem="Wrong token, or no name.")
-    response = RedirectResponse(_back_to(str(form.get("next", ""))) or request.url_for("inbox"), status_code=303)
+        return site.page(request, "sign_in.html", status_code=403, problem="Wrong token, or no name.", next=back)
+    response = RedirectResponse(back or request.url_for("inbox"), status_code=303)
     response.set_cookie(SIGNED_IN, site.guard.sign_in_cookie(name), httponly=True, samesite="strict")
     return response
 
