@@ -151,7 +151,7 @@ _GLOBAL_OPTIONS = {"--json": False, "--data-dir": True, "--database-url": True}
 # The top-level help lists the commands in these groups, in this order.
 _SECTIONS = {
     "Look at the store": ("stats", "usage", "sessions", "refs", "export"),
-    "Act on it": ("requests", "import", "demo", "prune", "expire", "gc"),
+    "Act on it": ("requests", "serve", "import", "demo", "prune", "expire", "gc"),
     "Look after the files": (
         "init",
         "migrate",

@@ -26,7 +26,7 @@ LOOPBACK_NAMES = ("localhost",)
 
 @main.command(
     short_help="The review inbox in a browser.",
-    epilog=examples("loom-db serve", "loom-db serve --user alice", "LOOM_WEB_TOKEN=... loom-db serve --host 0.0.0.0"),
+    epilog=examples("loom-db serve", "loom-db serve --user alice", 'loom-db serve --host 0.0.0.0 --token "$TOKEN"'),
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8400, show_default=True, help="The port.")
@@ -34,9 +34,9 @@ LOOPBACK_NAMES = ("localhost",)
     "--token",
     envvar="LOOM_WEB_TOKEN",
     show_envvar=True,
-    help="What a person signs in with; required on any address but 127.0.0.1.",
+    help="What people sign in with; needed on any address but 127.0.0.1.",
 )
-@click.option("--user", metavar="NAME", help="Who decides, on 127.0.0.1 without a token (default: this account).")
+@click.option("--user", metavar="NAME", help="Who decides, without a token (default: you).")
 @click.pass_obj
 def serve(target, host, port, token, user):
     """Serve the review inbox: pending requests, most urgent first, and a page to decide each."""
