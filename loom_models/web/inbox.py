@@ -48,10 +48,11 @@ async def decide(request: Request) -> Response:
     found = await _request(site, request.path_params["request_id"])
     if found is None:
         return site.page(request, "missing.html", status_code=404, what="request")
-    shown = await _request_page(site, found)
     answer, text = str(form.get("answer", "")), str(form.get("note") or form.get("choice") or "")
+    options = _options(found)
     # Checked against its kind, not its status: a request decided meanwhile is the repository's to refuse.
-    if answer not in ANSWERS.get(found.request_type, ()) or (shown["options"] and text not in shown["options"]):
+    if answer not in ANSWERS.get(found.request_type, ()) or (options and text not in options):
+        shown = await _request_page(site, found)
         return site.page(request, "request.html", status_code=400, problem="Choose one of the answers.", **shown)
     try:
         await site.storage.hitl.respond_to_request(found.id, answer, text, responded_by=site.guard.signed_in(request))
@@ -87,14 +88,19 @@ async def _request_page(site: Site, found: HumanRequest) -> dict:
         messages = await site.storage.sessions.load_messages(found.session_id, limit=LAST_MESSAGES)
     except (NotFoundError, ValidationError):
         messages = []
-    options = found.context.get("options") if isinstance(found.context, dict) else None
     live = found.status == "pending" and found.expires_at > utc_now()
     return {
         "found": found,
         "messages": messages,
         "answers": ANSWERS.get(found.request_type, ()) if live else (),
-        "options": [str(option) for option in options] if isinstance(options, list) else [],
+        "options": _options(found),
     }
+
+
+def _options(found: HumanRequest) -> list[str]:
+    """What a selection request offers: the `options` list of its context, if any."""
+    options = found.context.get("options") if isinstance(found.context, dict) else None
+    return [str(option) for option in options] if isinstance(options, list) else []
 
 
 def _refusal(found: HumanRequest, error: Exception) -> str:
